@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
+
 
 class StaleVersion(Exception):
     """Someone saved the example after the caller loaded it."""
@@ -13,3 +15,19 @@ class StaleVersion(Exception):
 
 class NotAllowed(Exception):
     """The user's role does not allow the action (HTTP 403)."""
+
+
+class DuplicateExample(ValidationError):
+    """The dataset already holds a pair with the same normalized content."""
+
+    def __init__(self, *, existing: Any) -> None:
+        super().__init__(f"the dataset already has this pair (example {existing.pk})", code="duplicate")
+        self.existing = existing
+
+
+class BulkInvalid(Exception):
+    """Some items of a bulk request are invalid: {index: {field: [messages]}}."""
+
+    def __init__(self, problems: dict[int, dict[str, list[str]]]) -> None:
+        super().__init__(f"{len(problems)} invalid item(s)")
+        self.problems = problems

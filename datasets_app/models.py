@@ -29,7 +29,9 @@ class Workspace(TimeStamped):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     default_base_model = models.CharField(max_length=100, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces")
 
     class Meta:
@@ -67,7 +69,9 @@ class Dataset(TimeStamped):
     description = models.TextField(blank=True)
     kind = models.CharField(max_length=20, choices=DatasetKind.choices, default=DatasetKind.GENERAL)
     guidelines = models.TextField(blank=True, help_text="Markdown shown to annotators beside the editor.")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["workspace", "name"]
@@ -102,8 +106,6 @@ def validate_history(value: object) -> None:
 def validate_tags(value: object) -> None:
     if not isinstance(value, list) or not all(isinstance(tag, str) and tag.strip() for tag in value):
         raise ValidationError("tags must be a list of non-empty strings.")
-    if any('"' in tag or len(tag) > 64 for tag in value):
-        raise ValidationError("a tag may not contain double quotes or be longer than 64 characters.")
 
 
 class Example(models.Model):
@@ -120,8 +122,12 @@ class Example(models.Model):
     content_hash = models.CharField(max_length=32, db_index=True, editable=False)
     version = models.PositiveIntegerField(default=1, editable=False)
     review_comment = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -159,7 +165,9 @@ class ExampleRevision(models.Model):
     example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="revisions")
     version = models.PositiveIntegerField()
     action = models.CharField(max_length=20, choices=Action.choices)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     before = models.JSONField(default=dict)
     after = models.JSONField(default=dict)
     comment = models.TextField(blank=True)
@@ -171,3 +179,47 @@ class ExampleRevision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.example_id} v{self.version} {self.action}"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class Job(TimeStamped):
+    """A background job on a dataset (an import, a generation); the row is the source of truth, not the broker."""
+
+    class Kind(models.TextChoices):
+        IMPORT = "import", "Import"
+        GENERATE = "generate", "Generate from template"
+        DRAFT = "draft", "Draft responses"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    params = models.JSONField(default=dict, blank=True)
+    file = models.FileField(upload_to="jobs/%Y/%m/%d/", blank=True, max_length=500)
+    phase = models.CharField(max_length=40, blank=True)
+    progress = models.FloatField(default=0.0, help_text="0 to 1")
+    result = models.JSONField(default=dict, blank=True)
+    problems = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="job_status_heartbeat")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} job {self.pk} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)

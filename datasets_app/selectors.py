@@ -1,11 +1,14 @@
 """Reads scoped to what the user may see."""
 
+from datetime import datetime
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from datasets_app.errors import NotAllowed
-from datasets_app.models import Dataset, Example, ExampleRevision, ExampleStatus, Membership, Role, Workspace
+from datasets_app.models import Dataset, Example, ExampleRevision, ExampleStatus, Job, Membership, Role, Workspace
+from datasets_app.search import search_examples, with_tag
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -67,3 +70,35 @@ def revision_list(*, example: Example) -> QuerySet[ExampleRevision]:
 def can_review(*, user: User, workspace: Workspace) -> bool:
     membership = membership_get(user=user, workspace=workspace)
     return membership is not None and membership.allows(Role.LEAD)
+
+
+def example_filter(
+    *,
+    dataset: Dataset,
+    status: str | None = None,
+    tag: str | None = None,
+    search: str | None = None,
+    source: str | None = None,
+    author: str | None = None,
+    updated_after: datetime | None = None,
+) -> QuerySet[Example]:
+    """A dataset's pairs narrowed by the filters the list views and the API offer; `source` ending in * is a prefix."""
+    examples = example_list(dataset=dataset, status=status)
+    if tag:
+        examples = with_tag(examples, tag)
+    if search:
+        examples = search_examples(examples, search)
+    if source:
+        examples = (
+            examples.filter(source__startswith=source[:-1]) if source.endswith("*") else examples.filter(source=source)
+        )
+    if author:
+        examples = examples.filter(created_by__username=author)
+    if updated_after is not None:
+        examples = examples.filter(updated_at__gt=updated_after)
+    return examples
+
+
+def job_get(*, user: User, pk: int) -> Job:
+    visible = Job.objects.filter(dataset__workspace__in=workspace_list(user=user))
+    return get_object_or_404(visible.select_related("dataset"), pk=pk)

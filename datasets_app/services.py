@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from datasets_app.content import content_hash
-from datasets_app.errors import StaleVersion
+from datasets_app.errors import BulkInvalid, DuplicateExample, StaleVersion
 from datasets_app.models import (
     Dataset,
     Example,
@@ -27,14 +27,6 @@ STATUS_ACTIONS = {
     "reject": (ExampleStatus.REJECTED, Role.LEAD),
     "reopen": (ExampleStatus.DRAFT, Role.ANNOTATOR),
 }
-
-
-class DuplicateExample(ValidationError):
-    """The dataset already holds a pair with the same normalized content."""
-
-    def __init__(self, *, existing: Example) -> None:
-        super().__init__(f"the dataset already has this pair (example {existing.pk})", code="duplicate")
-        self.existing = existing
 
 
 def _snapshot(example: Example) -> dict[str, Any]:
@@ -227,13 +219,12 @@ def example_set_status(
 @transaction.atomic
 def example_restore(*, revision: ExampleRevision, user: AbstractBaseUser, expected_version: int) -> Example:
     """Bring back the text of an earlier version; the restore is itself a new revision."""
-    target = _fields_at(revision)
     locked = Example.objects.select_for_update().select_related("dataset__workspace").get(pk=revision.example_id)
     role_require(user=user, workspace=locked.dataset.workspace, role=Role.ANNOTATOR)
     if locked.version != expected_version:
         raise StaleVersion(current=locked)
     before = _snapshot(locked)
-    for name, value in target.items():
+    for name, value in _fields_at(revision).items():
         setattr(locked, name, value)
     _rehash(locked)
     locked.full_clean(exclude=["content_hash"])
@@ -251,11 +242,12 @@ def example_restore(*, revision: ExampleRevision, user: AbstractBaseUser, expect
 
 
 def _fields_at(revision: ExampleRevision) -> dict[str, Any]:
-    """The editable fields as they stood right after `revision`, replayed from the first revision."""
-    fields: dict[str, Any] = {}
-    for earlier in revision.example.revisions.filter(version__lte=revision.version).order_by("version", "id"):
-        fields.update(earlier.after)
-    return {name: fields[name] for name in EDITABLE_FIELDS if name in fields}
+    """The editable fields as they stood right after `revision`: today's values with every later change undone."""
+    example = revision.example
+    fields = _snapshot(example)
+    for later in example.revisions.filter(version__gt=revision.version).order_by("-version", "-id"):
+        fields.update(later.before)
+    return {name: fields[name] for name in EDITABLE_FIELDS}
 
 
 @transaction.atomic
@@ -280,3 +272,29 @@ def dataset_rehash(*, dataset_id: int, batch_size: int = 1000) -> int:
             changed.append(example)
     Example.objects.bulk_update(changed, ["content_hash"], batch_size=batch_size)
     return len(changed)
+
+
+@transaction.atomic
+def examples_bulk_create(
+    *, dataset: Dataset, user: AbstractBaseUser, items: list[dict[str, Any]], keep_duplicates: bool = False
+) -> tuple[list[Example], int]:
+    """Create many pairs at once, all or nothing; returns the new pairs and how many duplicates were skipped."""
+    role_require(user=user, workspace=dataset.workspace, role=Role.ANNOTATOR)
+    seen = set() if keep_duplicates else set(dataset.examples.values_list("content_hash", flat=True))
+    fresh, skipped, problems = [], 0, {}
+    for index, item in enumerate(items):
+        example = Example(dataset=dataset, created_by=user, updated_by=user, **item)
+        _rehash(example)
+        try:
+            example.clean()
+        except ValidationError as error:
+            problems[index] = error.message_dict
+            continue
+        if not keep_duplicates and example.content_hash in seen:
+            skipped += 1
+            continue
+        seen.add(example.content_hash)
+        fresh.append(example)
+    if problems:
+        raise BulkInvalid(problems)
+    return Example.objects.bulk_create(fresh, batch_size=1000), skipped

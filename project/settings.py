@@ -147,6 +147,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-jobs": {"task": "datasets_app.tasks.job_sweep_task", "schedule": 30.0},
+}
 
 # --- REST API
 REST_FRAMEWORK = {
@@ -156,6 +159,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "project.api_errors.exception_handler",
+    "URL_FORMAT_OVERRIDE": None,  # ?format= names a dataset file format on export, not a renderer
     "DEFAULT_THROTTLE_RATES": {"login": env.str("LOGIN_THROTTLE_RATE", default="30/min")},
 }
 SPECTACULAR_SETTINGS = {
@@ -166,6 +171,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "DatasetKindEnum": "datasets_app.models.DatasetKind",
+        "JobKindEnum": "datasets_app.models.Job.Kind",
+    },
 }
 
 # --- models for training and drafting; see training_app/ml/registry.py for the spec keys

@@ -1,8 +1,43 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path, register_converter
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from datasets_app import api as dataset_api
 from datasets_app import views as dataset_views
+
+
+class IdConverter:
+    """Row ids: digits that fit a 64-bit integer column (a longer number is a 404, not a database error)."""
+
+    regex = "[0-9]{1,18}"
+
+    def to_python(self, value: str) -> int:
+        return int(value)
+
+    def to_url(self, value: int) -> str:
+        return str(value)
+
+
+register_converter(IdConverter, "id")
+
+api = [
+    path("auth/token/", dataset_api.TokenView.as_view(), name="api-token"),
+    path("workspaces/", dataset_api.WorkspaceListView.as_view(), name="api-workspaces"),
+    path("workspaces/<id:pk>/", dataset_api.WorkspaceDetailView.as_view(), name="api-workspace"),
+    path("workspaces/<id:pk>/members/", dataset_api.WorkspaceMembersView.as_view(), name="api-workspace-members"),
+    path("datasets/", dataset_api.DatasetListView.as_view(), name="api-datasets"),
+    path("datasets/<id:pk>/", dataset_api.DatasetDetailView.as_view(), name="api-dataset"),
+    path("datasets/<id:pk>/examples/", dataset_api.DatasetExamplesView.as_view(), name="api-dataset-examples"),
+    path("datasets/<id:pk>/import/", dataset_api.DatasetImportView.as_view(), name="api-dataset-import"),
+    path("datasets/<id:pk>/export/", dataset_api.DatasetExportView.as_view(), name="api-dataset-export"),
+    path("examples/<id:pk>/", dataset_api.ExampleDetailView.as_view(), name="api-example"),
+    path("examples/<id:pk>/status/", dataset_api.ExampleStatusView.as_view(), name="api-example-status"),
+    path("examples/<id:pk>/revisions/", dataset_api.ExampleRevisionsView.as_view(), name="api-example-revisions"),
+    path("jobs/<id:pk>/", dataset_api.JobDetailView.as_view(), name="api-job"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+]
 
 urlpatterns = [
     path("", dataset_views.home, name="home"),
@@ -10,4 +45,5 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("api/", include(api)),
 ]

@@ -1,0 +1,54 @@
+"""Records per second for writing and reading 100,000 pairs in each export format.
+
+python bench/formats_bench.py [count]
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from datasets_app.formats import EXPORT_FORMATS, Record, read_records, write_records  # noqa: E402
+
+
+def sample(count: int) -> list[Record]:
+    """Pairs of a typical size (a sentence of prompt, a paragraph of response), some with extras."""
+    records = []
+    for number in range(count):
+        record = Record(
+            prompt=f"Question {number}: how do I reverse a list in Python, keeping the original?",
+            response=f"Answer {number}: use reversed(items) or items[::-1]; both leave it as is. " * 4,
+        )
+        if number % 10 == 0:
+            record.system = "You are a concise assistant."
+            record.tags = ["python", "lists"]
+            record.history = [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello! What can I do for you?"},
+            ]
+        records.append(record)
+    return records
+
+
+def main() -> None:
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    records = sample(count)
+    print(f"{count:,} records")
+    print(f"{'format':<10}{'write rec/s':>14}{'read rec/s':>14}{'MiB':>8}")
+    for fmt in EXPORT_FORMATS:
+        started = time.perf_counter()
+        data = b"".join(write_records(records, fmt))
+        wrote = time.perf_counter() - started
+        started = time.perf_counter()
+        read = sum(1 for item in read_records(io.BytesIO(data)) if isinstance(item, Record))
+        reading = time.perf_counter() - started
+        assert read == count, (fmt, read)
+        print(f"{fmt:<10}{count / wrote:>14,.0f}{count / reading:>14,.0f}{len(data) / 2**20:>8.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Import and export of instruction-tuning datasets: pure Python, no Django, no ORM.
+
+    read_records(stream, fmt=None) -> Iterator[Record | Problem]
+    write_records(records, fmt) -> Iterator[bytes]
+
+One module per format (pairs and csvpairs, alpaca, sharegpt, openai, parquet); detect guesses the
+format, jsonstream reads and writes JSON a record at a time, checks validates decoded values.
+
+Round trip: for every export format, reading what was written gives back the same prompt,
+response, system, history and tags, with two documented exceptions: a history that starts with a
+system turn, in a record without a system prompt, comes back as that record's system prompt
+(sharegpt, openai, alpaca); and alpaca keeps only the user -> assistant pairs of a history (see
+alpaca). Reading refuses text the database could not store (NUL, unpaired surrogates).
+"""
+
+from datasets_app.formats.detect import detect_format
+from datasets_app.formats.records import Problem, Record, UnknownFormat
+from datasets_app.formats.registry import (
+    EXPORT_CONTENT_TYPES,
+    EXPORT_EXTENSIONS,
+    EXPORT_FORMATS,
+    IMPORT_FORMATS,
+    read_records,
+    write_records,
+)
+
+__all__ = [
+    "EXPORT_CONTENT_TYPES",
+    "EXPORT_EXTENSIONS",
+    "EXPORT_FORMATS",
+    "IMPORT_FORMATS",
+    "Problem",
+    "Record",
+    "UnknownFormat",
+    "detect_format",
+    "read_records",
+    "write_records",
+]

@@ -1,0 +1,82 @@
+"""Conversations (a list of turns) to and from Records; shared by openai and sharegpt.
+
+The last turn must be the assistant's: it is the response. The turn right before it must be the
+user's: it is the prompt. A system turn at the start is the system prompt; everything else is the
+history, oldest first. Writing reverses this, so a Record whose history starts with a system turn
+and whose own system is empty comes back with that turn as its system prompt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datasets_app.formats import checks
+from datasets_app.formats.records import Record
+
+Turns = list[tuple[str, str]]
+
+
+def read_turns(value: Any, name: str, issues: checks.Issues, *, keys: tuple[str, str], roles: dict[str, str]) -> Turns:
+    """(role, content) for each turn of `value`; keys are the role and content keys of a turn."""
+    if value is None:
+        issues.append((name, "is missing"))
+        return []
+    if type(value) is not list:
+        issues.append((name, f"must be a list of turns, got {checks.json_type(value)}"))
+        return []
+    if not value:
+        issues.append((name, "is empty"))
+        return []
+    role_key, content_key = keys
+    turns = []
+    for index, turn in enumerate(value):
+        if type(turn) is dict:
+            spelled = turn.get(role_key)
+            role = roles.get(spelled) if type(spelled) is str else None
+            content = turn.get(content_key)
+            if role and type(content) is str and checks.clean(content, blank_ok=role == "system"):
+                turns.append((role, content))
+                continue
+        turns.append(_checked_turn(turn, f"{name}[{index}]", issues, keys, roles))
+    return turns
+
+
+def _checked_turn(
+    turn: Any, where: str, issues: checks.Issues, keys: tuple[str, str], roles: dict[str, str]
+) -> tuple[str, str]:
+    """A turn that failed the fast check: the same result, with its issues told."""
+    role_key, content_key = keys
+    if type(turn) is not dict:
+        got = checks.json_type(turn)
+        issues.append((where, f"must be an object with {role_key} and {content_key}, got {got}"))
+        return "", ""
+    role = checks.role(turn.get(role_key), f"{where}.{role_key}", issues, roles)
+    required = role != "system"
+    content = checks.text(turn.get(content_key), f"{where}.{content_key}", issues, required=required)
+    return role, content
+
+
+def split(turns: Turns, name: str, issues: checks.Issues) -> tuple[str, list[dict[str, str]], str, str]:
+    """(system, history, prompt, response) of a conversation whose turns are each valid."""
+    roles = [role for role, _ in turns]
+    if "assistant" not in roles:
+        issues.append((name, "has no assistant turn"))
+    elif roles[-1] != "assistant":
+        issues.append((name, f"must end with the assistant's turn, but the last turn is the {roles[-1]}'s"))
+    elif len(roles) < 2 or roles[-2] != "user":
+        issues.append((name, "needs a user turn right before the final assistant turn"))
+    if issues:
+        return "", [], "", ""
+    start = 1 if roles[0] == "system" else 0
+    system = turns[0][1] if start else ""
+    history = [{"role": role, "content": content} for role, content in turns[start:-2]]
+    return system, history, turns[-2][1], turns[-1][1]
+
+
+def to_turns(record: Record) -> Turns:
+    """The conversation of a Record: system (when set), history, prompt, response."""
+    turns = [("system", record.system)] if record.system else []
+    turns.extend((turn["role"], turn["content"]) for turn in record.history)
+    turns.append(("user", record.prompt))
+    turns.append(("assistant", record.response))
+    return turns

@@ -1,0 +1,200 @@
+"""Importing dataset files: all-or-nothing, streamed, batched into one transaction."""
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.utils import timezone
+
+from datasets_app.content import content_hash
+from datasets_app.formats import IMPORT_FORMATS, Problem, Record, UnknownFormat, detect_format, read_records
+from datasets_app.models import Dataset, ExampleStatus, Role
+from datasets_app.selectors import role_require
+
+MAX_PROBLEMS = 100
+BATCH_SIZE = 5000
+COLUMNS = (
+    "dataset_id", "system_prompt", "prompt", "response", "history", "status", "tags", "source", "content_hash",
+    "version", "review_comment", "created_by_id", "updated_by_id", "created_at", "updated_at",
+)  # fmt: skip
+Progress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    created: int
+    skipped_duplicates: int
+    format: str
+
+    def as_dict(self) -> dict[str, int | str]:
+        return {"created": self.created, "skipped_duplicates": self.skipped_duplicates, "format": self.format}
+
+
+class ImportRejected(Exception):
+    """The file has problems; nothing was written."""
+
+    def __init__(self, problems: list[dict], *, more: bool = False) -> None:
+        super().__init__(f"{len(problems)}{'+' if more else ''} problem(s) in the file")
+        self.problems = problems
+        self.more = more
+
+
+def resolve_format(stream: BinaryIO, fmt: str | None, filename: str) -> str:
+    """The format asked for, or the one detected from the first 64 KiB."""
+    if fmt:
+        if fmt not in (*IMPORT_FORMATS, "csv"):
+            raise ImportRejected(
+                [{"field": "format", "message": f"unknown format {fmt!r}; expected one of {', '.join(IMPORT_FORMATS)}"}]
+            )
+        return fmt
+    head = stream.read(64 * 1024)
+    stream.seek(0)
+    if not head.strip():
+        raise ImportRejected([{"field": "", "message": "the file is empty"}])
+    try:
+        return detect_format(head, filename)
+    except UnknownFormat as error:
+        raise ImportRejected([{"field": "format", "message": str(error)}]) from error
+
+
+def dataset_import(
+    *,
+    dataset: Dataset,
+    user: AbstractBaseUser | None,
+    stream: BinaryIO,
+    filename: str,
+    fmt: str | None = None,
+    on_duplicate: str = "skip",
+    status: str = ExampleStatus.DRAFT,
+    progress: Progress | None = None,
+) -> ImportOutcome:
+    """Import every record of a file, or nothing: any problem rolls the whole file back (ImportRejected).
+
+    With `progress`, the file is checked in a first pass (reporting progress the database can commit) and
+    written in a second; without, checking and writing are one pass.
+    """
+    if user is not None:
+        role_require(
+            user=user,
+            workspace=dataset.workspace,
+            role=Role.LEAD if status in ("approved", "rejected") else Role.ANNOTATOR,
+        )
+    fmt = resolve_format(stream, fmt, filename)
+    if progress is not None:
+        _check(read_records(stream, fmt, filename), stream, progress)
+        stream.seek(0)
+        progress("writing", 0.5)
+    rows = _Rows(
+        dataset=dataset,
+        user=user,
+        source=f"import:{filename}"[:255],
+        status=status,
+        keep_duplicates=on_duplicate == "keep",
+    )
+    with transaction.atomic():
+        created = _write(rows.from_items(read_records(stream, fmt, filename)))
+        if rows.problems:
+            transaction.set_rollback(True)
+            raise ImportRejected(rows.problems[:MAX_PROBLEMS], more=len(rows.problems) > MAX_PROBLEMS)
+    return ImportOutcome(created=created, skipped_duplicates=rows.skipped, format=fmt)
+
+
+def _check(items: Iterator[Record | Problem], stream: BinaryIO, progress: Progress) -> None:
+    size = max(_size(stream), 1)
+    problems = []
+    for count, item in enumerate(items, 1):
+        if isinstance(item, Problem):
+            problems.append(item.as_dict())
+            if len(problems) > MAX_PROBLEMS:
+                break
+        if count % BATCH_SIZE == 0:
+            progress("checking", 0.5 * min(stream.tell() / size, 1.0))
+    if problems:
+        raise ImportRejected(problems[:MAX_PROBLEMS], more=len(problems) > MAX_PROBLEMS)
+
+
+def _size(stream: BinaryIO) -> int:
+    position = stream.tell()
+    size = stream.seek(0, 2)
+    stream.seek(position)
+    return size
+
+
+class _Rows:
+    """Turns records into table rows, skipping duplicates and collecting problems."""
+
+    def __init__(
+        self, *, dataset: Dataset, user: AbstractBaseUser | None, source: str, status: str, keep_duplicates: bool
+    ) -> None:
+        now = (
+            connection.ops.adapt_datetimefield_value(timezone.now())
+            if connection.vendor == "sqlite"
+            else timezone.now()
+        )
+        user_id = user.pk if user is not None else None
+        self.fixed = (status, source, 1, "", user_id, user_id, now, now)
+        self.dataset_id = dataset.pk
+        self.seen = set() if keep_duplicates else set(dataset.examples.values_list("content_hash", flat=True))
+        self.keep_duplicates = keep_duplicates
+        self.skipped = 0
+        self.problems: list[dict] = []
+
+    def from_items(self, items: Iterator[Record | Problem]) -> Iterator[tuple]:
+        for item in items:
+            if isinstance(item, Problem):
+                self.problems.append(item.as_dict())
+                if len(self.problems) > MAX_PROBLEMS:
+                    return
+                continue
+            if self.problems:
+                continue  # the file is rejected already; keep reading only to list more problems
+            digest = content_hash(
+                prompt=item.prompt, response=item.response, system_prompt=item.system, history=item.history
+            )
+            if not self.keep_duplicates:
+                if digest in self.seen:
+                    self.skipped += 1
+                    continue
+                self.seen.add(digest)
+            status, source, version, comment, created_by, updated_by, created_at, updated_at = self.fixed
+            yield (
+                self.dataset_id, item.system, item.prompt, item.response, json.dumps(item.history), status,
+                json.dumps(item.tags), source, digest, version, comment, created_by, updated_by, created_at, updated_at,
+            )  # fmt: skip
+
+
+def _write(rows: Iterator[tuple]) -> int:
+    """Insert rows in batches (executemany on SQLite, COPY on PostgreSQL); returns how many."""
+    table = "datasets_app_example"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            return _copy(cursor.cursor, table, rows)
+        sql = f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"  # noqa: S608
+        written = 0
+        for batch in _batches(rows):
+            cursor.executemany(sql, batch)
+            written += len(batch)
+        return written
+
+
+def _copy(raw_cursor, table: str, rows: Iterator[tuple]) -> int:  # type: ignore[no-untyped-def]
+    written = 0
+    with raw_cursor.copy(f"COPY {table} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+            written += 1
+    return written
+
+
+def _batches(rows: Iterator[tuple]) -> Iterator[list[tuple]]:
+    batch = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == BATCH_SIZE:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,101 @@
+"""Background jobs on datasets: create the row, run it on a worker, sweep the ones whose worker died."""
+
+import logging
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from datasets_app.importing import ImportRejected, dataset_import, resolve_format
+from datasets_app.models import Dataset, ExampleStatus, Job, JobStatus, Role
+from datasets_app.selectors import role_require
+
+logger = logging.getLogger(__name__)
+HEARTBEAT_TIMEOUT = timedelta(seconds=90)
+
+
+@transaction.atomic
+def import_job_create(
+    *,
+    dataset: Dataset,
+    user: AbstractBaseUser,
+    upload: UploadedFile,
+    fmt: str | None,
+    on_duplicate: str,
+    status: str = ExampleStatus.DRAFT,
+) -> Job:
+    """Store the upload and queue its import; the worker that runs it may be on another machine."""
+    role_require(
+        user=user, workspace=dataset.workspace, role=Role.LEAD if status in ("approved", "rejected") else Role.ANNOTATOR
+    )
+    fmt = resolve_format(upload, fmt, upload.name or "")
+    job = Job(
+        kind=Job.Kind.IMPORT,
+        dataset=dataset,
+        created_by=user,
+        params={"filename": upload.name, "format": fmt, "on_duplicate": on_duplicate, "status": status},
+    )
+    job.file.save(upload.name or "upload", upload, save=False)
+    job.save()
+    from datasets_app.tasks import import_job_task
+
+    transaction.on_commit(lambda: import_job_task.delay(job.pk))
+    return job
+
+
+def _claim(job_id: int) -> Job | None:
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status != JobStatus.QUEUED:
+            return None  # a redelivered task finds the job taken: nothing to do
+        now = timezone.now()
+        job.status, job.started_at, job.heartbeat_at, job.phase = JobStatus.RUNNING, now, now, "checking"
+        job.save(update_fields=["status", "started_at", "heartbeat_at", "phase", "updated_at"])
+        return job
+
+
+def _finish(job: Job, *, status: str, **fields: object) -> None:
+    now = timezone.now()
+    Job.objects.filter(pk=job.pk).update(status=status, finished_at=now, heartbeat_at=now, updated_at=now, **fields)
+
+
+def import_job_run(*, job_id: int) -> None:
+    """Run a queued import once; progress and the outcome go to the job row."""
+    job = _claim(job_id)
+    if job is None:
+        return
+
+    def progress(phase: str, fraction: float) -> None:
+        now = timezone.now()
+        Job.objects.filter(pk=job.pk).update(phase=phase, progress=fraction, heartbeat_at=now, updated_at=now)
+
+    params = job.params
+    try:
+        with job.file.open("rb") as stream:
+            outcome = dataset_import(
+                dataset=job.dataset, user=job.created_by, stream=stream, filename=params["filename"], fmt=params["format"],
+                on_duplicate=params["on_duplicate"], status=params["status"], progress=progress,
+            )  # fmt: skip
+    except ImportRejected as rejected:
+        _finish(job, status=JobStatus.FAILED, problems=rejected.problems, error=str(rejected), phase="rejected")
+    except Exception as error:
+        logger.exception("import job %s failed", job.pk)
+        _finish(job, status=JobStatus.FAILED, error=f"the import failed: {error}", phase="failed")
+    else:
+        _finish(job, status=JobStatus.SUCCEEDED, result=outcome.as_dict(), progress=1.0, phase="done")
+    finally:
+        job.file.delete(save=False)
+
+
+def job_sweep(*, now: object = None) -> int:
+    """Fail running jobs whose worker stopped sending heartbeats; returns how many."""
+    cutoff = (now or timezone.now()) - HEARTBEAT_TIMEOUT
+    stale = Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
+    return stale.update(
+        status=JobStatus.FAILED,
+        error="the worker running this job stopped responding (no heartbeat for 90 s); start it again",
+        finished_at=timezone.now(),
+        updated_at=timezone.now(),
+    )

@@ -1,0 +1,28 @@
+"""One place that turns service errors into HTTP answers, so no client input ends in a 500."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from datasets_app.errors import DuplicateExample, NotAllowed, StaleVersion
+
+
+def exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, NotAllowed):
+        return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
+    if isinstance(exc, StaleVersion):
+        return Response(
+            {
+                "detail": "someone saved this after you loaded it; reload and apply your change again",
+                "current_version": exc.current.version,
+            },
+            status=status.HTTP_412_PRECONDITION_FAILED,
+            headers={"ETag": f'"{exc.current.version}"'},
+        )
+    if isinstance(exc, DuplicateExample):
+        return Response({"detail": exc.messages[0], "existing_id": exc.existing.pk}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        return Response(detail, status=status.HTTP_400_BAD_REQUEST)
+    return drf_exception_handler(exc, context)

@@ -1,0 +1,53 @@
+"""Large files are imported by a real Celery worker; the client follows a job URL."""
+
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from tests.api_client import client_for
+from tests.worker import wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+def jsonl(records):
+    return "\n".join(json.dumps(record) for record in records).encode()
+
+
+def start_import(api, dataset, content):
+    response = api.post(
+        f"/api/datasets/{dataset.pk}/import/", {"file": SimpleUploadedFile("big.jsonl", content)}, format="multipart"
+    )
+    assert response.status_code == 202, response.content
+    return response.json()["url"]
+
+
+def finished_job(api, url):
+    return wait_for(lambda: (body := api.get(url).json())["status"] in ("succeeded", "failed") and body, timeout=120)
+
+
+def test_large_file_is_imported_by_a_worker_with_progress(celery_worker, dataset, annotator, outsider, settings):
+    settings.IMPORT_ASYNC_BYTES = 1000
+    api = client_for(annotator)
+    url = start_import(
+        api, dataset, jsonl([{"prompt": f"Question {n}?", "response": f"Answer {n}."} for n in range(3000)])
+    )
+    assert client_for(outsider).get(url).status_code == 404
+    job = finished_job(api, url)
+    assert job["status"] == "succeeded", job
+    assert job["result"] == {"created": 3000, "skipped_duplicates": 0, "format": "pairs"}
+    assert job["progress"] == 1.0
+    assert dataset.examples.count() == 3000
+    assert dataset.examples.filter(source="import:big.jsonl", created_by=annotator).count() == 3000
+
+
+def test_large_bad_file_fails_the_job_with_problems_and_writes_nothing(celery_worker, dataset, annotator, settings):
+    settings.IMPORT_ASYNC_BYTES = 1000
+    records = [{"prompt": f"Question {n}?", "response": f"Answer {n}."} for n in range(3000)]
+    records[2500] = {"prompt": "Where is the answer?"}
+    api = client_for(annotator)
+    job = finished_job(api, start_import(api, dataset, jsonl(records)))
+    assert job["status"] == "failed"
+    assert job["problems"][0] == {"line": 2501, "field": "response", "message": job["problems"][0]["message"]}
+    assert dataset.examples.count() == 0
