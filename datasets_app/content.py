@@ -1,14 +1,12 @@
 """The normalized content hash that spots duplicate pairs regardless of case and spacing."""
 
 import hashlib
-import re
 from collections.abc import Iterable, Mapping
-
-_SPACE = re.compile(r"\s+")
 
 
 def normalize(text: str) -> str:
-    return _SPACE.sub(" ", text).strip().casefold()
+    """Case-folded, with every run of whitespace (as str.isspace() sees it) made one space."""
+    return " ".join(text.split()).casefold()
 
 
 def content_hash(

@@ -87,19 +87,30 @@ def dataset_import(
         _check(read_records(stream, fmt, filename), stream, progress)
         stream.seek(0)
         progress("writing", 0.5)
-    rows = _Rows(
-        dataset=dataset,
-        user=user,
-        source=f"import:{filename}"[:255],
-        status=status,
-        keep_duplicates=on_duplicate == "keep",
-    )
+    rows = _Rows(dataset=dataset, user=user, source=f"import:{filename}"[:255], status=status)
     with transaction.atomic():
-        created = _write(rows.from_items(read_records(stream, fmt, filename)))
+        last_id = dataset.examples.order_by("-id").values_list("id", flat=True).first() or 0
+        written = _write(rows.from_items(read_records(stream, fmt, filename)))
         if rows.problems:
             transaction.set_rollback(True)
             raise ImportRejected(rows.problems[:MAX_PROBLEMS], more=len(rows.problems) > MAX_PROBLEMS)
-    return ImportOutcome(created=created, skipped_duplicates=rows.skipped, format=fmt)
+        skipped = 0 if on_duplicate == "keep" else _drop_duplicates(dataset.pk, after_id=last_id)
+    return ImportOutcome(created=written - skipped, skipped_duplicates=skipped, format=fmt)
+
+
+def _drop_duplicates(dataset_id: int, *, after_id: int) -> int:
+    """Delete the new rows whose content the dataset already had, or an earlier row of the file had.
+
+    The database does it over the (dataset, content_hash) index, so memory does not grow with the file.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM datasets_app_example WHERE dataset_id = %s AND id > %s AND EXISTS ("
+            " SELECT 1 FROM datasets_app_example AS earlier WHERE earlier.dataset_id = datasets_app_example.dataset_id"
+            " AND earlier.content_hash = datasets_app_example.content_hash AND earlier.id < datasets_app_example.id)",
+            [dataset_id, after_id],
+        )
+        return cursor.rowcount
 
 
 def _check(items: Iterator[Record | Problem], stream: BinaryIO, progress: Progress) -> None:
@@ -124,11 +135,9 @@ def _size(stream: BinaryIO) -> int:
 
 
 class _Rows:
-    """Turns records into table rows, skipping duplicates and collecting problems."""
+    """Turns records into table rows, collecting problems."""
 
-    def __init__(
-        self, *, dataset: Dataset, user: AbstractBaseUser | None, source: str, status: str, keep_duplicates: bool
-    ) -> None:
+    def __init__(self, *, dataset: Dataset, user: AbstractBaseUser | None, source: str, status: str) -> None:
         now = (
             connection.ops.adapt_datetimefield_value(timezone.now())
             if connection.vendor == "sqlite"
@@ -137,9 +146,6 @@ class _Rows:
         user_id = user.pk if user is not None else None
         self.fixed = (status, source, 1, "", user_id, user_id, now, now)
         self.dataset_id = dataset.pk
-        self.seen = set() if keep_duplicates else set(dataset.examples.values_list("content_hash", flat=True))
-        self.keep_duplicates = keep_duplicates
-        self.skipped = 0
         self.problems: list[dict] = []
 
     def from_items(self, items: Iterator[Record | Problem]) -> Iterator[tuple]:
@@ -154,11 +160,6 @@ class _Rows:
             digest = content_hash(
                 prompt=item.prompt, response=item.response, system_prompt=item.system, history=item.history
             )
-            if not self.keep_duplicates:
-                if digest in self.seen:
-                    self.skipped += 1
-                    continue
-                self.seen.add(digest)
             status, source, version, comment, created_by, updated_by, created_at, updated_at = self.fixed
             yield (
                 self.dataset_id, item.system, item.prompt, item.response, json.dumps(item.history), status,

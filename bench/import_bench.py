@@ -1,0 +1,181 @@
+"""Import and export speed: 100,000 pairs through the REST API against a raw insert of the same rows.
+
+    .venv/bin/python bench/import_bench.py [--rows 100000]                        # SQLite
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/import_bench.py   # PostgreSQL
+
+Uses a throwaway database (a temp SQLite file, or a database named instructory_bench on the server).
+Prints rows/s for the API import and for a raw insert of the same rows (executemany on SQLite, COPY on
+PostgreSQL) and their ratio, then the export speed, and the peak Python memory of import and export at
+two file sizes to show that memory does not grow with the file.
+"""
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+WORDS = ["the", "a", "to", "of", "and", "egg", "pan", "heat", "salt", "boil", "minutes", "water", "oil", "garlic", "onion"]
+
+
+def use_bench_database() -> str:
+    """Point Django at a fresh database for the bench; returns its vendor."""
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith("postgres"):
+        import psycopg
+
+        base, _, _ = url.rpartition("/")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS instructory_bench")
+            conn.execute("CREATE DATABASE instructory_bench")
+        os.environ["DATABASE_URL"] = f"{base}/instructory_bench"
+        return "postgresql"
+    os.environ["INSTRUCTORY_VAR_DIR"] = tempfile.mkdtemp(prefix="instructory-bench-")
+    return "sqlite"
+
+
+def sentence(rng: random.Random, low: int, high: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(low, high))).capitalize()
+
+
+def write_file(path: Path, rows: int, seed: int = 7) -> None:
+    rng = random.Random(seed)
+    with path.open("w", encoding="utf-8") as out:
+        for n in range(rows):
+            record = {
+                "prompt": f"{sentence(rng, 6, 20)} #{n}?",
+                "response": sentence(rng, 10, 60) + ".",
+                "tags": ["bench"],
+            }
+            out.write(json.dumps(record) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    args = parser.parse_args()
+    vendor = use_bench_database()
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    settings.IMPORT_ASYNC_BYTES = 10**12  # measure the request itself, not a queue
+    settings.IMPORT_MAX_BYTES = 10**12
+    settings.ALLOWED_HOSTS = ["*"]
+    call_command("migrate", verbosity=0)
+    run(vendor, args.rows)
+
+
+def run(vendor: str, rows: int) -> None:
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from rest_framework.test import APIClient
+
+    from datasets_app.exporting import dataset_export
+    from datasets_app.services import dataset_create, workspace_create
+
+    user = get_user_model().objects.create_user("bench")
+    workspace = workspace_create(name="Bench", user=user)
+    client = APIClient()
+    client.force_authenticate(user)
+    folder = Path(tempfile.mkdtemp(prefix="instructory-bench-files-"))
+    big = folder / "pairs.jsonl"
+    write_file(big, rows)
+    size_mb = big.stat().st_size / 1e6
+    print(f"database: {vendor} ({connection.settings_dict['NAME']}); file: {rows:,} pairs, {size_mb:.1f} MB")
+
+    raw_dataset = dataset_create(workspace=workspace, user=user, name="raw")
+    raw_s = raw_insert(big, raw_dataset, user)
+    api_dataset = dataset_create(workspace=workspace, user=user, name="api")
+    api_s = api_import(client, api_dataset.pk, big)
+    assert api_dataset.examples.count() == rows, "the API import did not write every row"
+    print(
+        f"raw insert ({'COPY' if vendor == 'postgresql' else 'executemany'}): {rows / raw_s:>10,.0f} rows/s  ({raw_s:.2f} s)"
+    )
+    print(f"API import:                 {rows / api_s:>10,.0f} rows/s  ({api_s:.2f} s)")
+    print(f"ratio API / raw:            {raw_s / api_s:>10.2f}")
+
+    start = time.perf_counter()
+    exported = sum(
+        len(chunk) for chunk in client.get(f"/api/datasets/{api_dataset.pk}/export/?format=pairs").streaming_content
+    )
+    export_s = time.perf_counter() - start
+    print(f"API export (pairs JSONL):   {rows / export_s:>10,.0f} rows/s  ({export_s:.2f} s, {exported / 1e6:.1f} MB)")
+
+    print("peak Python memory of the server side (tracemalloc), a tenth of the file vs all of it:")
+    small = folder / "small.jsonl"
+    write_file(small, max(rows // 10, 1), seed=8)
+    peak_mb(
+        lambda: list(dataset_export(dataset=api_dataset, fmt="parquet", statuses=["rejected"]))
+    )  # load pyarrow first
+    for path, count in ((small, max(rows // 10, 1)), (big, rows)):
+        dataset = dataset_create(workspace=workspace, user=user, name=f"memory-{count}")
+        import_peak = peak_mb(lambda d=dataset, p=path: service_import(d, user, p))
+        for fmt in ("pairs", "parquet"):
+            export_peak = peak_mb(lambda d=dataset, f=fmt: sum(1 for _ in dataset_export(dataset=d, fmt=f)))
+            print(f"  {count:>7,} pairs: import {import_peak:6.1f} MB, {fmt} export {export_peak:6.1f} MB")
+
+
+def service_import(dataset, user, path: Path) -> None:  # type: ignore[no-untyped-def]
+    """What the import view runs once Django has spooled the upload to a temporary file."""
+    from datasets_app.importing import dataset_import
+
+    with path.open("rb") as stream:
+        dataset_import(dataset=dataset, user=user, stream=stream, filename=path.name)
+
+
+def raw_insert(path: Path, dataset, user) -> float:  # type: ignore[no-untyped-def]
+    """The same rows, already parsed, inserted in one transaction the fastest plain way; returns seconds."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from datasets_app.importing import COLUMNS
+
+    now = timezone.now()
+    stamp = connection.ops.adapt_datetimefield_value(now) if connection.vendor == "sqlite" else now
+    rows = []
+    for n, line in enumerate(path.open(encoding="utf-8")):
+        record = json.loads(line)
+        rows.append((dataset.pk, "", record["prompt"], record["response"], "[]", "draft", json.dumps(record["tags"]),
+                     "raw", f"{n:032x}", 1, "", user.pk, user.pk, stamp, stamp))  # fmt: skip
+    start = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY datasets_app_example ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            placeholders = ", ".join(["%s"] * len(COLUMNS))
+            cursor.executemany(f"INSERT INTO datasets_app_example ({', '.join(COLUMNS)}) VALUES ({placeholders})", rows)  # noqa: S608
+    return time.perf_counter() - start
+
+
+def api_import(client, dataset_id: int, path: Path) -> float:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    with path.open("rb") as handle:
+        response = client.post(f"/api/datasets/{dataset_id}/import/", {"file": handle}, format="multipart")
+    elapsed = time.perf_counter() - start
+    assert response.status_code == 201, response.content[:500]
+    return elapsed
+
+
+def peak_mb(action) -> float:  # type: ignore[no-untyped-def]
+    tracemalloc.start()
+    try:
+        action()
+        return tracemalloc.get_traced_memory()[1] / 1e6
+    finally:
+        tracemalloc.stop()
+
+
+if __name__ == "__main__":
+    main()
