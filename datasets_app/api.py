@@ -1,5 +1,7 @@
 """REST API for workspaces, datasets, examples, imports and exports."""
 
+from datetime import UTC
+
 from django.conf import settings
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -184,9 +186,10 @@ def _filters(params: dict) -> dict:
 def _parse_moment(text: str):  # type: ignore[no-untyped-def]
     try:
         moment = parse_datetime(text)
-    except ValueError:
+        # In UTC, so the database never sees an offset it cannot store (PostgreSQL allows at most 15:59).
+        return moment.astimezone(UTC) if moment is not None and moment.tzinfo is not None else None
+    except (ValueError, OverflowError):
         return None
-    return moment if moment is not None and moment.tzinfo is not None else None
 
 
 class DatasetExamplesView(generics.GenericAPIView):

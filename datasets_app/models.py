@@ -223,3 +223,22 @@ class Job(TimeStamped):
     @property
     def finished(self) -> bool:
         return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+class ExampleLease(TimeStamped):
+    """A short claim on a pair handed out by a work queue, so two people never get the same item at once.
+
+    Stored in the database (not a process's memory) so every web server sees the same claims; a lease
+    simply stops counting once `expires_at` passes, so a closed browser tab frees its item on its own.
+    """
+
+    example = models.OneToOneField(Example, on_delete=models.CASCADE, related_name="lease")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["expires_at", "id"]
+        indexes = [models.Index(fields=["user", "expires_at"], name="lease_user_expires")]
+
+    def __str__(self) -> str:
+        return f"example {self.example_id} held by {self.user_id} until {self.expires_at:%H:%M:%S}"

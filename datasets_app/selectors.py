@@ -1,14 +1,29 @@
 """Reads scoped to what the user may see."""
 
+import json
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from datasets_app.errors import NotAllowed
-from datasets_app.models import Dataset, Example, ExampleRevision, ExampleStatus, Job, Membership, Role, Workspace
-from datasets_app.search import search_examples, with_tag
+from datasets_app.models import (
+    Dataset,
+    Example,
+    ExampleLease,
+    ExampleRevision,
+    ExampleStatus,
+    Job,
+    Membership,
+    Role,
+    Workspace,
+)
+from datasets_app.search import PG_VECTOR, search_examples, with_tag
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -102,3 +117,139 @@ def example_filter(
 def job_get(*, user: User, pk: int) -> Job:
     visible = Job.objects.filter(dataset__workspace__in=workspace_list(user=user))
     return get_object_or_404(visible.select_related("dataset"), pk=pk)
+
+
+# --- the browser workspace: pages of pairs, counts, work queues, history
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class ExamplePage:
+    """One page of pairs in id order, and the ids that the next and previous pages start from."""
+
+    examples: list[Example]
+    next_after: int | None
+    previous_before: int | None
+
+
+def example_page(
+    *, examples: QuerySet[Example], after: int | None = None, before: int | None = None, size: int = PAGE_SIZE
+) -> ExamplePage:
+    """A page by id (keyset, never OFFSET), so the last page of a million pairs is as quick as the first."""
+    if before is not None:
+        rows = list(examples.filter(id__lt=before).order_by("-id")[: size + 1])
+        if len(rows) > size:
+            rows = rows[:size][::-1]
+            return ExamplePage(rows, next_after=rows[-1].id, previous_before=rows[0].id)
+        # Fewer than a page before `before`: we are back at the start, which is the first page.
+        after = None
+    query = examples.filter(id__gt=after) if after is not None else examples
+    rows = list(query.order_by("id")[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return ExamplePage(
+        rows,
+        next_after=rows[-1].id if more else None,
+        previous_before=(rows[0].id if rows else after + 1) if after is not None else None,
+    )
+
+
+def example_status_counts(*, datasets: list[Dataset]) -> dict[int, dict[str, int]]:
+    """{dataset id: {status: count, ..., "total": n}} from one grouped query over the (dataset, status) index."""
+    counts: dict[int, dict[str, int]] = {d.pk: dict.fromkeys([*ExampleStatus.values, "total"], 0) for d in datasets}
+    rows = (
+        Example.objects.filter(dataset_id__in=list(counts))
+        .values_list("dataset_id", "status")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for dataset_id, status, n in rows:
+        counts[dataset_id][status] = n
+        counts[dataset_id]["total"] += n
+    return counts
+
+
+def member_list(*, workspace: Workspace) -> QuerySet[Membership]:
+    return workspace.memberships.select_related("user").order_by("user__username")
+
+
+def example_lease_active(*, example: Example) -> ExampleLease | None:
+    """The unexpired queue claim on a pair, if any (the editor warns when it is someone else's)."""
+    return ExampleLease.objects.filter(example=example, expires_at__gt=timezone.now()).select_related("user").first()
+
+
+def example_neighbours(*, examples: QuerySet[Example], example: Example) -> tuple[int | None, int | None]:
+    """The ids of the pairs before and after `example` in a (filtered) list, for previous/next links."""
+    previous = examples.filter(id__lt=example.pk).order_by("-id").values_list("id", flat=True).first()
+    following = examples.filter(id__gt=example.pk).order_by("id").values_list("id", flat=True).first()
+    return previous, following
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One version of a pair as the history page shows it; `revision` is None for a creation with no record."""
+
+    version: int
+    action: str
+    user: str
+    created_at: datetime
+    comment: str
+    changes: dict[str, tuple[Any, Any]]
+    revision: ExampleRevision | None
+
+
+def example_history(*, example: Example) -> list[HistoryEntry]:
+    """Every version of a pair, newest first; bulk imports record no 'create' revision, so one is made up."""
+    entries = [
+        HistoryEntry(
+            version=revision.version,
+            action=revision.get_action_display(),
+            user=revision.user.get_username() if revision.user else "",
+            created_at=revision.created_at,
+            comment=revision.comment,
+            changes={name: (revision.before.get(name), revision.after[name]) for name in revision.after},
+            revision=revision,
+        )
+        for revision in revision_list(example=example)
+    ]
+    if not any(entry.version == 1 for entry in entries):
+        creator = example.created_by.get_username() if example.created_by else ""
+        entries.insert(
+            0,
+            HistoryEntry(
+                version=1,
+                action="Created",
+                user=creator,
+                created_at=example.created_at,
+                comment=f"from {example.source}",
+                changes={},
+                revision=None,
+            ),
+        )
+    return entries[::-1]
+
+
+# Full-text search in a list ordered by id: PostgreSQL either walks the primary key, testing every row
+# (quick for common words, seconds for rare ones), or collects the matches from the GIN index and sorts
+# them (quick for rare words, slow for common ones). Its own choice goes wrong for rare words, so ask its
+# estimate of the matches first and take the index path below this many (measured: bench/ui_bench.py).
+FTS_INDEX_PATH_MAX_ROWS = 15_000
+
+
+def example_filter_by_id(*, dataset: Dataset, search: str | None = None, **filters: Any) -> QuerySet[Example]:
+    """`example_filter` for lists walked in id order (keyset pages, previous/next), planned for speed."""
+    if not search or not search.strip() or connection.vendor != "postgresql":
+        return example_filter(dataset=dataset, search=search, **filters)
+    examples = example_filter(dataset=dataset, **filters)
+    match = f"dataset_id = %s AND {PG_VECTOR} @@ plainto_tsquery('simple', %s)"
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM datasets_app_example WHERE {match}", [dataset.pk, search])  # noqa: S608 - constant SQL
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    if plan[0]["Plan"]["Plan Rows"] > FTS_INDEX_PATH_MAX_ROWS:
+        return search_examples(examples, search)
+    return examples.extra(  # noqa: S610
+        where=[f"datasets_app_example.id = ANY(ARRAY(SELECT id FROM datasets_app_example WHERE {match}))"],  # noqa: S608
+        params=[dataset.pk, search],
+    )

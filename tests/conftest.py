@@ -6,6 +6,12 @@ from tests.factories import DatasetFactory, MembershipFactory, UserFactory, Work
 pytest_plugins = ["tests.worker"]
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Tests create many users; the production hasher is slow on purpose."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def workspace(db):
     return WorkspaceFactory(name="Acme")

@@ -178,3 +178,10 @@ def test_unknown_action_is_400(dataset, annotator):
         .status_code
         == 400
     )
+
+
+def test_updated_after_with_an_extreme_offset_is_handled(dataset, annotator):
+    api = client_for(annotator)
+    for moment in ["0281-09-02T15:20:24-18:41", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00"]:
+        response = api.get(f"/api/datasets/{dataset.pk}/examples/", {"updated_after": moment})
+        assert response.status_code in (200, 400), moment

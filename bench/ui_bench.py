@@ -1,0 +1,348 @@
+"""Server time of the dataset page and of search with 1,000,000 pairs in one dataset.
+
+    python bench/ui_bench.py [--rows 1000000] [--runs 21] [--reseed]
+
+Seeds a separate bench database (SQLite in var/uibench/; with DATABASE_URL set to PostgreSQL, also a
+database named instructory_uibench on that server, created here) with raw batched inserts (executemany on
+SQLite, COPY on PostgreSQL), then requests each page through Django's test Client as a logged-in annotator
+and prints the median server time of --runs requests, not counting a first warm-up request. The seeded
+databases are kept, so a second run measures at once; --reseed starts them again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DATASET_NAME = "Support tickets (bench)"
+BENCH_DB = "instructory_uibench"
+TARGET_MS = 150
+BATCH = 20_000
+ANNOTATORS = [f"bench-annotator-{n}" for n in range(5)]
+
+# Words with a known share of the pairs, so the searches below are of a known selectivity.
+MARKERS = {"refund": 100, "chocolate": 1000}  # in one pair out of N
+SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ne",
+    "ra",
+    "to",
+    "su",
+    "vi",
+    "de",
+    "po",
+    "an",
+    "el",
+    "in",
+    "or",
+    "ta",
+    "mu",
+    "be",
+    "ri",
+    "sa",
+    "co",
+]
+COMMON = [
+    "the",
+    "a",
+    "to",
+    "and",
+    "of",
+    "in",
+    "is",
+    "for",
+    "you",
+    "it",
+    "that",
+    "with",
+    "on",
+    "my",
+    "can",
+    "how",
+    "do",
+    "I",
+    "what",
+    "your",
+    "this",
+    "be",
+    "are",
+    "not",
+    "have",
+    "please",
+    "order",
+    "account",
+    "help",
+    "need",
+    "want",
+    "when",
+    "will",
+    "was",
+    "get",
+    "item",
+    "time",
+    "day",
+    "problem",
+    "issue",
+    "thanks",
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=21, help="requests per page; the first is not counted")
+    parser.add_argument("--reseed", action="store_true", help="drop the bench data and seed it again")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args)
+        return
+    targets = [("SQLite", {"DATABASE_URL": ""})]
+    pg_url = os.environ.get("DATABASE_URL", "")
+    if pg_url.startswith(("postgres://", "postgresql://")):
+        targets.append(("PostgreSQL", {"DATABASE_URL": _bench_postgres(pg_url, reseed=args.reseed)}))
+    else:
+        print("DATABASE_URL is not PostgreSQL: measuring SQLite only.")
+    results = []
+    for label, extra in targets:
+        env = {
+            **os.environ,
+            **extra,
+            "INSTRUCTORY_VAR_DIR": str(ROOT / "var" / "uibench"),
+            "DJANGO_SETTINGS_MODULE": "project.settings",
+            "LOG_LEVEL": "WARNING",
+        }
+        if not env["DATABASE_URL"]:
+            del env["DATABASE_URL"]
+        command = [sys.executable, __file__, "--child", "--rows", str(args.rows), "--runs", str(args.runs)]
+        if args.reseed:
+            command.append("--reseed")
+        print(f"== {label}", flush=True)
+        out = subprocess.run(command, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
+        results.append((label, json.loads(out.strip().splitlines()[-1])))
+    _report(results, args)
+
+
+def _bench_postgres(url: str, *, reseed: bool) -> str:
+    """The URL of the bench database on the same server, created (or re-created) here."""
+    import psycopg
+
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
+        if exists and reseed:
+            conn.execute(f"DROP DATABASE {BENCH_DB} WITH (FORCE)")
+            exists = None
+        if not exists:
+            conn.execute(f"CREATE DATABASE {BENCH_DB}")
+    return urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
+
+
+def _report(results: list[tuple[str, dict]], args: argparse.Namespace) -> None:
+    print()
+    print(f"{args.rows:,} pairs in one dataset; median of {args.runs} requests after a warm-up one (ms)")
+    names = list(results[0][1]["pages"])
+    width = max(len(name) for name in names) + 2
+    print(f"{'page':<{width}}" + "".join(f"{label:>12}" for label, _ in results))
+    for name in names:
+        print(f"{name:<{width}}" + "".join(f"{result['pages'][name]:>12.1f}" for _, result in results))
+    for label, result in results:
+        print(f"{label}: seeded in {result['seed_s']:.0f} s" if result["seed_s"] else f"{label}: seed reused")
+    verdicts = [
+        f"{label} {name}: {result['pages'][name]:.1f} ms"
+        for label, result in results
+        for name in ("dataset page", "search (1% of pairs)")
+        if result["pages"][name] >= TARGET_MS
+    ]
+    print(f"target < {TARGET_MS} ms: " + ("met" if not verdicts else "MISSED: " + "; ".join(verdicts)))
+
+
+# --- in the child process, with Django set up on the bench database
+
+
+def _child(args: argparse.Namespace) -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    started = time.perf_counter()
+    seeded = _seed(rows=args.rows, reseed=args.reseed)
+    seed_s = time.perf_counter() - started if seeded else 0.0
+    print(json.dumps({"seed_s": seed_s, "pages": _measure(runs=args.runs)}))
+
+
+def _seed(*, rows: int, reseed: bool) -> bool:
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from datasets_app.models import Dataset
+    from datasets_app.services import dataset_create, membership_set, workspace_create
+
+    dataset = Dataset.objects.filter(name=DATASET_NAME).first()
+    if dataset is not None and not reseed and dataset.examples.count() == rows:
+        return False
+    if dataset is not None:
+        with connection.cursor() as cursor:  # a bulk delete without Django's per-row cascade collection
+            cursor.execute("DELETE FROM datasets_app_example WHERE dataset_id = %s", [dataset.pk])
+        dataset.workspace.delete()
+    users = get_user_model().objects
+    lead = users.filter(username="bench-lead").first() or users.create_user("bench-lead")
+    workspace = workspace_create(name="Bench workspace", user=lead)
+    for name in ANNOTATORS:
+        user = users.filter(username=name).first() or users.create_user(name)
+        membership_set(workspace=workspace, user=user, role="annotator", by=None)
+    dataset = dataset_create(workspace=workspace, user=lead, name=DATASET_NAME, guidelines="Be kind and brief.")
+    author_ids = list(users.filter(username__in=ANNOTATORS).values_list("id", flat=True))
+    print(f"seeding {rows:,} pairs ...", file=sys.stderr, flush=True)
+    if connection.vendor == "postgresql":
+        _seed_postgres(dataset.pk, author_ids, rows)
+    else:
+        _seed_sqlite(dataset.pk, author_ids, rows)
+    return True
+
+
+def _rows(dataset_id: int, author_ids: list[int], count: int):  # type: ignore[no-untyped-def]
+    """Rows in the import's column order: varied text, statuses 40/30/25/5 % draft/submitted/approved/rejected."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from datasets_app.content import content_hash
+
+    rng = random.Random(42)
+    vocabulary = COMMON + ["".join(rng.choices(SYLLABLES, k=rng.randint(2, 4))) for _ in range(4000)]
+    weights = [1 / (rank + 1) for rank in range(len(vocabulary))]
+
+    def sentence(words: int) -> str:
+        return " ".join(rng.choices(vocabulary, weights, k=words)).capitalize()
+
+    openers, subjects = [sentence(7) for _ in range(2003)], [sentence(6) for _ in range(1999)]
+    answers = [". ".join(sentence(12) for _ in range(4)) + "." for _ in range(4999)]
+    statuses = ["draft"] * 8 + ["submitted"] * 6 + ["approved"] * 5 + ["rejected"]
+    start = timezone.now() - timedelta(days=90)
+    step = timedelta(days=90) / count
+    sqlite = connection.vendor == "sqlite"
+    for n in range(count):
+        prompt = f"{openers[n % 2003]} {subjects[(n // 2003) % 1999]}?"
+        response = answers[n % 4999]
+        if n % MARKERS["refund"] == 7:
+            response += " We will refund the order."
+        if n % MARKERS["chocolate"] == 3:
+            prompt += " Is the chocolate gone?"
+        tags = '["billing", "urgent"]' if n % 50 == 1 else '["billing"]' if n % 10 == 0 else "[]"
+        moment = start + step * n
+        stamp = connection.ops.adapt_datetimefield_value(moment) if sqlite else moment
+        author = author_ids[n % len(author_ids)]
+        digest = content_hash(prompt=prompt, response=response)
+        yield (
+            dataset_id, "", prompt, response, "[]", statuses[n % 20], tags, "import:bench.jsonl", digest, 1, "",
+            author, author, stamp, stamp,
+        )  # fmt: skip
+
+
+def _seed_sqlite(dataset_id: int, author_ids: list[int], count: int) -> None:
+    from django.db import connection, transaction
+
+    from datasets_app.importing import COLUMNS
+
+    search = importlib.import_module("datasets_app.migrations.0002_example_search")
+    triggers = [sql for sql in search.SQLITE_UP if sql.startswith("CREATE TRIGGER")]
+    sql = f"INSERT INTO datasets_app_example ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Filling the full-text index once at the end is several times faster than a trigger per row.
+        for statement in search.SQLITE_DOWN[:3]:
+            cursor.execute(statement)
+        batch = []
+        for row in _rows(dataset_id, author_ids, count):
+            batch.append(row)
+            if len(batch) == BATCH:
+                cursor.executemany(sql, batch)
+                batch = []
+        if batch:
+            cursor.executemany(sql, batch)
+        for statement in triggers:
+            cursor.execute(statement)
+        cursor.execute("INSERT INTO datasets_app_example_fts(datasets_app_example_fts) VALUES ('rebuild')")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+def _seed_postgres(dataset_id: int, author_ids: list[int], count: int) -> None:
+    from django.db import connection, transaction
+
+    from datasets_app.importing import COLUMNS
+
+    search = importlib.import_module("datasets_app.migrations.0002_example_search")
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Building the GIN index once after COPY is much faster than updating it row by row.
+        for statement in search.PG_DOWN:
+            cursor.execute(statement)
+        with cursor.cursor.copy(f"COPY datasets_app_example ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for row in _rows(dataset_id, author_ids, count):
+                copy.write_row(row)
+    with connection.cursor() as cursor:  # after the commit: deferred foreign-key checks block CREATE INDEX before it
+        for statement in search.PG_UP:
+            cursor.execute(statement)
+        cursor.execute("VACUUM ANALYZE datasets_app_example")
+
+
+def _measure(*, runs: int) -> dict[str, float]:
+    from django.contrib.auth import get_user_model
+    from django.core.cache import cache
+    from django.test import Client
+    from django.urls import reverse
+
+    from datasets_app.models import Dataset
+
+    dataset = Dataset.objects.get(name=DATASET_NAME)
+    ids = dataset.examples.order_by("id").values_list("id", flat=True)
+    deep = ids[int(dataset.examples.count() * 0.9)]
+    url = reverse("dataset", args=[dataset.pk])
+    pages = {
+        "dataset page": url,
+        "dataset page, counts not cached": url,
+        "dataset page, 90% deep": f"{url}?after={deep}",
+        "status filter (submitted)": f"{url}?status=submitted",
+        "search (1% of pairs)": f"{url}?q=refund",
+        "search (0.1% of pairs)": f"{url}?q=chocolate",
+        "search (common word)": f"{url}?q=please",
+        "tag filter (2%)": f"{url}?tag=urgent",
+        "author filter": f"{url}?author={ANNOTATORS[2]}",
+        "editor": reverse("example", args=[ids[1000]]),
+    }
+    client = Client()
+    client.force_login(get_user_model().objects.get(username=ANNOTATORS[0]))
+    medians = {}
+    for name, page in pages.items():
+        timings = []
+        for _ in range(runs):
+            if "not cached" in name:
+                cache.clear()  # count a million pairs by status on every request, as a small dataset would
+            started = time.perf_counter()
+            response = client.get(page)
+            timings.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, (page, response.status_code)
+        medians[name] = statistics.median(timings[1:])
+        print(f"  {name:<28}{medians[name]:>8.1f} ms", file=sys.stderr, flush=True)
+    return medians
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Forms of the HTML pages: they parse and check input; services do the writing."""
+
+from typing import Any
+
+from django import forms
+
+from datasets_app.formats import IMPORT_FORMATS
+from datasets_app.models import HISTORY_ROLES, ExampleStatus
+from datasets_app.services import BULK_ACTIONS, QUEUE_STATUSES
+
+MAX_BULK_SELECTION = 1000
+
+
+class TextField(forms.CharField):
+    """Pair text exactly as typed: no stripping, but browsers' CRLF line ends become LF (else every save changes it)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, strip=False, **kwargs)
+
+    def to_python(self, value: Any) -> str:
+        text = super().to_python(value).replace("\r\n", "\n").replace("\r", "\n")
+        if "\x00" in text:
+            raise forms.ValidationError("The text contains a NUL character, which cannot be stored.")
+        return text
+
+
+def parse_tags(text: str) -> list[str]:
+    """'a, b,, a' -> ['a', 'b']: comma-separated, trimmed, without blanks or repeats, in the order given."""
+    tags: list[str] = []
+    for tag in (part.strip() for part in text.split(",")):
+        if tag and tag not in tags:
+            tags.append(tag)
+    return tags
+
+
+class ExampleFieldsForm(forms.Form):
+    """The text of a pair: system prompt, earlier turns (turn_role / turn_content lists), prompt, response, tags."""
+
+    system_prompt = TextField()
+    prompt = TextField()
+    response = TextField()
+    tags = forms.CharField(required=False, max_length=2000)
+
+    def clean_tags(self) -> list[str]:
+        return parse_tags(self.cleaned_data["tags"])
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        roles, contents = self.data.getlist("turn_role"), self.data.getlist("turn_content")
+        turns = []
+        for role, content in zip(roles, contents, strict=False):
+            content = content.replace("\r\n", "\n").replace("\r", "\n")
+            if not content.strip():
+                continue  # an emptied turn is a removed turn
+            if role not in HISTORY_ROLES:
+                self.add_error(
+                    None, f"An earlier turn has the role {role!r}; expected one of {', '.join(HISTORY_ROLES)}."
+                )
+                continue
+            if "\x00" in content:
+                self.add_error(None, "An earlier turn contains a NUL character, which cannot be stored.")
+                continue
+            turns.append({"role": role, "content": content})
+        cleaned["history"] = turns
+        return cleaned
+
+    def fields_for_service(self) -> dict[str, Any]:
+        return {name: self.cleaned_data[name] for name in ("system_prompt", "prompt", "response", "history", "tags")}
+
+
+class EditorForm(ExampleFieldsForm):
+    """The editor's save: the text plus the version it was loaded at and what to do after saving."""
+
+    INTENTS = ("save", "save_next", "submit", "approve", "reject", "reopen")
+
+    version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+    intent = forms.ChoiceField(choices=[(intent, intent) for intent in INTENTS], initial="save")
+    comment = forms.CharField(required=False, max_length=5000)
+    queue = forms.ChoiceField(choices=[("", "")] + [(queue, queue) for queue in QUEUE_STATUSES], required=False)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("intent") == "reject" and not (cleaned.get("comment") or "").strip():
+            self.add_error("comment", "Say what to fix: a rejection needs a comment.")
+        return cleaned
+
+    @property
+    def action(self) -> str | None:
+        """The status action the intent asks for, if any."""
+        intent = self.cleaned_data["intent"]
+        return intent if intent in ("submit", "approve", "reject", "reopen") else None
+
+
+class NewExampleForm(ExampleFieldsForm):
+    intent = forms.ChoiceField(choices=[("draft", "draft"), ("submit", "submit"), ("another", "another")])
+
+    @property
+    def status(self) -> str:
+        return ExampleStatus.SUBMITTED if self.cleaned_data["intent"] == "submit" else ExampleStatus.DRAFT
+
+
+class BulkForm(forms.Form):
+    """An action on the checked pairs; each checkbox carries 'id:version' so pairs changed since are skipped."""
+
+    action = forms.ChoiceField(choices=[(action, action) for action in BULK_ACTIONS])
+    comment = forms.CharField(required=False, max_length=5000)
+    tag = forms.CharField(required=False, max_length=200)
+    confirm = forms.BooleanField(required=False)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        versions: dict[int, int] = {}
+        for item in self.data.getlist("selected")[:MAX_BULK_SELECTION]:
+            pk, _, version = item.partition(":")
+            if pk.isdigit() and version.isdigit() and len(pk) <= 18 and len(version) <= 9:
+                versions[int(pk)] = int(version)
+        if not versions:
+            raise forms.ValidationError("Select at least one pair first.")
+        cleaned["versions"] = versions
+        action = cleaned.get("action")
+        if action == "reject" and not (cleaned.get("comment") or "").strip():
+            self.add_error("comment", "Say what to fix: a rejection needs a comment.")
+        if action in ("add_tag", "remove_tag") and not (cleaned.get("tag") or "").strip():
+            self.add_error("tag", "Name the tag.")
+        return cleaned
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(allow_empty_file=True)
+    format = forms.ChoiceField(
+        choices=[("", "Detect from the file")] + [(fmt, fmt) for fmt in (*IMPORT_FORMATS, "csv")], required=False
+    )
+    on_duplicate = forms.ChoiceField(
+        choices=[("skip", "Skip pairs the dataset already has"), ("keep", "Keep them as well")], required=False
+    )
+    status = forms.ChoiceField(
+        choices=[("draft", "Draft"), ("submitted", "Submitted"), ("approved", "Approved (leads)")], required=False
+    )
+
+    def clean_on_duplicate(self) -> str:
+        return self.cleaned_data["on_duplicate"] or "skip"
+
+    def clean_status(self) -> str:
+        return self.cleaned_data["status"] or "draft"

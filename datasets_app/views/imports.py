@@ -1,0 +1,137 @@
+"""Adding pairs: the new-example form, the import page (same import service as the API) and job progress."""
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.text import get_valid_filename
+from django.views.decorators.http import require_GET, require_http_methods
+
+from datasets_app import selectors, services
+from datasets_app.errors import DuplicateExample
+from datasets_app.forms import ImportForm, NewExampleForm
+from datasets_app.importing import ImportRejected, dataset_import
+from datasets_app.jobs import import_job_create
+from datasets_app.models import HISTORY_ROLES
+from datasets_app.views.common import forget_counts, is_htmx, role_errors_are_403
+from datasets_app.views.markdown import render_markdown
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@role_errors_are_403
+def example_new(request: HttpRequest, pk: int) -> HttpResponse:
+    dataset = selectors.dataset_get(user=request.user, pk=pk)
+    form = NewExampleForm(request.POST or None)
+    duplicate = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            example = services.example_create(
+                dataset=dataset, user=request.user, status=form.status, **form.fields_for_service()
+            )
+        except DuplicateExample as error:
+            duplicate = error.existing
+        except ValidationError as error:
+            for field, errors in error.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            forget_counts(dataset)
+            saved = f"saved=new-{dataset.pk}"
+            if form.cleaned_data["intent"] == "another":
+                messages.success(request, f"Added #{example.pk}. Here is a fresh form for the next one.")
+                return redirect(f"{reverse('example-new', args=[dataset.pk])}?{saved}")
+            messages.success(request, f"Added #{example.pk} as {example.get_status_display().lower()}.")
+            return redirect(f"{reverse('example', args=[example.pk])}?{saved}")
+    values = _values(form.data if form.is_bound else None)
+    context = {
+        "dataset": dataset,
+        "form": form,
+        "duplicate": duplicate,
+        "roles": HISTORY_ROLES,
+        "values": values,
+        "preview": render_markdown(values["response"]),
+        "guidelines": render_markdown(dataset.guidelines) if dataset.guidelines else "",
+    }
+    return render(request, "datasets_app/new_example.html", context, status=400 if form.is_bound else 200)
+
+
+def _values(data: QueryDict | None) -> dict[str, Any]:
+    """What the form shows: empty, or exactly what was posted (so a refused form loses nothing)."""
+    data = data if data is not None else QueryDict()
+    turns = zip(data.getlist("turn_role"), data.getlist("turn_content"), strict=False)
+    return {
+        "system_prompt": data.get("system_prompt", ""),
+        "prompt": data.get("prompt", ""),
+        "response": data.get("response", ""),
+        "history": [{"role": role, "content": content} for role, content in turns],
+        "tags": data.get("tags", ""),
+    }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@role_errors_are_403
+def dataset_import_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """Upload a file: small ones are imported at once (result or problems), large ones by a worker (a job page)."""
+    dataset = selectors.dataset_get(user=request.user, pk=pk)
+    is_lead = selectors.can_review(user=request.user, workspace=dataset.workspace)
+    form = ImportForm(request.POST or None, request.FILES or None)
+    context = {"dataset": dataset, "form": form, "is_lead": is_lead, **_limits()}
+    if request.method != "POST":
+        return render(request, "datasets_app/import.html", context)
+    if not form.is_valid():
+        return render(request, "datasets_app/import.html", context, status=400)
+    data = form.cleaned_data
+    upload = data["file"]
+    if upload.size > settings.IMPORT_MAX_BYTES:
+        form.add_error("file", f"The file is larger than the {context['max_mb']:g} MB import limit.")
+        return render(request, "datasets_app/import.html", context, status=413)
+    upload.name = get_valid_filename(upload.name or "upload") or "upload"
+    try:
+        if upload.size > settings.IMPORT_ASYNC_BYTES:
+            job = import_job_create(
+                dataset=dataset,
+                user=request.user,
+                upload=upload,
+                fmt=data["format"] or None,
+                on_duplicate=data["on_duplicate"],
+                status=data["status"],
+            )
+            return redirect("job", pk=job.pk)
+        outcome = dataset_import(
+            dataset=dataset,
+            user=request.user,
+            stream=upload,
+            filename=upload.name,
+            fmt=data["format"] or None,
+            on_duplicate=data["on_duplicate"],
+            status=data["status"],
+        )
+    except ImportRejected as rejected:
+        context.update(problems=rejected.problems, more=rejected.more, filename=upload.name)
+        return render(request, "datasets_app/import.html", context, status=400)
+    forget_counts(dataset)
+    context.update(outcome=outcome, filename=upload.name, form=ImportForm())
+    return render(request, "datasets_app/import.html", context)
+
+
+def _limits() -> dict[str, float]:
+    return {"max_mb": settings.IMPORT_MAX_BYTES / 2**20, "async_mb": settings.IMPORT_ASYNC_BYTES / 2**20}
+
+
+@login_required
+@require_GET
+def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A background import's progress; htmx polls the fragment until the job has finished."""
+    job = selectors.job_get(user=request.user, pk=pk)
+    if job.finished:
+        forget_counts(job.dataset)
+    context = {"job": job, "dataset": job.dataset}
+    if is_htmx(request):
+        return render(request, "datasets_app/partials/job_status.html", context)
+    return render(request, "datasets_app/job.html", context)

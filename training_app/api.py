@@ -1,0 +1,185 @@
+"""REST API for snapshots, training runs, their metrics, logs, artifacts and the playground."""
+
+import time
+
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from datasets_app import selectors as dataset_selectors
+from training_app import selectors, services
+from training_app.models import PlaygroundRequest
+from training_app.serializers import (
+    GenerateSerializer,
+    LogSerializer,
+    MetricSerializer,
+    RunCreateSerializer,
+    RunDetailSerializer,
+    RunSerializer,
+    SnapshotCreateSerializer,
+    SnapshotSerializer,
+)
+from training_app.snapshots import snapshot_create
+
+PLAYGROUND_WAIT_S = 120
+Answer = inline_serializer("PlaygroundAnswer", {"base": serializers.CharField(), "fine_tuned": serializers.CharField()})
+
+
+class DatasetSnapshotsView(APIView):
+    @extend_schema(responses=SnapshotSerializer(many=True))
+    def get(self, request: Request, pk: int) -> Response:
+        dataset = dataset_selectors.dataset_get(user=request.user, pk=pk)
+        return Response(SnapshotSerializer(dataset.versions.all(), many=True).data)
+
+    @extend_schema(request=SnapshotCreateSerializer, responses={201: SnapshotSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        """Freeze the dataset's approved pairs with a seeded train/validation split (leads)."""
+        dataset = dataset_selectors.dataset_get(user=request.user, pk=pk)
+        serializer = SnapshotCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        snapshot = snapshot_create(dataset=dataset, user=request.user, **serializer.validated_data)
+        return Response(SnapshotSerializer(snapshot).data, status=status.HTTP_201_CREATED)
+
+
+class SnapshotDetailView(APIView):
+    @extend_schema(responses=SnapshotSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(SnapshotSerializer(selectors.snapshot_get(user=request.user, pk=pk)).data)
+
+
+class SnapshotDownloadView(APIView):
+    @extend_schema(responses={(200, "application/jsonl"): OpenApiTypes.BINARY})
+    def get(self, request: Request, pk: int) -> FileResponse:
+        """The frozen rows as JSONL: ref (example id), split, system, prompt, response, history, tags."""
+        snapshot = selectors.snapshot_get(user=request.user, pk=pk)
+        name = f"{snapshot.dataset.name}-v{snapshot.number}.jsonl"
+        return FileResponse(
+            snapshot.file.open("rb"), as_attachment=True, filename=name, content_type="application/jsonl"
+        )
+
+
+class RunListView(APIView):
+    @extend_schema(parameters=[OpenApiParameter("dataset", int)], responses=RunSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        dataset = request.query_params.get("dataset")
+        dataset_id = int(dataset) if dataset and dataset.isdigit() and len(dataset) < 19 else None
+        runs = selectors.run_list(user=request.user, dataset_id=dataset_id)[:200]
+        return Response(RunSerializer(runs, many=True).data)
+
+    @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer})
+    def post(self, request: Request) -> Response:
+        """Start a fine-tuning run (leads): on a snapshot, or on a fresh snapshot of a dataset."""
+        serializer = RunCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        target = {}
+        if "snapshot" in data:
+            target["snapshot"] = selectors.snapshot_get(user=request.user, pk=data["snapshot"])
+        else:
+            target["dataset"] = dataset_selectors.dataset_get(user=request.user, pk=data["dataset"])
+        run = services.run_create(
+            user=request.user, base_model=data["base_model"], method=data["method"], hyperparameters=data["hyperparameters"],
+            validation_fraction=data["validation_fraction"], **target,
+        )  # fmt: skip
+        return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class RunDetailView(APIView):
+    @extend_schema(responses=RunDetailSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        """Status, progress, latest metrics, the before/after evaluation and every evaluated prompt."""
+        return Response(RunDetailSerializer(selectors.run_get(user=request.user, pk=pk)).data)
+
+
+class RunMetricsView(APIView):
+    @extend_schema(responses=MetricSerializer(many=True))
+    def get(self, request: Request, pk: int) -> Response:
+        run = selectors.run_get(user=request.user, pk=pk)
+        return Response(MetricSerializer(run.metrics.order_by("step", "id"), many=True).data)
+
+
+class RunLogsView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("after", int, description="Only lines after this id.")],
+        responses=LogSerializer(many=True),
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        run = selectors.run_get(user=request.user, pk=pk)
+        after = request.query_params.get("after", "")
+        lines = run.logs.filter(id__gt=int(after)) if after.isdigit() and len(after) < 19 else run.logs.all()
+        return Response(LogSerializer(lines.order_by("id")[:1000], many=True).data)
+
+
+class RunCancelView(APIView):
+    @extend_schema(request=None, responses=RunSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        """Stop a run: a queued one at once, a running one within a few seconds (metrics so far are kept)."""
+        run = services.run_cancel(run=selectors.run_get(user=request.user, pk=pk), user=request.user)
+        return Response(RunSerializer(run).data)
+
+
+class RunArtifactView(APIView):
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    def get(self, request: Request, pk: int) -> FileResponse:
+        """The LoRA adapter (or full weights), tokenizer, run config and snapshot hash, as a zip."""
+        run = selectors.run_get(user=request.user, pk=pk)
+        if not run.artifact:
+            raise NotFound("this run has no artifact (it has not succeeded)")
+        return FileResponse(run.artifact.open("rb"), as_attachment=True, filename=f"instructory-run-{run.pk}.zip")
+
+
+def _answer(request: PlaygroundRequest) -> Response:
+    if request.error:
+        return Response({"detail": request.error}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+    return Response({"base": request.base_output, "fine_tuned": request.fine_tuned_output})
+
+
+class RunGenerateView(APIView):
+    @extend_schema(
+        request=GenerateSerializer,
+        responses={
+            200: Answer,
+            202: inline_serializer(
+                "PlaygroundQueued", {"request": serializers.IntegerField(), "url": serializers.CharField()}
+            ),
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        """The base and the fine-tuned model's greedy answers to one prompt, side by side (answered by a worker)."""
+        run = selectors.run_get(user=request.user, pk=pk)
+        serializer = GenerateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        ask = services.playground_ask(run=run, user=request.user, **serializer.validated_data)
+        deadline = time.monotonic() + PLAYGROUND_WAIT_S
+        while time.monotonic() < deadline:
+            ask.refresh_from_db()
+            if ask.done:
+                return _answer(ask)
+            time.sleep(0.25)
+        return Response({"request": ask.pk, "url": f"/api/playground/{ask.pk}/"}, status=status.HTTP_202_ACCEPTED)
+
+
+class PlaygroundDetailView(APIView):
+    @extend_schema(responses={200: Answer, 202: None})
+    def get(self, request: Request, pk: int) -> Response:
+        ask = selectors.playground_get(user=request.user, pk=pk)
+        return _answer(ask) if ask.done else Response({"detail": "still generating"}, status=status.HTTP_202_ACCEPTED)
+
+
+class BaseModelsView(APIView):
+    @extend_schema(
+        responses=inline_serializer(
+            "BaseModel", {"name": serializers.CharField(), "label": serializers.CharField()}, many=True
+        )
+    )
+    def get(self, request: Request) -> Response:
+        from django.conf import settings
+
+        return Response(
+            [{"name": name, "label": spec.get("label", name)} for name, spec in settings.BASE_MODELS.items()]
+        )

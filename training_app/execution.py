@@ -1,0 +1,350 @@
+"""Running a training run on a worker: claim, heartbeat, evaluate, train, evaluate, store the artifact.
+
+Only Celery tasks reach this module; it is where the app meets training_app.ml (torch and friends).
+"""
+
+import json
+import logging
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import traceback
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files import File
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from datasets_app.validators import validate_mcq
+from training_app.ml.config import TrainConfig
+from training_app.ml.data import ChatExample
+from training_app.models import EvalItem, PlaygroundRequest, RunLog, RunMetric, RunStatus, TrainingRun
+from training_app.snapshots import SnapshotRow, snapshot_rows
+
+logger = logging.getLogger(__name__)
+HEARTBEAT_EVERY_S = 5.0
+CANCEL_CHECK_EVERY_S = 1.0
+EVAL_MAX_NEW_TOKENS = {"guardrail": 48, "mcq": 160, "general": 128}
+
+
+def model_spec(name: str) -> dict[str, Any]:
+    return {**settings.BASE_MODELS[name], "name": name}
+
+
+def base_model_dir(name: str) -> Path:
+    from training_app.ml.registry import model_source_dir
+
+    return model_source_dir(model_spec(name), Path(settings.MODEL_CACHE_DIR))
+
+
+class RunCancelled(Exception):
+    pass
+
+
+class Heartbeat(threading.Thread):
+    """Keeps the run's heartbeat fresh and notices a cancel request, from its own thread and DB connection."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(daemon=True, name=f"heartbeat-{run_id}")
+        self.run_id = run_id
+        self.cancelled = threading.Event()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        last_beat = 0.0
+        try:
+            while not self.done.wait(CANCEL_CHECK_EVERY_S):
+                if time.monotonic() - last_beat >= HEARTBEAT_EVERY_S:
+                    TrainingRun.objects.filter(pk=self.run_id).update(heartbeat_at=timezone.now())
+                    last_beat = time.monotonic()
+                if TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists():
+                    self.cancelled.set()
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=10)
+
+
+class RunRecorder:
+    """training_app.ml callbacks that write progress, metrics and log lines to the database."""
+
+    def __init__(self, run: TrainingRun, heartbeat: Heartbeat) -> None:
+        self.run = run
+        self.heartbeat = heartbeat
+        self.started = time.monotonic()
+
+    def on_start(self, total_steps: int) -> None:
+        self.started = time.monotonic()
+        TrainingRun.objects.filter(pk=self.run.pk).update(
+            total_steps=total_steps, phase="training", updated_at=timezone.now()
+        )
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        now = timezone.now()
+        RunMetric.objects.create(
+            run=self.run, step=step, epoch=metrics.get("epoch", 0), loss=metrics.get("loss"),
+            learning_rate=metrics.get("learning_rate"), grad_norm=metrics.get("grad_norm"), tokens_per_s=metrics.get("tokens_per_s"),
+        )  # fmt: skip
+        total = TrainingRun.objects.values_list("total_steps", flat=True).get(pk=self.run.pk) or step
+        eta = (time.monotonic() - self.started) / step * (total - step) if step else None
+        updates = {"step": step, "eta_seconds": eta, "heartbeat_at": now, "updated_at": now}
+        TrainingRun.objects.filter(pk=self.run.pk).update(**updates)
+        TrainingRun.objects.filter(pk=self.run.pk, first_step_at__isnull=True).update(first_step_at=now)
+
+    def on_epoch(self, epoch: int, metrics: dict[str, float | None]) -> None:
+        if metrics.get("val_loss") is not None:
+            step = TrainingRun.objects.values_list("step", flat=True).get(pk=self.run.pk)
+            RunMetric.objects.create(run=self.run, step=step, epoch=epoch, val_loss=metrics["val_loss"])
+
+    def on_log(self, line: str) -> None:
+        log(self.run, line)
+
+    def should_stop(self) -> bool:
+        return self.heartbeat.cancelled.is_set()
+
+
+def log(run: TrainingRun, line: str) -> None:
+    logger.info("run %s: %s", run.pk, line)
+    RunLog.objects.create(run=run, line=line[:2000])
+
+
+def _claim(run_id: int) -> TrainingRun | None:
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status != RunStatus.QUEUED:
+            return None  # redelivered, cancelled before it started, or already done
+        now = timezone.now()
+        run.status, run.started_at, run.heartbeat_at = RunStatus.RUNNING, now, now
+        run.worker, run.phase = socket.gethostname(), "loading"
+        run.save(update_fields=["status", "started_at", "heartbeat_at", "worker", "phase", "updated_at"])
+        return run
+
+
+def _finish(run: TrainingRun, status: str, **fields: Any) -> None:
+    now = timezone.now()
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status=status, finished_at=now, heartbeat_at=now, updated_at=now, phase="", **fields
+    )
+
+
+def run_execute(*, run_id: int) -> None:
+    """Run a queued training run once, start to finish; every outcome ends in a final status."""
+    run = _claim(run_id)
+    if run is None:
+        return
+    heartbeat = Heartbeat(run.pk)
+    heartbeat.start()
+    workdir = Path(tempfile.mkdtemp(prefix=f"instructory-run-{run.pk}-"))
+    try:
+        _execute(run, heartbeat, workdir)
+    except RunCancelled:
+        log(run, "cancelled on request")
+        _finish(run, RunStatus.CANCELLED)
+    except Exception as error:
+        logger.exception("run %s failed", run.pk)
+        log(run, f"failed: {error}")
+        _finish(
+            run,
+            RunStatus.FAILED,
+            error=f"{type(error).__name__}: {error}"[:2000],
+            traceback_tail=traceback.format_exc()[-4000:],
+        )
+    finally:
+        heartbeat.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+        close_old_connections()
+
+
+def _set_phase(run: TrainingRun, phase: str, heartbeat: Heartbeat) -> None:
+    if heartbeat.cancelled.is_set():
+        raise RunCancelled
+    TrainingRun.objects.filter(pk=run.pk).update(phase=phase, updated_at=timezone.now())
+    log(run, phase)
+
+
+def _execute(run: TrainingRun, heartbeat: Heartbeat, workdir: Path) -> None:
+    from training_app.ml.registry import load_model, pick_device
+    from training_app.ml.train import train
+
+    snapshot = run.snapshot
+    rows = snapshot_rows(snapshot)
+    train_rows = [row for row in rows if row.split == "train"]
+    val_rows = [row for row in rows if row.split == "validation"]
+    log(
+        run,
+        f"snapshot v{snapshot.number} ({snapshot.content_hash[:12]}): {len(train_rows)} train, {len(val_rows)} validation pairs",
+    )
+    _set_phase(run, "preparing the base model", heartbeat)
+    source = base_model_dir(run.base_model)
+    device, _ = pick_device()
+    TrainingRun.objects.filter(pk=run.pk).update(device=device)
+    config = TrainConfig.from_dict({**run.hyperparameters, "method": run.method})
+
+    _set_phase(run, "evaluating the base model", heartbeat)
+    model, tokenizer = load_model(source)
+    before = _evaluate(model, tokenizer, val_rows, snapshot.kind, config.max_seq_len)
+    del model
+
+    _set_phase(run, "training", heartbeat)
+    out_dir = workdir / "model"
+    result = train(
+        source,
+        [_chat(row) for row in train_rows],
+        [_chat(row) for row in val_rows],
+        config,
+        out_dir,
+        RunRecorder(run, heartbeat),
+    )
+    if result.status == "cancelled":
+        raise RunCancelled
+    summary = {
+        "train_tokens": result.train_tokens, "truncated": result.truncated_count, "tokens_per_s": round(result.tokens_per_s, 1),
+        "final_loss": result.final_loss, "val_loss": result.val_loss, "steps": result.steps, "train_seconds": round(result.train_seconds, 1),
+    }  # fmt: skip
+    TrainingRun.objects.filter(pk=run.pk).update(summary=summary)
+    log(
+        run,
+        f"trained {result.steps} steps at {result.tokens_per_s:.0f} tokens/s; {result.truncated_count} pairs truncated",
+    )
+
+    _set_phase(run, "evaluating the fine-tuned model", heartbeat)
+    tuned, tuned_tokenizer = _load_tuned(source, out_dir, run.method)
+    after = _evaluate(tuned, tuned_tokenizer, val_rows, snapshot.kind, config.max_seq_len)
+    del tuned
+    _store_eval_items(run, val_rows, before, after)
+
+    _set_phase(run, "saving the artifact", heartbeat)
+    artifact = _zip(run, out_dir, workdir / "artifact.zip")
+    with artifact.open("rb") as handle:
+        run.artifact.save(f"run-{run.pk}.zip", File(handle), save=False)
+    evaluation = {"before": _metrics_only(before), "after": _metrics_only(after)}
+    _finish(run, RunStatus.SUCCEEDED, artifact=run.artifact.name, evaluation=evaluation, step=result.steps)
+    log(run, "succeeded")
+
+
+def _load_tuned(source: Path, out_dir: Path, method: str):  # type: ignore[no-untyped-def]
+    from training_app.ml.registry import load_model
+
+    return load_model(source, adapter_dir=out_dir) if method == "lora" else load_model(out_dir)
+
+
+def _chat(row: SnapshotRow) -> ChatExample:
+    return ChatExample(prompt=row.prompt, response=row.response, system=row.system, history=row.history, ref=row.ref)
+
+
+def _evaluate(model, tokenizer, rows: list[SnapshotRow], kind: str, max_len: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    from training_app.ml.evaluate import evaluate
+
+    return evaluate(
+        model, tokenizer, [_chat(row) for row in rows], kind if kind in ("guardrail", "mcq") else "general", max_len,
+        blocked_flags=[row.blocked for row in rows] if kind == "guardrail" else None,
+        validate=validate_mcq if kind == "mcq" else None, max_new_tokens=EVAL_MAX_NEW_TOKENS.get(kind, 128),
+    )  # fmt: skip
+
+
+def _metrics_only(evaluation: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in evaluation.items() if key != "items"}
+
+
+def _item_ok(item: dict[str, Any]) -> bool | None:
+    if "refused" in item:
+        return item["refused"] == item["blocked"]
+    if "problems" in item:
+        return not item["problems"]
+    return bool(item.get("exact_match"))
+
+
+def _store_eval_items(run: TrainingRun, rows: list[SnapshotRow], before: dict, after: dict) -> None:
+    EvalItem.objects.bulk_create(
+        EvalItem(
+            run=run,
+            example_id=row.ref if _exists(row.ref) else None,
+            prompt=row.prompt,
+            reference=row.response,
+            blocked=row.blocked if run.snapshot.kind == "guardrail" else None,
+            before_output=b["output"],
+            after_output=a["output"],
+            before_ok=_item_ok(b),
+            after_ok=_item_ok(a),
+        )  # fmt: skip
+        for row, b, a in zip(rows, before["items"], after["items"], strict=True)
+    )
+
+
+def _exists(ref: int | None) -> bool:
+    from datasets_app.models import Example
+
+    return ref is not None and Example.objects.filter(pk=ref).exists()
+
+
+def _zip(run: TrainingRun, out_dir: Path, target: Path) -> Path:
+    """The model files plus the run's config and the snapshot's hash, so the artifact explains itself."""
+    meta = {
+        "run": run.pk, "base_model": run.base_model, "method": run.method, "hyperparameters": run.hyperparameters,
+        "snapshot": {"dataset": run.snapshot.dataset_id, "number": run.snapshot.number, "content_hash": run.snapshot.content_hash},
+    }  # fmt: skip
+    (out_dir / "instructory_run.json").write_text(json.dumps(meta, indent=2))
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(out_dir.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(out_dir))
+    return target
+
+
+# --- playground
+
+
+_loaded: dict[str, tuple[Any, Any]] = {}
+
+
+def _cached_model(key: str, loader) -> tuple[Any, Any]:  # type: ignore[no-untyped-def]
+    """Keep the last few loaded models in this worker process; they are rebuilt from storage on any other."""
+    if key not in _loaded:
+        if len(_loaded) >= 3:
+            _loaded.pop(next(iter(_loaded)))
+        _loaded[key] = loader()
+    return _loaded[key]
+
+
+def tuned_model_dir(run: TrainingRun) -> Path:
+    """The run's artifact unpacked in this machine's model cache (fetched from storage once)."""
+    target = Path(settings.MODEL_CACHE_DIR) / "runs" / f"run-{run.pk}"
+    if not (target / "instructory_run.json").exists():
+        staging = Path(tempfile.mkdtemp(dir=Path(settings.MODEL_CACHE_DIR)))
+        with run.artifact.open("rb") as handle, zipfile.ZipFile(handle) as archive:
+            archive.extractall(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+    return target
+
+
+def playground_answer(*, request_id: int) -> None:
+    """Answer a playground prompt with the base and the fine-tuned model, greedily (reproducible)."""
+    from training_app.ml.generate import generate
+    from training_app.ml.registry import load_model
+
+    request = PlaygroundRequest.objects.select_related("run").get(pk=request_id)
+    if request.done:
+        return
+    run = request.run
+    try:
+        source = base_model_dir(run.base_model)
+        base = _cached_model(f"base:{run.base_model}", lambda: load_model(source))
+        tuned_dir = tuned_model_dir(run)
+        tuned = _cached_model(f"run:{run.pk}", lambda: _load_tuned(source, tuned_dir, run.method))
+        prompt = [ChatExample(prompt=request.prompt, response="")]
+        request.base_output = generate(*base, prompt, request.max_new_tokens)[0]
+        request.fine_tuned_output = generate(*tuned, prompt, request.max_new_tokens)[0]
+    except Exception as error:
+        logger.exception("playground request %s failed", request.pk)
+        request.error = f"{type(error).__name__}: {error}"[:2000]
+    request.done = True
+    request.save(update_fields=["base_output", "fine_tuned_output", "error", "done", "updated_at"])

@@ -1,0 +1,109 @@
+"""Training hyperparameters and their validation.
+
+Deliberately free of torch imports, so forms and serializers can validate a config without
+loading the ML stack. ``training_app.ml.train`` re-exports these names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+METHODS = ("lora", "full")
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+class ConfigError(ValueError):
+    """Raised with the list of (field, message) problems that make a config unusable."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{name}: {message}" for name, message in problems))
+
+
+@dataclass
+class TrainConfig:
+    # Defaults tuned on SmolLM2-135M with a few dozen pairs: the behaviour is learnt in about
+    # 30 optimizer steps, well under a minute on 2 CPU cores (see bench/train_bench.py).
+    method: str = "lora"
+    epochs: int = 3
+    learning_rate: float = 2e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_seq_len: int = 512
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    seed: int = 42
+    warmup_ratio: float = 0.03
+    group_by_length: bool = True
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Defaults overlaid with ``values``; raises ConfigError listing every problem."""
+        problems = validate_config(values)
+        if problems:
+            raise ConfigError(problems)
+        merged = {**asdict(cls()), **values}
+        merged["lora_target_modules"] = list(merged["lora_target_modules"])
+        return cls(**merged)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _number(value: Any, *, integer: bool) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) if integer else isinstance(value, int | float)
+
+
+# field: (integer?, low, high, high is exclusive?)
+_RANGES: dict[str, tuple[bool, float, float, bool]] = {
+    "epochs": (True, 1, 100, False),
+    "learning_rate": (False, 1e-7, 1, False),
+    "batch_size": (True, 1, 1024, False),
+    "grad_accum": (True, 1, 1024, False),
+    "max_seq_len": (True, 32, 131072, False),
+    "lora_r": (True, 1, 1024, False),
+    "lora_alpha": (False, 1e-3, 4096, False),
+    "lora_dropout": (False, 0, 1, True),
+    "seed": (True, 0, 2**32 - 1, False),
+    "warmup_ratio": (False, 0, 1, True),
+    "weight_decay": (False, 0, 1, False),
+    "max_grad_norm": (False, 0, 1e4, False),  # 0 turns clipping off
+}
+
+
+def validate_config(cfg: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every problem with a (partial) config as (field, message); empty means usable.
+
+    Whether the LoRA target modules exist is checked later, against the model.
+    """
+    known = {f.name for f in fields(TrainConfig)}
+    problems = [(name, "is not a training setting") for name in cfg if name not in known]
+    for name, (integer, low, high, open_high) in _RANGES.items():
+        if name not in cfg:
+            continue
+        value = cfg[name]
+        if not _number(value, integer=integer):
+            problems.append((name, "must be a whole number" if integer else "must be a number"))
+        elif open_high and not low <= value < high:
+            problems.append((name, f"must be at least {low:g} and below {high:g}"))
+        elif not open_high and not low <= value <= high:
+            problems.append((name, f"must be between {low:g} and {high:g}"))
+    if "method" in cfg and cfg["method"] not in METHODS:
+        problems.append(("method", f"must be one of {', '.join(METHODS)}"))
+    if "group_by_length" in cfg and not isinstance(cfg["group_by_length"], bool):
+        problems.append(("group_by_length", "must be true or false"))
+    if "lora_target_modules" in cfg:
+        modules = cfg["lora_target_modules"]
+        if not isinstance(modules, list | tuple) or not modules:
+            problems.append(("lora_target_modules", "must be a non-empty list of module names"))
+        elif not all(isinstance(m, str) and _MODULE_NAME.match(m) for m in modules):
+            problems.append(("lora_target_modules", "must be module names like q_proj"))
+    return problems

@@ -1,0 +1,162 @@
+"""Chat examples to token ids: the chat template, the response-only loss mask and batching.
+
+Training and generation render a conversation the same way (the tokenizer's chat template, with
+the prompt tokenised on its own and the answer after it), so the model is trained on exactly the
+token sequence it later continues. When ``system`` is empty the template's default system prompt,
+if it has one, is used in both.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+IGNORE_INDEX = -100
+ROLES = ("user", "assistant")
+# A too-long answer never pushes out the whole question: the context keeps at least this share.
+MIN_CONTEXT_SHARE = 0.25
+# Length grouping sorts within windows of this many batches, so batch order stays random.
+GROUP_WINDOW_BATCHES = 50
+
+
+class TemplateError(ValueError):
+    """The chat template does not render the prompt as a prefix of the full conversation."""
+
+
+@dataclass
+class ChatExample:
+    prompt: str
+    response: str = ""
+    system: str = ""
+    history: list[dict[str, str]] = field(default_factory=list)
+    ref: int | None = None  # the dataset example this came from
+
+
+@dataclass
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]
+    truncated: bool = False
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    @property
+    def n_labels(self) -> int:
+        return sum(label != IGNORE_INDEX for label in self.labels)
+
+
+def messages(ex: ChatExample, *, with_response: bool) -> list[dict[str, str]]:
+    turns = [{"role": "system", "content": ex.system}] if ex.system else []
+    for turn in ex.history:
+        if turn.get("role") not in ROLES or not isinstance(turn.get("content"), str):
+            raise ValueError(f"a history turn needs role user or assistant and content: {turn!r}")
+        turns.append({"role": turn["role"], "content": turn["content"]})
+    turns.append({"role": "user", "content": ex.prompt})
+    if with_response:
+        turns.append({"role": "assistant", "content": ex.response})
+    return turns
+
+
+def render_prompt(tokenizer: PreTrainedTokenizerBase, ex: ChatExample) -> str:
+    """The conversation up to and including the assistant's turn header."""
+    return tokenizer.apply_chat_template(messages(ex, with_response=False), tokenize=False, add_generation_prompt=True)
+
+
+def _ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    # The template writes special tokens into the text itself; adding them again would double BOS.
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, ex: ChatExample, max_len: int | None = None) -> list[int]:
+    """Prompt token ids as generation sees them; over ``max_len`` the oldest tokens go."""
+    ids = _ids(tokenizer, render_prompt(tokenizer, ex))
+    return ids[-max_len:] if max_len else ids
+
+
+def _labelled_text(tokenizer: PreTrainedTokenizerBase, ex: ChatExample, prompt_text: str) -> str:
+    full = tokenizer.apply_chat_template(messages(ex, with_response=True), tokenize=False)
+    if not full.startswith(prompt_text):
+        raise TemplateError(
+            "the chat template renders the prompt differently with and without the answer, "
+            "so the answer tokens cannot be told apart"
+        )
+    completion = full[len(prompt_text) :]
+    # Keep the answer and its end-of-turn token; what the template adds after that (a newline)
+    # cannot influence any labelled token, so it is dropped rather than masked.
+    end_of_turn = tokenizer.eos_token
+    if end_of_turn:
+        answer_at = completion.find(ex.response) if ex.response else 0
+        cut = completion.find(end_of_turn, answer_at + len(ex.response) if answer_at >= 0 else 0)
+        if cut >= 0:
+            return completion[: cut + len(end_of_turn)]
+    return completion
+
+
+def encode(tokenizer: PreTrainedTokenizerBase, ex: ChatExample, max_len: int) -> Encoded:
+    """Token ids with the loss on the final answer (and its end-of-turn token) only.
+
+    Too long: the context loses its oldest tokens first, down to ``MIN_CONTEXT_SHARE`` of
+    ``max_len``; only then is the end of the answer cut.
+    """
+    prompt_text = render_prompt(tokenizer, ex)
+    context = _ids(tokenizer, prompt_text)
+    answer = _ids(tokenizer, _labelled_text(tokenizer, ex, prompt_text))
+    truncated = len(context) + len(answer) > max_len
+    if truncated:
+        context_budget = max(max_len - len(answer), min(len(context), int(max_len * MIN_CONTEXT_SHARE)))
+        context = context[len(context) - context_budget :] if context_budget else []
+        answer = answer[: max_len - len(context)]
+    return Encoded(
+        input_ids=context + answer,
+        labels=[IGNORE_INDEX] * len(context) + answer,
+        truncated=truncated,
+    )
+
+
+def make_batches(
+    encoded: Sequence[Encoded], batch_size: int, *, group_by_length: bool = True, seed: int = 0
+) -> list[list[int]]:
+    """Batches of indices into ``encoded``, shuffled with ``seed``.
+
+    With ``group_by_length``, examples of similar length share a batch (sorted within windows of
+    ``GROUP_WINDOW_BATCHES`` batches, then the batches shuffled), so little compute goes on padding.
+    """
+    rng = random.Random(seed)
+    order = list(range(len(encoded)))
+    rng.shuffle(order)
+    if group_by_length:
+        window = batch_size * GROUP_WINDOW_BATCHES
+        order = [
+            i
+            for start in range(0, len(order), window)
+            for i in sorted(order[start : start + window], key=lambda i: -len(encoded[i]))
+        ]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if group_by_length:
+        rng.shuffle(batches)
+    return batches
+
+
+def collate(batch: Sequence[Encoded], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded tensors; padding is masked out of attention and of the loss."""
+    width = max(len(item) for item in batch)
+    input_ids = torch.full((len(batch), width), pad_token_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, item in enumerate(batch):
+        input_ids[row, : len(item)] = torch.tensor(item.input_ids)
+        labels[row, : len(item)] = torch.tensor(item.labels)
+        attention_mask[row, : len(item)] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def padding_fraction(encoded: Sequence[Encoded], batches: Sequence[Sequence[int]]) -> float:
+    """Share of the batched positions that are padding."""
+    real = sum(len(encoded[i]) for batch in batches for i in batch)
+    total = sum(max(len(encoded[i]) for i in batch) * len(batch) for batch in batches if batch)
+    return 1 - real / total if total else 0.0

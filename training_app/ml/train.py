@@ -1,0 +1,433 @@
+"""Fine-tuning: our own loop on transformers + peft (LoRA or full), with cooperative cancel.
+
+``train`` is the entry point the app calls: load the base, attach LoRA (or not), ``fit``, save.
+``fit`` trains a model already in memory and is public so tests and benchmarks can reuse it.
+
+Speed on CPU comes from not computing what the loss ignores: examples are batched by length
+(little padding), logits are computed only where the answer is (the 49k-wide vocabulary
+projection is a good share of a small model's work), and nothing is checkpointed or recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+
+from training_app.ml.config import ConfigError, TrainConfig, validate_config
+from training_app.ml.data import (
+    IGNORE_INDEX,
+    ChatExample,
+    Encoded,
+    collate,
+    encode,
+    make_batches,
+)
+from training_app.ml.registry import load_tokenizer, pick_device, quiet_peft
+
+__all__ = [
+    "Callbacks",
+    "ConfigError",
+    "NullCallbacks",
+    "TrainConfig",
+    "TrainResult",
+    "fit",
+    "prepare_model",
+    "save_trained",
+    "train",
+    "validate_config",
+    "validation_loss",
+]
+
+logger = logging.getLogger(__name__)
+
+SUCCEEDED = "succeeded"
+CANCELLED = "cancelled"
+
+
+class Callbacks(Protocol):
+    def on_start(self, total_steps: int) -> None: ...
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        """After each optimizer step: loss, learning_rate, grad_norm, tokens_per_s, epoch."""
+
+    def on_epoch(self, epoch: int, metrics: dict[str, float | None]) -> None:
+        """After each epoch: val_loss (None without a validation set) and train_loss."""
+
+    def on_log(self, line: str) -> None: ...
+
+    def should_stop(self) -> bool:
+        """Asked after every optimizer step; True ends training as cancelled."""
+
+
+class NullCallbacks:
+    """Does nothing; subclass it to override only what you need."""
+
+    def on_start(self, total_steps: int) -> None:
+        pass
+
+    def on_step(self, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def on_epoch(self, epoch: int, metrics: dict[str, float | None]) -> None:
+        pass
+
+    def on_log(self, line: str) -> None:
+        pass
+
+    def should_stop(self) -> bool:
+        return False
+
+
+@dataclass
+class TrainResult:
+    status: str  # "succeeded" or "cancelled"
+    steps: int
+    train_tokens: int  # real (unpadded) tokens fed forward, all epochs
+    truncated_count: int
+    final_loss: float | None  # mean training loss per answer token over the last epoch run
+    val_loss: float | None
+    tokens_per_s: float
+    out_dir: Path | None = None  # None when cancelled: nothing is saved
+    total_steps: int = 0
+    train_seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "out_dir": str(self.out_dir) if self.out_dir else None}
+
+
+# --- the entry point ---------------------------------------------------------------------------
+
+
+def train(
+    source_dir: Path,
+    train_set: Sequence[ChatExample],
+    val_set: Sequence[ChatExample],
+    cfg: TrainConfig,
+    out_dir: Path,
+    callbacks: Callbacks | None = None,
+) -> TrainResult:
+    """Fine-tune the base model in ``source_dir`` and save the result to ``out_dir``.
+
+    LoRA saves adapter_model.safetensors + adapter_config.json; full saves complete safetensors
+    weights. Both add the tokenizer and train_config.json. The directory appears only when
+    everything is written; a cancelled run saves nothing.
+    """
+    callbacks = callbacks or NullCallbacks()
+    problems = validate_config(cfg.to_dict())
+    if problems:
+        raise ConfigError(problems)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(f"{out_dir} is not empty")
+    device, dtype = pick_device()
+    if device == "cpu":
+        _use_available_cores()
+    # Full fine-tuning keeps float32 master weights; bf16 then only runs inside autocast.
+    weights_dtype = dtype if cfg.method == "lora" else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(
+        source_dir, dtype=weights_dtype, use_safetensors=True, trust_remote_code=False
+    ).to(device)
+    tokenizer = load_tokenizer(source_dir)
+    model = prepare_model(model, cfg)
+    result = fit(model, tokenizer, train_set, val_set, cfg, callbacks)
+    if result.status != SUCCEEDED:
+        return result
+    save_trained(model, tokenizer, cfg, out_dir, base=source_dir, result=result)
+    callbacks.on_log(f"saved to {out_dir}")
+    return replace(result, out_dir=out_dir)
+
+
+def prepare_model(model: PreTrainedModel, cfg: TrainConfig) -> nn.Module:
+    """Make ``model`` trainable per ``cfg``: wrap it with a fresh LoRA adapter, or unfreeze all."""
+    _seed(cfg.seed)  # the adapter's initial weights come from the RNG
+    if cfg.method == "full":
+        model.requires_grad_(True)
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    available = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules() if _is_linear(module)})
+    unknown = [name for name in cfg.lora_target_modules if name not in available]
+    if unknown:
+        raise ConfigError(
+            [
+                (
+                    "lora_target_modules",
+                    f"{', '.join(unknown)} not in this model (it has {', '.join(available)})",
+                )
+            ]
+        )
+    lora = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.lora_target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    with quiet_peft():
+        return get_peft_model(model, lora)
+
+
+def save_trained(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    cfg: TrainConfig,
+    out_dir: Path,
+    *,
+    base: Path,
+    result: TrainResult,
+) -> None:
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.saving-", dir=out_dir.parent))
+    try:
+        tmp.chmod(0o755)
+        model.save_pretrained(tmp)  # peft writes only the adapter; both write safetensors
+        tokenizer.save_pretrained(tmp)
+        summary = {
+            "config": cfg.to_dict(),
+            "base": str(base),
+            "result": {**result.to_dict(), "out_dir": str(out_dir)},
+            "versions": _versions(),
+        }
+        (tmp / "train_config.json").write_text(json.dumps(summary, indent=2))
+        if out_dir.exists():
+            out_dir.rmdir()  # checked empty before training
+        tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+
+def fit(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    train_set: Sequence[ChatExample],
+    val_set: Sequence[ChatExample],
+    cfg: TrainConfig,
+    callbacks: Callbacks | None = None,
+) -> TrainResult:
+    """Train ``model`` in place; returns the figures, saves nothing."""
+    callbacks = callbacks or NullCallbacks()
+    _seed(cfg.seed)
+    encoded = [encode(tokenizer, ex, cfg.max_seq_len) for ex in train_set]
+    truncated = sum(e.truncated for e in encoded)
+    encoded = [e for e in encoded if e.n_labels]
+    if not encoded:
+        raise ValueError("there is nothing to train on: no example has an answer")
+    val_encoded = [encode(tokenizer, ex, cfg.max_seq_len) for ex in val_set]
+
+    steps_per_epoch = math.ceil(math.ceil(len(encoded) / cfg.batch_size) / cfg.grad_accum)
+    total_steps = steps_per_epoch * cfg.epochs
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = _optimizer(model, cfg)
+    warmup = math.ceil(cfg.warmup_ratio * total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _linear_schedule(step, warmup, total_steps))
+    device = next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id
+
+    trainable = sum(p.numel() for p in params)
+    everything = sum(p.numel() for p in model.parameters())
+    callbacks.on_log(
+        f"training {len(encoded)} examples ({truncated} truncated to {cfg.max_seq_len} tokens), "
+        f"{cfg.epochs} epochs, {total_steps} steps, {cfg.method}, "
+        f"{trainable / 1e6:.2f}M of {everything / 1e6:.1f}M parameters trained, on {device}"
+    )
+    callbacks.on_start(total_steps)
+
+    model.train()
+    step, tokens, seconds = 0, 0, 0.0
+    status, val_loss, epoch_loss = SUCCEEDED, None, None
+    for epoch in range(cfg.epochs):
+        batches = make_batches(encoded, cfg.batch_size, group_by_length=cfg.group_by_length, seed=cfg.seed + epoch)
+        loss_sum, label_count = 0.0, 0
+        for group in _chunks(batches, cfg.grad_accum):
+            started = time.perf_counter()
+            step_labels = sum(encoded[i].n_labels for batch in group for i in batch)
+            step_loss = 0.0
+            for batch_indices in group:
+                batch = _to_device(collate([encoded[i] for i in batch_indices], pad_id), device)
+                with _autocast(device):
+                    loss = answer_loss_sum(model, batch)
+                # Normalised by the answer tokens of the whole optimizer step, so accumulation
+                # weighs every token alike whatever the batch boundaries.
+                (loss / step_labels).backward()
+                step_loss += loss.item()
+                tokens += int(batch["attention_mask"].sum())
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm or math.inf)
+            learning_rate = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            seconds += time.perf_counter() - started
+            step += 1
+            loss_sum += step_loss
+            label_count += step_labels
+            epoch_loss = loss_sum / label_count
+            callbacks.on_step(
+                step,
+                {
+                    "loss": step_loss / step_labels,
+                    "learning_rate": learning_rate,
+                    "grad_norm": float(grad_norm),
+                    "tokens_per_s": tokens / seconds,
+                    "epoch": step / steps_per_epoch,
+                },
+            )
+            if callbacks.should_stop():
+                status = CANCELLED
+                break
+        if status == CANCELLED:
+            callbacks.on_log(f"cancelled after step {step} of {total_steps}")
+            break
+        val_loss = validation_loss(model, tokenizer, val_encoded, cfg.max_seq_len, cfg.batch_size)
+        callbacks.on_epoch(epoch + 1, {"val_loss": val_loss, "train_loss": epoch_loss})
+        callbacks.on_log(
+            f"epoch {epoch + 1}/{cfg.epochs}: train loss {epoch_loss:.4f}"
+            + (f", validation loss {val_loss:.4f}" if val_loss is not None else "")
+        )
+    model.eval()
+    return TrainResult(
+        status=status,
+        steps=step,
+        train_tokens=tokens,
+        truncated_count=truncated,
+        final_loss=epoch_loss,
+        val_loss=val_loss,
+        tokens_per_s=tokens / seconds if seconds else 0.0,
+        total_steps=total_steps,
+        train_seconds=seconds,
+    )
+
+
+def answer_loss_sum(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Summed cross-entropy over the labelled (answer) tokens of a batch.
+
+    Logits are projected only at positions whose next token is labelled; the rest of the
+    vocabulary projection would be thrown away by the loss anyway.
+    """
+    targets = batch["labels"][:, 1:]
+    wanted = targets != IGNORE_INDEX
+    keep = torch.zeros_like(batch["labels"], dtype=torch.bool)
+    keep[:, :-1] = wanted
+    attention_mask = batch["attention_mask"]
+    # Without padding the mask says nothing, and leaving it out keeps attention on the fast path.
+    if bool(attention_mask.all()):
+        attention_mask = None
+    output = model(
+        input_ids=batch["input_ids"],
+        attention_mask=attention_mask,
+        logits_to_keep=keep,
+        use_cache=False,
+    )
+    logits = output.logits
+    if logits.dim() != 2:  # a model that ignores a boolean logits_to_keep
+        logits = logits[keep]
+    return nn.functional.cross_entropy(logits.float(), targets[wanted], reduction="sum")
+
+
+def validation_loss(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[ChatExample] | Sequence[Encoded],
+    max_len: int,
+    batch_size: int,
+) -> float | None:
+    """Mean loss per answer token over ``examples``; None when there is nothing to measure."""
+    encoded = [ex if isinstance(ex, Encoded) else encode(tokenizer, ex, max_len) for ex in examples]
+    encoded = [e for e in encoded if e.n_labels]
+    if not encoded:
+        return None
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        with torch.inference_mode(), _autocast(device):
+            for indices in make_batches(encoded, batch_size, group_by_length=True, seed=0):
+                batch = _to_device(collate([encoded[i] for i in indices], tokenizer.pad_token_id), device)
+                total += answer_loss_sum(model, batch).item()
+                count += sum(encoded[i].n_labels for i in indices)
+    finally:
+        model.train(was_training)
+    return total / count
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)  # seeds CUDA too
+
+
+def _use_available_cores() -> None:
+    # torch counts the machine's cores; a container or taskset may allow fewer.
+    if hasattr(os, "sched_getaffinity"):
+        allowed = len(os.sched_getaffinity(0))
+        if 0 < allowed < torch.get_num_threads():
+            torch.set_num_threads(allowed)
+
+
+def _is_linear(module: nn.Module) -> bool:
+    return isinstance(module, nn.Linear) or type(module).__name__ in ("Conv1D", "Linear8bitLt")
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            # Norm scales and biases are not decayed, as usual.
+            (decay if param.dim() >= 2 else no_decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.learning_rate)
+
+
+def _linear_schedule(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def _autocast(device: torch.device) -> AbstractContextManager[Any]:
+    _, dtype = pick_device()
+    if device.type == "cuda" and dtype == torch.bfloat16:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _chunks(items: list[list[int]], size: int) -> Iterator[list[list[int]]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+
+
+def _versions() -> dict[str, str]:
+    import peft
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}

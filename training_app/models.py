@@ -1,0 +1,168 @@
+"""Dataset snapshots, fine-tuning runs, their metrics, logs and evaluations."""
+
+from django.conf import settings
+from django.db import models
+
+from datasets_app.models import Dataset, Example, TimeStamped
+
+
+class DatasetVersion(TimeStamped):
+    """The approved pairs of a dataset frozen at a moment, with a seeded train/validation split, as an immutable file."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    file = models.FileField(upload_to="snapshots/%Y/%m/", max_length=500)
+    content_hash = models.CharField(max_length=64)
+    seed = models.IntegerField(default=42)
+    validation_fraction = models.FloatField(default=0.1)
+    n_train = models.PositiveIntegerField()
+    n_validation = models.PositiveIntegerField()
+    kind = models.CharField(
+        max_length=20, help_text="The dataset's kind when frozen; it decides the evaluation metric."
+    )
+
+    class Meta:
+        ordering = ["dataset", "-number"]
+        constraints = [models.UniqueConstraint(fields=["dataset", "number"], name="unique_snapshot_number")]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name} v{self.number}"
+
+    @property
+    def n_total(self) -> int:
+        return self.n_train + self.n_validation
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class TrainingRun(TimeStamped):
+    """One fine-tuning run; the row is the source of truth, not the broker."""
+
+    snapshot = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="runs")
+    base_model = models.CharField(max_length=100)
+    method = models.CharField(max_length=10, default="lora", choices=[("lora", "LoRA"), ("full", "Full fine-tune")])
+    hyperparameters = models.JSONField(default=dict)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    phase = models.CharField(max_length=40, blank=True, help_text="What a running run is doing now.")
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    eta_seconds = models.FloatField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    first_step_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    device = models.CharField(max_length=40, blank=True)
+    error = models.TextField(blank=True)
+    traceback_tail = models.TextField(blank=True)
+    artifact = models.FileField(upload_to="artifacts/%Y/%m/", blank=True, max_length=500)
+    summary = models.JSONField(default=dict, blank=True, help_text="Tokens, truncation, speed, final losses.")
+    evaluation = models.JSONField(default=dict, blank=True, help_text='{"before": {...}, "after": {...}}')
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="run_status_heartbeat")]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def progress(self) -> float:
+        if self.status == RunStatus.SUCCEEDED:
+            return 1.0
+        return self.step / self.total_steps if self.total_steps else 0.0
+
+
+class RunMetric(models.Model):
+    """One training step's numbers, or one epoch's validation loss."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="metrics")
+    step = models.PositiveIntegerField()
+    epoch = models.FloatField(default=0)
+    loss = models.FloatField(null=True, blank=True)
+    val_loss = models.FloatField(null=True, blank=True)
+    learning_rate = models.FloatField(null=True, blank=True)
+    grad_norm = models.FloatField(null=True, blank=True)
+    tokens_per_s = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "step", "id"]
+        indexes = [models.Index(fields=["run", "step"], name="metric_run_step")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} step {self.step}"
+
+
+class RunLog(models.Model):
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="logs")
+    line = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+
+    def __str__(self) -> str:
+        return self.line[:80]
+
+
+class EvalItem(models.Model):
+    """One validation prompt with the base and the fine-tuned model's answers, linked back to its pair."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="eval_items")
+    example = models.ForeignKey(Example, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    prompt = models.TextField()
+    reference = models.TextField(blank=True)
+    blocked = models.BooleanField(null=True, help_text="Guardrail datasets: whether the prompt is on a blocked topic.")
+    before_output = models.TextField(blank=True)
+    after_output = models.TextField(blank=True)
+    before_ok = models.BooleanField(null=True)
+    after_ok = models.BooleanField(null=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+
+    def __str__(self) -> str:
+        return self.prompt[:60]
+
+
+class PlaygroundRequest(TimeStamped):
+    """A playground prompt answered by a worker (the web process never loads a model)."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="playground_requests")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    prompt = models.TextField()
+    max_new_tokens = models.PositiveIntegerField(default=128)
+    base_output = models.TextField(blank=True)
+    fine_tuned_output = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    done = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.prompt[:60]

@@ -1,0 +1,98 @@
+"""REST representations of snapshots, runs, metrics and the playground."""
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from training_app.models import DatasetVersion, EvalItem, RunLog, RunMetric, TrainingRun
+from training_app.selectors import key_metric, latest_metric
+
+
+class SnapshotSerializer(serializers.ModelSerializer):
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DatasetVersion
+        fields = ["id", "dataset", "number", "kind", "content_hash", "seed", "validation_fraction", "n_train", "n_validation",
+                  "created_at", "download_url"]  # fmt: skip
+
+    def get_download_url(self, snapshot: DatasetVersion) -> str:
+        return reverse("api-snapshot-download", args=[snapshot.pk])
+
+
+class SnapshotCreateSerializer(serializers.Serializer):
+    validation_fraction = serializers.FloatField(default=0.1, min_value=0.01, max_value=0.9)
+    seed = serializers.IntegerField(default=42, min_value=0, max_value=2**31 - 1)
+
+
+class RunCreateSerializer(serializers.Serializer):
+    snapshot = serializers.IntegerField(required=False, help_text="Train on this snapshot ...")
+    dataset = serializers.IntegerField(required=False, help_text="... or on a fresh snapshot of this dataset.")
+    base_model = serializers.CharField(required=False, allow_blank=True, default="")
+    method = serializers.CharField(required=False, default="lora")
+    hyperparameters = serializers.DictField(required=False, default=dict)
+    validation_fraction = serializers.FloatField(default=0.1, min_value=0.01, max_value=0.9)
+
+    def validate(self, attrs: dict) -> dict:
+        if ("snapshot" in attrs) == ("dataset" in attrs):
+            raise serializers.ValidationError("give exactly one of snapshot or dataset")
+        return attrs
+
+
+class MetricSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RunMetric
+        fields = ["step", "epoch", "loss", "val_loss", "learning_rate", "grad_norm", "tokens_per_s", "created_at"]
+
+
+class LogSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RunLog
+        fields = ["id", "line", "created_at"]
+
+
+class EvalItemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EvalItem
+        fields = ["example", "prompt", "reference", "blocked", "before_output", "after_output", "before_ok", "after_ok"]
+
+
+class RunSerializer(serializers.ModelSerializer):
+    dataset = serializers.IntegerField(source="snapshot.dataset_id", read_only=True)
+    dataset_name = serializers.CharField(source="snapshot.dataset.name", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    progress = serializers.FloatField(read_only=True)
+    latest_metrics = serializers.SerializerMethodField()
+    key_metric = serializers.SerializerMethodField()
+    artifact_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id", "snapshot", "dataset", "dataset_name", "base_model", "method", "hyperparameters", "status", "phase", "step",
+            "total_steps", "progress", "eta_seconds", "cancel_requested", "created_by", "queued_at", "started_at", "first_step_at",
+            "finished_at", "heartbeat_at", "device", "error", "traceback_tail", "summary", "evaluation", "latest_metrics",
+            "key_metric", "artifact_url",
+        ]  # fmt: skip
+
+    def get_latest_metrics(self, run: TrainingRun) -> dict | None:
+        metric = latest_metric(run)
+        return MetricSerializer(metric).data if metric else None
+
+    def get_key_metric(self, run: TrainingRun) -> dict | None:
+        found = key_metric(run)
+        return {"name": found[0], "value": found[1]} if found else None
+
+    def get_artifact_url(self, run: TrainingRun) -> str | None:
+        return reverse("api-run-artifact", args=[run.pk]) if run.artifact else None
+
+
+class RunDetailSerializer(RunSerializer):
+    eval_items = EvalItemSerializer(many=True, read_only=True)
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "eval_items"]
+
+
+class GenerateSerializer(serializers.Serializer):
+    prompt = serializers.CharField(max_length=8000)
+    max_new_tokens = serializers.IntegerField(default=128, min_value=1, max_value=512)

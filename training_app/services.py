@@ -1,0 +1,118 @@
+"""Every write to training runs: create, cancel, sweep; running one lives in execution.py."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from datasets_app.models import Dataset, Role
+from datasets_app.selectors import role_require
+from training_app.ml.config import METHODS, TrainConfig, validate_config
+from training_app.models import DatasetVersion, PlaygroundRequest, RunStatus, TrainingRun
+from training_app.snapshots import snapshot_create
+
+# A running run's worker writes a heartbeat every few seconds; past this, the sweeper calls it dead.
+HEARTBEAT_TIMEOUT = timedelta(seconds=60)
+
+
+def base_model_names() -> list[str]:
+    return list(settings.BASE_MODELS)
+
+
+def default_hyperparameters() -> dict:
+    defaults = TrainConfig().to_dict()
+    defaults.pop("method")
+    return defaults
+
+
+def _check(base_model: str, method: str, hyperparameters: dict) -> dict:
+    problems = {}
+    if base_model not in settings.BASE_MODELS:
+        problems["base_model"] = f"unknown base model {base_model!r}; expected one of {', '.join(settings.BASE_MODELS)}"
+    if method not in METHODS:
+        problems["method"] = f"must be one of {', '.join(METHODS)}"
+    config = {**default_hyperparameters(), **hyperparameters, "method": method}
+    for field, message in validate_config(config):
+        problems[f"hyperparameters.{field}" if field != "method" else "method"] = message
+    if problems:
+        raise ValidationError(problems)
+    config.pop("method")
+    return config
+
+
+@transaction.atomic
+def run_create(
+    *,
+    user: AbstractBaseUser,
+    snapshot: DatasetVersion | None = None,
+    dataset: Dataset | None = None,
+    base_model: str = "",
+    method: str = "lora",
+    hyperparameters: dict | None = None,
+    validation_fraction: float = 0.1,
+) -> TrainingRun:
+    """Queue a fine-tuning run on a snapshot (a fresh one of `dataset` when no snapshot is given); leads only."""
+    if snapshot is None and dataset is None:
+        raise ValidationError({"snapshot": "give a snapshot or a dataset"})
+    workspace = snapshot.dataset.workspace if snapshot is not None else dataset.workspace  # type: ignore[union-attr]
+    role_require(user=user, workspace=workspace, role=Role.LEAD)
+    base_model = base_model or workspace.default_base_model or settings.DEFAULT_BASE_MODEL
+    config = _check(base_model, method, hyperparameters or {})
+    if snapshot is None:
+        snapshot = snapshot_create(dataset=dataset, user=user, validation_fraction=validation_fraction)  # type: ignore[arg-type]
+    run = TrainingRun.objects.create(
+        snapshot=snapshot, base_model=base_model, method=method, hyperparameters=config, created_by=user
+    )
+    from training_app.tasks import run_training_task
+
+    transaction.on_commit(lambda: run_training_task.delay(run.pk))
+    return run
+
+
+@transaction.atomic
+def run_cancel(*, run: TrainingRun, user: AbstractBaseUser) -> TrainingRun:
+    """Ask a run to stop; a queued one stops now, a running one at its next step (checked every ~2 s)."""
+    locked = TrainingRun.objects.select_for_update().select_related("snapshot__dataset__workspace").get(pk=run.pk)
+    role_require(user=user, workspace=locked.snapshot.dataset.workspace, role=Role.LEAD)
+    if locked.finished:
+        return locked
+    locked.cancel_requested = True
+    if locked.status == RunStatus.QUEUED:
+        locked.status, locked.finished_at = RunStatus.CANCELLED, timezone.now()
+    locked.save(update_fields=["cancel_requested", "status", "finished_at", "updated_at"])
+    return locked
+
+
+def run_sweep(*, timeout: timedelta = HEARTBEAT_TIMEOUT) -> int:
+    """Fail running runs whose worker stopped sending heartbeats (killed, out of memory, machine gone)."""
+    now = timezone.now()
+    stale = TrainingRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=now - timeout)
+    return stale.update(
+        status=RunStatus.FAILED,
+        finished_at=now,
+        updated_at=now,
+        error=f"the worker running this stopped responding (no heartbeat for {timeout.seconds} s): "
+        "it was killed or its machine went away. Metrics so far are kept; start a new run to try again.",
+    )
+
+
+@transaction.atomic
+def playground_ask(
+    *, run: TrainingRun, user: AbstractBaseUser, prompt: str, max_new_tokens: int = 128
+) -> PlaygroundRequest:
+    """Queue a prompt for the base and the fine-tuned model; a worker answers (models never load in the web)."""
+    role_require(user=user, workspace=run.snapshot.dataset.workspace, role=Role.ANNOTATOR)
+    if run.status != RunStatus.SUCCEEDED:
+        raise ValidationError({"run": "the playground needs a run that succeeded"})
+    if not prompt.strip():
+        raise ValidationError({"prompt": "may not be blank"})
+    if not 1 <= max_new_tokens <= 512:
+        raise ValidationError({"max_new_tokens": "must be between 1 and 512"})
+    request = PlaygroundRequest.objects.create(run=run, user=user, prompt=prompt, max_new_tokens=max_new_tokens)
+    from training_app.tasks import playground_task
+
+    transaction.on_commit(lambda: playground_task.delay(request.pk))
+    return request

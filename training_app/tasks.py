@@ -1,0 +1,26 @@
+"""Thin Celery tasks of the training app: take ids, call one service."""
+
+from celery import shared_task
+
+
+@shared_task(queue="training")
+def run_training_task(run_id: int) -> None:
+    """Train a queued run; a redelivered task finds the run claimed and does nothing."""
+    from training_app.execution import run_execute  # keeps torch out of the web process
+
+    run_execute(run_id=run_id)
+
+
+@shared_task(queue="default")
+def playground_task(request_id: int) -> None:
+    from training_app.execution import playground_answer
+
+    playground_answer(request_id=request_id)
+
+
+@shared_task(queue="default")
+def run_sweep_task() -> None:
+    """Periodic: fail runs whose worker died."""
+    from training_app.services import run_sweep
+
+    run_sweep()

@@ -1,0 +1,231 @@
+"""The runs dashboard, the new-run form, the run page (with its live JSON) and the playground."""
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from datasets_app import selectors as dataset_selectors
+from datasets_app.errors import NotAllowed
+from training_app import selectors, services
+from training_app.forms import RunForm
+from training_app.models import RunStatus, TrainingRun
+from training_app.views import display
+
+DASHBOARD_LIMIT = 100
+LOG_TAIL = 50
+MAX_ID_DIGITS = 18
+
+
+def role_errors_are_403(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """A service's NotAllowed is Django's 403: roles are enforced on the server, hiding buttons is only courtesy."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except NotAllowed as error:
+            raise PermissionDenied(str(error)) from error
+
+    return wrapper
+
+
+def _id(value: str | None) -> int | None:
+    """A row id from a query string, or None for anything else (a huge number is not a database error)."""
+    return int(value) if value and value.isdigit() and len(value) <= MAX_ID_DIGITS else None
+
+
+def _wants_fragment(request: HttpRequest) -> bool:
+    """An htmx swap asks for the fragment; htmx restoring history (Back) asks for the whole page."""
+    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-History-Restore-Request") != "true"
+
+
+def _row(run: TrainingRun) -> dict[str, Any]:
+    short, full = display.model_label(run.base_model)
+    return {
+        "run": run,
+        "status_label": display.status_label(run),
+        "timing": display.timing_text(run),
+        "model_short": short,
+        "model_full": full,
+        "dataset_url": display.dataset_url(run.snapshot.dataset_id),
+        "key_metric": display.key_metric_text(selectors.key_metric(run)),
+        "progress_pct": f"{run.progress * 100:.0f}",
+    }
+
+
+@login_required
+@require_GET
+def run_dashboard(request: HttpRequest) -> HttpResponse:
+    """Every run the user can see, newest first; while any is queued or running, htmx refreshes the list every 2 s."""
+    dataset_id = _id(request.GET.get("dataset"))
+    runs = list(selectors.run_list(user=request.user, dataset_id=dataset_id)[: DASHBOARD_LIMIT + 1])
+    context = {
+        "rows": [_row(run) for run in runs[:DASHBOARD_LIMIT]],
+        "more": len(runs) > DASHBOARD_LIMIT,
+        "active": any(not run.finished for run in runs),
+        "dataset_id": dataset_id,
+        "poll_query": f"?dataset={dataset_id}" if dataset_id else "",
+    }
+    if _wants_fragment(request):
+        response = render(request, "training_app/partials/run_list.html", context)
+    else:
+        context["datasets"] = dataset_selectors.dataset_list(user=request.user).order_by("workspace__name", "name")
+        context["can_start"] = selectors.trainable_dataset_list(user=request.user).exists()
+        response = render(request, "training_app/dashboard.html", context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _initial_from(request: HttpRequest) -> dict[str, Any]:
+    """?dataset= preselects a dataset; ?from=<run> copies that run's settings ("run it again, but ...")."""
+    initial: dict[str, Any] = {}
+    source_id = _id(request.GET.get("from"))
+    if source_id is not None:
+        source = selectors.run_get(user=request.user, pk=source_id)
+        hyperparameters = dict(source.hyperparameters)
+        if isinstance(hyperparameters.get("lora_target_modules"), list):
+            hyperparameters["lora_target_modules"] = ", ".join(hyperparameters["lora_target_modules"])
+        initial.update(
+            hyperparameters,
+            dataset=source.snapshot.dataset_id,
+            base_model=source.base_model,
+            method=source.method,
+            validation_fraction=source.snapshot.validation_fraction,
+        )
+    dataset_id = _id(request.GET.get("dataset"))
+    if dataset_id is not None:
+        initial["dataset"] = dataset_id
+        dataset = dataset_selectors.dataset_list(user=request.user).filter(pk=dataset_id).first()
+        if dataset is not None and dataset.workspace.default_base_model and source_id is None:
+            initial["base_model"] = dataset.workspace.default_base_model
+    return initial
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@role_errors_are_403
+def run_new(request: HttpRequest) -> HttpResponse:
+    """The new-run form (leads): a fresh snapshot of the chosen dataset, then a queued run; errors sit by their fields."""
+    trainable = selectors.trainable_dataset_list(user=request.user)
+    if not trainable.exists():
+        raise PermissionDenied("starting a run needs the lead role in a workspace")
+    visible = dataset_selectors.dataset_list(user=request.user)
+    if request.method == "GET":
+        form = RunForm(visible=visible, trainable=trainable, initial=_initial_from(request))
+        return render(request, "training_app/run_new.html", {"form": form})
+    form = RunForm(request.POST, visible=visible, trainable=trainable)
+    if form.is_valid():
+        try:
+            run = services.run_create(
+                user=request.user,
+                dataset=form.cleaned_data["dataset"],
+                base_model=form.cleaned_data["base_model"],
+                method=form.cleaned_data["method"],
+                hyperparameters=form.hyperparameters(),
+                validation_fraction=form.cleaned_data["validation_fraction"],
+            )
+        except ValidationError as error:
+            form.add_service_errors(error)
+        else:
+            messages.success(request, f"Run {run.pk} is queued; it starts when a training worker is free.")
+            return redirect("training-run", pk=run.pk)
+    return render(request, "training_app/run_new.html", {"form": form}, status=400)
+
+
+@login_required
+@require_GET
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """Status, live progress, chart and log; once finished, the evaluation, every evaluated prompt and the artifact."""
+    run = selectors.run_get(user=request.user, pk=pk)
+    items = [
+        {"item": item, "url": display.example_url(item.example_id) if item.example_id else ""}
+        for item in selectors.eval_item_list(run=run)
+    ]
+    logs = selectors.run_log_tail(run=run, limit=LOG_TAIL)
+    short, full = display.model_label(run.base_model)
+    context = {
+        "run": run,
+        "snapshot": run.snapshot,
+        "dataset": run.snapshot.dataset,
+        "dataset_url": display.dataset_url(run.snapshot.dataset_id),
+        "live": display.live_state(run),
+        "model_short": short,
+        "model_full": full,
+        "is_lead": dataset_selectors.can_review(user=request.user, workspace=run.snapshot.dataset.workspace),
+        "can_cancel": run.status in (RunStatus.QUEUED, RunStatus.RUNNING) and not run.cancel_requested,
+        "evaluation_rows": display.evaluation_rows(run.evaluation),
+        "evaluation_counts": display.evaluation_counts(run.evaluation),
+        "items": items,
+        "passed_before": sum(1 for entry in items if entry["item"].before_ok),
+        "passed_after": sum(1 for entry in items if entry["item"].after_ok),
+        "logs": logs,
+        "last_log_id": logs[-1].pk if logs else 0,
+        "log_tail": LOG_TAIL,
+        "hyperparameters": [
+            (name, ", ".join(map(str, value)) if isinstance(value, list) else value)
+            for name, value in sorted(run.hyperparameters.items())
+        ],
+        "summary": run.summary,
+        "train_duration": display.duration(run.summary.get("train_seconds")),
+    }
+    return render(request, "training_app/run_detail.html", context)
+
+
+@login_required
+@require_GET
+def run_live(request: HttpRequest, pk: int) -> JsonResponse:
+    """The run page's poll: status and progress, plus the metrics and log lines written since the ids it last saw."""
+    run = selectors.run_get(user=request.user, pk=pk)
+    metrics = selectors.run_metric_list(run=run, after_id=_id(request.GET.get("metrics_after")) or 0)
+    logs = selectors.run_log_tail(run=run, after_id=_id(request.GET.get("logs_after")) or 0, limit=LOG_TAIL)
+    return JsonResponse(
+        {
+            **display.live_state(run),
+            "metrics": [
+                {"id": m.pk, "step": m.step, "epoch": m.epoch, "loss": m.loss, "val_loss": m.val_loss}
+                for m in metrics.only("id", "step", "epoch", "loss", "val_loss")
+            ],
+            "logs": [{"id": line.pk, "line": line.line, "time": display.clock(line.created_at)} for line in logs],
+        }
+    )
+
+
+@login_required
+@require_POST
+@role_errors_are_403
+def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    run = services.run_cancel(run=selectors.run_get(user=request.user, pk=pk), user=request.user)
+    if run.status == RunStatus.CANCELLED:
+        messages.success(request, f"Run {run.pk} is cancelled.")
+    elif run.cancel_requested and not run.finished:
+        messages.success(request, f"Run {run.pk} stops within a few seconds; the metrics so far are kept.")
+    else:
+        messages.info(request, f"Run {run.pk} had already finished ({run.get_status_display().lower()}).")
+    return redirect("training-run", pk=run.pk)
+
+
+@login_required
+@require_GET
+def playground(request: HttpRequest, pk: int) -> HttpResponse:
+    """A prompt answered by the base and the fine-tuned model side by side (a worker generates; the page polls)."""
+    run = selectors.run_get(user=request.user, pk=pk)
+    short, _ = display.model_label(run.base_model)
+    context = {
+        "run": run,
+        "dataset": run.snapshot.dataset,
+        "model_short": short,
+        "ready": run.status == RunStatus.SUCCEEDED,
+        "status_label": display.status_label(run),
+        "history": selectors.playground_list(run=run, user=request.user),
+        "generate_url": reverse("api-run-generate", args=[run.pk]),
+    }
+    return render(request, "training_app/playground.html", context)
