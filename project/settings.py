@@ -43,6 +43,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "project.middleware.ContentSecurityPolicyMiddleware",
+    "project.middleware.RejectNulInQueryMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"

@@ -185,3 +185,9 @@ def test_updated_after_with_an_extreme_offset_is_handled(dataset, annotator):
     for moment in ["0281-09-02T15:20:24-18:41", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-05:00"]:
         response = api.get(f"/api/datasets/{dataset.pk}/examples/", {"updated_after": moment})
         assert response.status_code in (200, 400), moment
+
+
+def test_nul_characters_in_filters_are_a_400(dataset, annotator, client):
+    assert client_for(annotator).get(f"/api/datasets/{dataset.pk}/examples/", {"search": "\x001"}).status_code == 400
+    client.force_login(annotator)
+    assert client.get(f"/datasets/{dataset.pk}/", {"q": "a\x00b"}).status_code == 400
