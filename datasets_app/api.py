@@ -24,9 +24,9 @@ from datasets_app import selectors, services
 from datasets_app.errors import BulkInvalid
 from datasets_app.exporting import dataset_export
 from datasets_app.formats import EXPORT_CONTENT_TYPES, EXPORT_EXTENSIONS, EXPORT_FORMATS
-from datasets_app.importing import ImportRejected, dataset_import
-from datasets_app.jobs import import_job_create
-from datasets_app.models import ExampleStatus
+from datasets_app.importing import ImportRejected
+from datasets_app.jobs import import_upload
+from datasets_app.models import ExampleStatus, Job
 from datasets_app.serializers import (
     DatasetSerializer,
     DatasetUpdateSerializer,
@@ -416,27 +416,18 @@ class DatasetImportView(APIView):
         upload = data["file"]
         if upload.size > settings.IMPORT_MAX_BYTES:
             return _too_large()
-        upload.name = get_valid_filename(upload.name or "upload") or "upload"
         try:
-            if upload.size > settings.IMPORT_ASYNC_BYTES:
-                job = import_job_create(
-                    dataset=dataset,
-                    user=request.user,
-                    upload=upload,
-                    fmt=data.get("format"),
-                    on_duplicate=data["on_duplicate"],
-                    status=data["status"],
-                )
-                return Response(
-                    {"job": job.pk, "url": reverse("api-job", args=[job.pk])}, status=status.HTTP_202_ACCEPTED
-                )
-            outcome = dataset_import(
-                dataset=dataset, user=request.user, stream=upload, filename=upload.name, fmt=data.get("format"),
+            outcome = import_upload(
+                dataset=dataset, user=request.user, upload=upload, fmt=data.get("format"),
                 on_duplicate=data["on_duplicate"], status=data["status"],
             )  # fmt: skip
         except ImportRejected as rejected:
             detail = f"{len(rejected.problems)}{' or more' if rejected.more else ''} problem(s) in {upload.name}; nothing was imported"
             return Response({"detail": detail, "problems": rejected.problems}, status=status.HTTP_400_BAD_REQUEST)
+        if isinstance(outcome, Job):
+            return Response(
+                {"job": outcome.pk, "url": reverse("api-job", args=[outcome.pk])}, status=status.HTTP_202_ACCEPTED
+            )
         return Response(outcome.as_dict(), status=status.HTTP_201_CREATED)
 
 

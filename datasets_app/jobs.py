@@ -3,12 +3,14 @@
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import get_valid_filename
 
-from datasets_app.importing import ImportRejected, dataset_import, resolve_format
+from datasets_app.importing import ImportOutcome, ImportRejected, dataset_import, resolve_format
 from datasets_app.models import Dataset, ExampleStatus, Job, JobStatus, Role
 from datasets_app.selectors import role_require
 
@@ -98,4 +100,24 @@ def job_sweep(*, now: object = None) -> int:
         error="the worker running this job stopped responding (no heartbeat for 90 s); start it again",
         finished_at=timezone.now(),
         updated_at=timezone.now(),
+    )
+
+
+def import_upload(
+    *, dataset: Dataset, user: AbstractBaseUser, upload: UploadedFile, fmt: str | None, on_duplicate: str, status: str
+) -> Job | ImportOutcome:
+    """Import an uploaded file now, or queue it for a worker when it is over IMPORT_ASYNC_BYTES (a Job)."""
+    upload.name = get_valid_filename(upload.name or "upload") or "upload"
+    if upload.size > settings.IMPORT_ASYNC_BYTES:
+        return import_job_create(
+            dataset=dataset, user=user, upload=upload, fmt=fmt, on_duplicate=on_duplicate, status=status
+        )
+    return dataset_import(
+        dataset=dataset,
+        user=user,
+        stream=upload,
+        filename=upload.name,
+        fmt=fmt,
+        on_duplicate=on_duplicate,
+        status=status,
     )

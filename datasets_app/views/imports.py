@@ -9,15 +9,14 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.text import get_valid_filename
 from django.views.decorators.http import require_GET, require_http_methods
 
 from datasets_app import selectors, services
 from datasets_app.errors import DuplicateExample
 from datasets_app.forms import ImportForm, NewExampleForm
-from datasets_app.importing import ImportRejected, dataset_import
-from datasets_app.jobs import import_job_create
-from datasets_app.models import HISTORY_ROLES
+from datasets_app.importing import ImportRejected
+from datasets_app.jobs import import_upload
+from datasets_app.models import HISTORY_ROLES, Job
 from datasets_app.views.common import forget_counts, is_htmx, role_errors_are_403
 from datasets_app.views.markdown import render_markdown
 
@@ -91,30 +90,16 @@ def dataset_import_page(request: HttpRequest, pk: int) -> HttpResponse:
     if upload.size > settings.IMPORT_MAX_BYTES:
         form.add_error("file", f"The file is larger than the {context['max_mb']:g} MB import limit.")
         return render(request, "datasets_app/import.html", context, status=413)
-    upload.name = get_valid_filename(upload.name or "upload") or "upload"
     try:
-        if upload.size > settings.IMPORT_ASYNC_BYTES:
-            job = import_job_create(
-                dataset=dataset,
-                user=request.user,
-                upload=upload,
-                fmt=data["format"] or None,
-                on_duplicate=data["on_duplicate"],
-                status=data["status"],
-            )
-            return redirect("job", pk=job.pk)
-        outcome = dataset_import(
-            dataset=dataset,
-            user=request.user,
-            stream=upload,
-            filename=upload.name,
-            fmt=data["format"] or None,
-            on_duplicate=data["on_duplicate"],
-            status=data["status"],
-        )
+        outcome = import_upload(
+            dataset=dataset, user=request.user, upload=upload, fmt=data["format"] or None,
+            on_duplicate=data["on_duplicate"], status=data["status"],
+        )  # fmt: skip
     except ImportRejected as rejected:
         context.update(problems=rejected.problems, more=rejected.more, filename=upload.name)
         return render(request, "datasets_app/import.html", context, status=400)
+    if isinstance(outcome, Job):
+        return redirect("job", pk=outcome.pk)
     forget_counts(dataset)
     context.update(outcome=outcome, filename=upload.name, form=ImportForm())
     return render(request, "datasets_app/import.html", context)

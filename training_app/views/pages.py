@@ -1,7 +1,5 @@
 """The runs dashboard, the new-run form, the run page (with its live JSON) and the playground."""
 
-from collections.abc import Callable
-from functools import wraps
 from typing import Any
 
 from django.contrib import messages
@@ -14,7 +12,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from datasets_app import selectors as dataset_selectors
-from datasets_app.errors import NotAllowed
+from datasets_app.views.common import role_errors_are_403
 from training_app import selectors, services
 from training_app.forms import RunForm
 from training_app.models import RunStatus, TrainingRun
@@ -23,19 +21,6 @@ from training_app.views import display
 DASHBOARD_LIMIT = 100
 LOG_TAIL = 50
 MAX_ID_DIGITS = 18
-
-
-def role_errors_are_403(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """A service's NotAllowed is Django's 403: roles are enforced on the server, hiding buttons is only courtesy."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except NotAllowed as error:
-            raise PermissionDenied(str(error)) from error
-
-    return wrapper
 
 
 def _id(value: str | None) -> int | None:
