@@ -14,6 +14,7 @@ from training_app.ml.data import (
     encode_prompt,
     make_batches,
     padding_fraction,
+    split_by_length,
 )
 
 CONVERSATION = ChatExample(
@@ -110,6 +111,16 @@ def test_batches_hold_every_example_once_and_follow_the_seed(tokenizer, group_by
     assert all(len(batch) <= 4 for batch in batches)
     assert batches == make_batches(encoded, 4, group_by_length=group_by_length, seed=3)
     assert batches != make_batches(encoded, 4, group_by_length=group_by_length, seed=4)
+
+
+def test_a_batch_splits_into_runs_that_waste_little_on_padding(tokenizer):
+    encoded = [encode(tokenizer, ChatExample(prompt="x " * n, response="y"), 512) for n in (3, 200, 5, 190, 4, 60)]
+
+    runs = split_by_length(range(6), encoded, max_padding=0.1)
+
+    assert sorted(i for run in runs for i in run) == list(range(6))
+    assert [sorted(run) for run in runs] == [[1, 3], [5], [0, 2, 4]]
+    assert padding_fraction(encoded, runs) < 0.1
 
 
 def test_collate_pads_on_the_right_and_keeps_padding_out_of_the_loss(tokenizer):

@@ -3,10 +3,11 @@
 import json
 
 import pytest
+import torch
 from safetensors import safe_open
 
 from tests.training_app.conftest_ml import fresh_tiny_model, tiny_source
-from training_app.ml.data import ChatExample
+from training_app.ml.data import ChatExample, collate, encode, split_by_length
 from training_app.ml.generate import generate
 from training_app.ml.registry import load_model
 from training_app.ml.train import (
@@ -15,6 +16,7 @@ from training_app.ml.train import (
     ConfigError,
     NullCallbacks,
     TrainConfig,
+    answer_loss_sum,
     fit,
     prepare_model,
     save_trained,
@@ -66,6 +68,27 @@ def test_overfitting_four_pairs_drives_the_loss_far_down():
     assert first_loss > 10  # about ln(49152): a random model guesses uniformly
     assert result.final_loss < first_loss / 3
     assert result.status == SUCCEEDED
+
+
+def test_running_a_batch_as_runs_of_similar_length_gives_the_same_gradients():
+    model, tokenizer = fresh_tiny_model()
+    model = prepare_model(model, TrainConfig(lora_dropout=0.0))
+    lengths = [1, 2, 30, 32, 90]
+    encoded = [encode(tokenizer, ChatExample(prompt="word " * n, response="an answer"), 512) for n in lengths]
+
+    def gradients(runs):
+        model.zero_grad()
+        loss = sum(answer_loss_sum(model, collate([encoded[i] for i in run], tokenizer.pad_token_id)) for run in runs)
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
+
+    runs = split_by_length(range(5), encoded, max_padding=0.1)
+    assert len(runs) == 3  # the short pair, the middle pair and the long one
+    padded_loss, padded_grads = gradients([list(range(5))])
+    split_loss, split_grads = gradients(runs)
+
+    assert split_loss == pytest.approx(padded_loss, rel=1e-5)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(padded_grads, split_grads, strict=True))
 
 
 def test_callbacks_hear_every_step_and_every_epoch(source, tmp_path):

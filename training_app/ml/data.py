@@ -142,6 +142,28 @@ def make_batches(
     return batches
 
 
+def split_by_length(batch: Sequence[int], encoded: Sequence[Encoded], max_padding: float) -> list[list[int]]:
+    """Split one batch into runs of similar length that each waste at most ``max_padding`` on padding.
+
+    Every example's loss is independent of its batch mates, so running the runs one after another
+    and adding up their gradients gives the same step as the padded batch, minus the padding.
+    """
+    runs: list[list[int]] = []
+    current: list[int] = []
+    real = 0
+    for i in sorted(batch, key=lambda i: -len(encoded[i])):
+        if current:
+            width = len(encoded[current[0]])  # the longest, as the run is sorted
+            if 1 - (real + len(encoded[i])) / (width * (len(current) + 1)) > max_padding:
+                runs.append(current)
+                current, real = [], 0
+        current.append(i)
+        real += len(encoded[i])
+    if current:
+        runs.append(current)
+    return runs
+
+
 def collate(batch: Sequence[Encoded], pad_token_id: int) -> dict[str, torch.Tensor]:
     """Right-padded tensors; padding is masked out of attention and of the loss."""
     width = max(len(item) for item in batch)

@@ -3,9 +3,10 @@
 ``train`` is the entry point the app calls: load the base, attach LoRA (or not), ``fit``, save.
 ``fit`` trains a model already in memory and is public so tests and benchmarks can reuse it.
 
-Speed on CPU comes from not computing what the loss ignores: examples are batched by length
-(little padding), logits are computed only where the answer is (the 49k-wide vocabulary
-projection is a good share of a small model's work), and nothing is checkpointed or recomputed.
+Speed on CPU comes from not computing what the loss ignores: examples are batched by length and
+on CPU each batch runs as passes of similar length (almost no padding), logits are computed only
+where the answer is (the 49k-wide vocabulary projection is a good share of a small model's work),
+and nothing is checkpointed or recomputed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,20 +29,15 @@ from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from training_app.ml.config import ConfigError, TrainConfig, validate_config
-from training_app.ml.data import (
-    IGNORE_INDEX,
-    ChatExample,
-    Encoded,
-    collate,
-    encode,
-    make_batches,
-)
+from training_app.ml.data import ChatExample, collate, encode, make_batches
+from training_app.ml.loss import answer_loss_sum, autocast, forward_passes, to_device, validation_loss
 from training_app.ml.registry import load_tokenizer, pick_device, quiet_peft
 
 __all__ = [
     "Callbacks",
     "ConfigError",
     "NullCallbacks",
+    "answer_loss_sum",
     "TrainConfig",
     "TrainResult",
     "fit",
@@ -263,9 +258,9 @@ def fit(
             started = time.perf_counter()
             step_labels = sum(encoded[i].n_labels for batch in group for i in batch)
             step_loss = 0.0
-            for batch_indices in group:
-                batch = _to_device(collate([encoded[i] for i in batch_indices], pad_id), device)
-                with _autocast(device):
+            for batch_indices in forward_passes(group, encoded, device):
+                batch = to_device(collate([encoded[i] for i in batch_indices], pad_id), device)
+                with autocast(device):
                     loss = answer_loss_sum(model, batch)
                 # Normalised by the answer tokens of the whole optimizer step, so accumulation
                 # weighs every token alike whatever the batch boundaries.
@@ -318,59 +313,6 @@ def fit(
     )
 
 
-def answer_loss_sum(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Summed cross-entropy over the labelled (answer) tokens of a batch.
-
-    Logits are projected only at positions whose next token is labelled; the rest of the
-    vocabulary projection would be thrown away by the loss anyway.
-    """
-    targets = batch["labels"][:, 1:]
-    wanted = targets != IGNORE_INDEX
-    keep = torch.zeros_like(batch["labels"], dtype=torch.bool)
-    keep[:, :-1] = wanted
-    attention_mask = batch["attention_mask"]
-    # Without padding the mask says nothing, and leaving it out keeps attention on the fast path.
-    if bool(attention_mask.all()):
-        attention_mask = None
-    output = model(
-        input_ids=batch["input_ids"],
-        attention_mask=attention_mask,
-        logits_to_keep=keep,
-        use_cache=False,
-    )
-    logits = output.logits
-    if logits.dim() != 2:  # a model that ignores a boolean logits_to_keep
-        logits = logits[keep]
-    return nn.functional.cross_entropy(logits.float(), targets[wanted], reduction="sum")
-
-
-def validation_loss(
-    model: nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    examples: Sequence[ChatExample] | Sequence[Encoded],
-    max_len: int,
-    batch_size: int,
-) -> float | None:
-    """Mean loss per answer token over ``examples``; None when there is nothing to measure."""
-    encoded = [ex if isinstance(ex, Encoded) else encode(tokenizer, ex, max_len) for ex in examples]
-    encoded = [e for e in encoded if e.n_labels]
-    if not encoded:
-        return None
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    try:
-        with torch.inference_mode(), _autocast(device):
-            for indices in make_batches(encoded, batch_size, group_by_length=True, seed=0):
-                batch = _to_device(collate([encoded[i] for i in indices], tokenizer.pad_token_id), device)
-                total += answer_loss_sum(model, batch).item()
-                count += sum(encoded[i].n_labels for i in indices)
-    finally:
-        model.train(was_training)
-    return total / count
-
-
 # --- helpers ----------------------------------------------------------------------------------
 
 
@@ -410,20 +352,9 @@ def _linear_schedule(step: int, warmup: int, total: int) -> float:
     return max(0.0, (total - step) / max(1, total - warmup))
 
 
-def _autocast(device: torch.device) -> AbstractContextManager[Any]:
-    _, dtype = pick_device()
-    if device.type == "cuda" and dtype == torch.bfloat16:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
-
 def _chunks(items: list[list[int]], size: int) -> Iterator[list[list[int]]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
 
 
 def _versions() -> dict[str, str]:
