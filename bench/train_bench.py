@@ -101,11 +101,11 @@ def run_ours(source: Path, pairs, cfg) -> dict:
 def run_trl(source: Path, pairs, cfg, *, grouped: bool) -> dict:
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     from training_app.ml.registry import load_model, pick_device
+    from training_app.ml.train import lora_config
 
     model, tokenizer = load_model(source)
     model.train()
@@ -142,14 +142,7 @@ def run_trl(source: Path, pairs, cfg, *, grouped: bool) -> dict:
             disable_tqdm=True,
             dataloader_pin_memory=False,
         )
-        lora = LoraConfig(
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=list(cfg.lora_target_modules),
-            bias="none",
-            task_type="CAUSAL_LM",
-        )
+        lora = lora_config(cfg)
         trainer = SFTTrainer(
             model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer, peft_config=lora
         )

@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
@@ -52,6 +52,9 @@ logger = logging.getLogger(__name__)
 
 SUCCEEDED = "succeeded"
 CANCELLED = "cancelled"
+
+if TYPE_CHECKING:
+    from peft import LoraConfig
 
 
 class Callbacks(Protocol):
@@ -147,13 +150,27 @@ def train(
     return replace(result, out_dir=out_dir)
 
 
+def lora_config(cfg: TrainConfig) -> LoraConfig:
+    """The LoRA settings of a run (also what bench/train_bench.py gives TRL, so both train the same adapter)."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.lora_target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
 def prepare_model(model: PreTrainedModel, cfg: TrainConfig) -> nn.Module:
     """Make ``model`` trainable per ``cfg``: wrap it with a fresh LoRA adapter, or unfreeze all."""
     _seed(cfg.seed)  # the adapter's initial weights come from the RNG
     if cfg.method == "full":
         model.requires_grad_(True)
         return model
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     available = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules() if _is_linear(module)})
     unknown = [name for name in cfg.lora_target_modules if name not in available]
@@ -166,14 +183,7 @@ def prepare_model(model: PreTrainedModel, cfg: TrainConfig) -> nn.Module:
                 )
             ]
         )
-    lora = LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=list(cfg.lora_target_modules),
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
+    lora = lora_config(cfg)
     with quiet_peft():
         return get_peft_model(model, lora)
 
