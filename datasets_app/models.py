@@ -63,12 +63,55 @@ class DatasetKind(models.TextChoices):
     MCQ = "mcq", "Multiple-choice questions"
 
 
+class TemplateKind(models.TextChoices):
+    GUARDRAIL = "guardrail", "Guardrail"
+    MCQ = "mcq", "Multiple-choice questions"
+
+
+class Template(TimeStamped):
+    """A few decisions (topics, a refusal pattern, an MCQ format) that generate many consistent pairs.
+
+    `spec` holds the kind's settings; `datasets_app.template_specs` parses and checks it.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="templates")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=TemplateKind.choices)
+    description = models.TextField(blank=True)
+    spec = models.JSONField(default=dict)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["workspace", "name"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="unique_template_name_in_workspace")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Dataset(TimeStamped):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="datasets")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     kind = models.CharField(max_length=20, choices=DatasetKind.choices, default=DatasetKind.GENERAL)
     guidelines = models.TextField(blank=True, help_text="Markdown shown to annotators beside the editor.")
+    template = models.ForeignKey(
+        Template,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="datasets",
+        help_text="The template whose validator checks this dataset's pairs.",
+    )
+    require_valid = models.BooleanField(
+        default=False, help_text="Refuse to approve pairs that fail the template's validator."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -122,6 +165,9 @@ class Example(models.Model):
     content_hash = models.CharField(max_length=32, db_index=True, editable=False)
     version = models.PositiveIntegerField(default=1, editable=False)
     review_comment = models.TextField(blank=True)
+    # Lint findings, refreshed on save and by a whole-dataset lint: [{code, field, line, message, related}].
+    problems = models.JSONField(default=list, blank=True, editable=False)
+    problem_count = models.PositiveIntegerField(default=0, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -137,6 +183,7 @@ class Example(models.Model):
             models.Index(fields=["dataset", "status", "id"], name="example_dataset_status"),
             models.Index(fields=["dataset", "updated_at"], name="example_dataset_updated"),
             models.Index(fields=["dataset", "content_hash"], name="example_dataset_hash"),
+            models.Index(fields=["dataset", "problem_count"], name="example_dataset_problems"),
         ]
 
     def __str__(self) -> str:
