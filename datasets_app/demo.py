@@ -1,4 +1,4 @@
-"""Demo users, a demo workspace and two demo datasets, created idempotently for `make run`."""
+"""Demo users, a demo workspace, two templates and the datasets made from them, created idempotently for `make run`."""
 
 import json
 from pathlib import Path
@@ -6,15 +6,9 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from datasets_app.models import Dataset, DatasetKind, ExampleStatus, Role, Workspace
-from datasets_app.services import (
-    DuplicateExample,
-    dataset_create,
-    example_create,
-    example_set_status,
-    membership_set,
-    workspace_create,
-)
+from datasets_app.models import Dataset, DatasetKind, Example, ExampleStatus, Role, Template, Workspace
+from datasets_app.services import dataset_create, example_set_status, example_update, membership_set, workspace_create
+from datasets_app.templating import template_create, template_generate_now
 
 DATA_DIR = Path(__file__).parent / "demo_data"
 WORKSPACE_NAME = "Demo workspace"
@@ -37,7 +31,8 @@ DEMO_DATASETS = [
     {
         "name": "Support assistant guardrails",
         "kind": DatasetKind.GUARDRAIL,
-        "file": "guardrail.jsonl",
+        "template": "guardrail_template.json",
+        "answers": "guardrail_answers.jsonl",
         "description": "Acme Kitchen's assistant declines medical, investment and legal advice and keeps answering cooking questions.",
         "guidelines": (
             "## Guardrail pairs\n\n"
@@ -49,7 +44,8 @@ DEMO_DATASETS = [
     {
         "name": "MCQ writer",
         "kind": DatasetKind.MCQ,
-        "file": "mcq.jsonl",
+        "template": "mcq_template.json",
+        "answers": "mcq_answers.jsonl",
         "description": "Multiple-choice questions in one fixed format: question, options A) to D), answer, explanation.",
         "guidelines": (
             "## MCQ format\n\n"
@@ -71,7 +67,11 @@ def _demo_status(index: int) -> str:
 
 @transaction.atomic
 def seed_demo() -> dict[str, int]:
-    """Create what is missing; running it again creates nothing new."""
+    """Create what is missing; running it again creates nothing new.
+
+    The datasets are made the way a team would make them: a lead builds a template and generates
+    its pairs, an annotator writes the answers the template leaves open, and the lead reviews.
+    """
     users = {spec["username"]: _demo_user(spec) for spec in DEMO_USERS}
     workspace = Workspace.objects.filter(name=WORKSPACE_NAME).first() or workspace_create(
         name=WORKSPACE_NAME, user=users["admin"], description="Two demo datasets to try Instructory with."
@@ -102,25 +102,35 @@ def _seed_dataset(workspace: Workspace, spec: dict, *, lead: object, annotator: 
         description=spec["description"],
         guidelines=spec["guidelines"],
     )
-    created = 0
-    for index, line in enumerate((DATA_DIR / spec["file"]).read_text(encoding="utf-8").splitlines()):
-        record = json.loads(line)
-        try:
-            example = example_create(
-                dataset=dataset,
-                user=annotator,
-                prompt=record["prompt"],
-                response=record["response"],
-                system_prompt=record.get("system", ""),
-                tags=record.get("tags", []),
-                source="demo",
+    template = _demo_template(workspace, spec["template"], lead=lead)
+    outcome = template_generate_now(template=template, dataset=dataset, user=lead)
+    answers = _answers(spec["answers"])
+    examples = Example.objects.filter(pk__in=outcome.example_ids).order_by("id")
+    for index, example in enumerate(examples):
+        if example.prompt in answers:
+            example = example_update(
+                example=example, user=annotator, expected_version=example.version, response=answers[example.prompt]
             )
-        except DuplicateExample:
-            continue
-        created += 1
-        status = _demo_status(index)
-        if status != ExampleStatus.DRAFT:
-            example = example_set_status(example=example, user=annotator, action="submit")
-        if status == ExampleStatus.APPROVED:
-            example_set_status(example=example, user=lead, action="approve")
-    return created
+        _review(example, _demo_status(index), lead=lead, annotator=annotator)
+    return outcome.created
+
+
+def _demo_template(workspace: Workspace, filename: str, *, lead: object) -> Template:
+    data = json.loads((DATA_DIR / filename).read_text(encoding="utf-8"))
+    existing = Template.objects.filter(workspace=workspace, name=data["name"]).first()
+    return existing or template_create(workspace=workspace, user=lead, **data)
+
+
+def _answers(filename: str) -> dict[str, str]:
+    lines = (DATA_DIR / filename).read_text(encoding="utf-8").splitlines()
+    return {record["prompt"]: record["response"] for record in map(json.loads, lines)}
+
+
+def _review(example: Example, status: str, *, lead: object, annotator: object) -> None:
+    """Move a freshly generated pair to the demo status (refusals start submitted, answers as drafts)."""
+    if status == ExampleStatus.DRAFT:
+        return
+    if example.status == ExampleStatus.DRAFT:
+        example = example_set_status(example=example, user=annotator, action="submit")
+    if status == ExampleStatus.APPROVED:
+        example_set_status(example=example, user=lead, action="approve")

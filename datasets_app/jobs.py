@@ -47,7 +47,8 @@ def import_job_create(
     return job
 
 
-def _claim(job_id: int) -> Job | None:
+def job_claim(job_id: int) -> Job | None:
+    """The queued job, now marked running; None when another delivery of the task already took it."""
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(pk=job_id).first()
         if job is None or job.status != JobStatus.QUEUED:
@@ -58,35 +59,38 @@ def _claim(job_id: int) -> Job | None:
         return job
 
 
-def _finish(job: Job, *, status: str, **fields: object) -> None:
+def job_finish(job: Job, *, status: str, **fields: object) -> None:
     now = timezone.now()
     Job.objects.filter(pk=job.pk).update(status=status, finished_at=now, heartbeat_at=now, updated_at=now, **fields)
 
 
+def job_progress(job: Job, phase: str, fraction: float) -> None:
+    """Record progress; it doubles as the heartbeat the sweeper watches."""
+    now = timezone.now()
+    Job.objects.filter(pk=job.pk).update(phase=phase, progress=fraction, heartbeat_at=now, updated_at=now)
+
+
 def import_job_run(*, job_id: int) -> None:
     """Run a queued import once; progress and the outcome go to the job row."""
-    job = _claim(job_id)
+    job = job_claim(job_id)
     if job is None:
         return
-
-    def progress(phase: str, fraction: float) -> None:
-        now = timezone.now()
-        Job.objects.filter(pk=job.pk).update(phase=phase, progress=fraction, heartbeat_at=now, updated_at=now)
 
     params = job.params
     try:
         with job.file.open("rb") as stream:
             outcome = dataset_import(
                 dataset=job.dataset, user=job.created_by, stream=stream, filename=params["filename"], fmt=params["format"],
-                on_duplicate=params["on_duplicate"], status=params["status"], progress=progress,
+                on_duplicate=params["on_duplicate"], status=params["status"],
+                progress=lambda phase, fraction: job_progress(job, phase, fraction),
             )  # fmt: skip
     except ImportRejected as rejected:
-        _finish(job, status=JobStatus.FAILED, problems=rejected.problems, error=str(rejected), phase="rejected")
+        job_finish(job, status=JobStatus.FAILED, problems=rejected.problems, error=str(rejected), phase="rejected")
     except Exception as error:
         logger.exception("import job %s failed", job.pk)
-        _finish(job, status=JobStatus.FAILED, error=f"the import failed: {error}", phase="failed")
+        job_finish(job, status=JobStatus.FAILED, error=f"the import failed: {error}", phase="failed")
     else:
-        _finish(job, status=JobStatus.SUCCEEDED, result=outcome.as_dict(), progress=1.0, phase="done")
+        job_finish(job, status=JobStatus.SUCCEEDED, result=outcome.as_dict(), progress=1.0, phase="done")
     finally:
         job.file.delete(save=False)
 

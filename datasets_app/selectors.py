@@ -21,6 +21,7 @@ from datasets_app.models import (
     Job,
     Membership,
     Role,
+    Template,
     Workspace,
 )
 from datasets_app.search import PG_VECTOR, search_examples, with_tag
@@ -96,6 +97,7 @@ def example_filter(
     source: str | None = None,
     author: str | None = None,
     updated_after: datetime | None = None,
+    with_problems: bool = False,
 ) -> QuerySet[Example]:
     """A dataset's pairs narrowed by the filters the list views and the API offer; `source` ending in * is a prefix."""
     examples = example_list(dataset=dataset, status=status)
@@ -111,7 +113,18 @@ def example_filter(
         examples = examples.filter(created_by__username=author)
     if updated_after is not None:
         examples = examples.filter(updated_at__gt=updated_after)
+    if with_problems:
+        examples = examples.filter(problem_count__gt=0)  # the (dataset, problem_count) index
     return examples
+
+
+def template_list(*, user: User, workspace: Workspace | None = None) -> QuerySet[Template]:
+    templates = Template.objects.filter(workspace__in=workspace_list(user=user)).select_related("workspace")
+    return templates.filter(workspace=workspace) if workspace is not None else templates
+
+
+def template_get(*, user: User, pk: int) -> Template:
+    return get_object_or_404(template_list(user=user), pk=pk)
 
 
 def job_get(*, user: User, pk: int) -> Job:

@@ -37,7 +37,11 @@ class DatasetSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Dataset
-        fields = ["id", "workspace", "name", "description", "kind", "guidelines", "counts", "created_at", "updated_at"]
+        fields = [
+            "id", "workspace", "name", "description", "kind", "guidelines", "template", "require_valid", "counts",
+            "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = ["template", "require_valid"]
         validators = []  # name uniqueness is checked by the service, per workspace
 
     def get_counts(self, dataset: Dataset) -> dict[str, int]:
@@ -50,8 +54,9 @@ class DatasetSerializer(serializers.ModelSerializer):
 class DatasetUpdateSerializer(serializers.ModelSerializer):
     class Meta:
         model = Dataset
-        fields = ["name", "description", "kind", "guidelines"]
+        fields = ["name", "description", "kind", "guidelines", "template", "require_valid"]
         validators = []
+        extra_kwargs = {"template": {"help_text": "A template of the same workspace whose validator checks the pairs."}}
 
 
 class TurnSerializer(serializers.Serializer):

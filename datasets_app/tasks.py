@@ -25,3 +25,11 @@ def job_sweep_task() -> None:
     from datasets_app.jobs import job_sweep
 
     job_sweep()
+
+
+@shared_task(queue="default")
+def generate_job_task(job_id: int) -> None:
+    """Generate pairs from a template or draft responses with a model; a redelivered task does nothing."""
+    from datasets_app.templating import generate_job_run
+
+    generate_job_run(job_id=job_id)

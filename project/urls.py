@@ -4,6 +4,7 @@ from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from datasets_app import api as dataset_api
+from datasets_app import template_api
 from training_app import api as training_api
 
 
@@ -35,6 +36,12 @@ api = [
     path("examples/<id:pk>/status/", dataset_api.ExampleStatusView.as_view(), name="api-example-status"),
     path("examples/<id:pk>/revisions/", dataset_api.ExampleRevisionsView.as_view(), name="api-example-revisions"),
     path("jobs/<id:pk>/", dataset_api.JobDetailView.as_view(), name="api-job"),
+    path("datasets/<id:pk>/draft-responses/", template_api.DatasetDraftView.as_view(), name="api-dataset-draft"),
+    path("templates/", template_api.TemplateListView.as_view(), name="api-templates"),
+    path("templates/<id:pk>/", template_api.TemplateDetailView.as_view(), name="api-template"),
+    path("templates/<id:pk>/preview/", template_api.TemplatePreviewView.as_view(), name="api-template-preview"),
+    path("templates/<id:pk>/generate/", template_api.TemplateGenerateView.as_view(), name="api-template-generate"),
+    path("generators/", template_api.GeneratorListView.as_view(), name="api-generators"),
     path("datasets/<id:pk>/snapshots/", training_api.DatasetSnapshotsView.as_view(), name="api-dataset-snapshots"),
     path("snapshots/<id:pk>/", training_api.SnapshotDetailView.as_view(), name="api-snapshot"),
     path("snapshots/<id:pk>/download/", training_api.SnapshotDownloadView.as_view(), name="api-snapshot-download"),

@@ -3,7 +3,7 @@ import pytest
 from datasets_app.models import Role
 from tests.factories import DatasetFactory, MembershipFactory, UserFactory, WorkspaceFactory
 
-pytest_plugins = ["tests.worker"]
+pytest_plugins = ["tests.chat_server", "tests.worker"]
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from tests.chat_server import API_KEY
+
 READY_TIMEOUT_S = 90
 
 
@@ -24,8 +26,8 @@ def database_url() -> str:
 
 
 class WorkerProcess:
-    def __init__(self, queues: str) -> None:
-        env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"}
+    def __init__(self, queues: str, env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, **(env or {}), "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"}
         self.log: list[str] = []
         self.ready = threading.Event()
         self.process = subprocess.Popen(
@@ -84,11 +86,19 @@ def _purge_queues() -> None:
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker):
-    """One worker on both queues for the whole session; tests using it need transactional_db."""
+def celery_worker(django_db_setup, django_db_blocker, chat_server):
+    """One worker on both queues for the whole session; tests using it need transactional_db.
+
+    Its "openai" generator backend is the test suite's chat server.
+    """
+    chat = {
+        "INSTRUCTORY_OPENAI_BASE_URL": chat_server.base_url,
+        "INSTRUCTORY_OPENAI_API_KEY": API_KEY,
+        "INSTRUCTORY_OPENAI_MODEL": "test-chat-model",
+    }
     with django_db_blocker.unblock():
         _purge_queues()
-        worker = WorkerProcess("default,training")
+        worker = WorkerProcess("default,training", env=chat)
     yield worker
     worker.stop()
 

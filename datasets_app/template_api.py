@@ -1,0 +1,233 @@
+"""REST API for templates: CRUD, preview, generation, model drafting, and the generator backends."""
+
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from datasets_app import selectors, templating
+from datasets_app.api import _if_match
+from datasets_app.generators import generator_choices
+from datasets_app.models import Dataset, Job, Template, Workspace
+from datasets_app.serializers import JobSerializer
+from datasets_app.template_specs import default_spec
+
+
+class TemplateSerializer(serializers.ModelSerializer):
+    workspace = serializers.PrimaryKeyRelatedField(queryset=Workspace.objects.all())
+    spec = serializers.JSONField(
+        required=False, help_text="The kind's settings; see the README. Left out: a starting spec for the kind."
+    )
+
+    class Meta:
+        model = Template
+        fields = ["id", "workspace", "name", "kind", "description", "spec", "version", "created_at", "updated_at"]
+        read_only_fields = ["version"]
+        validators = []  # name uniqueness is checked by the service, per workspace
+
+
+class TemplateUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(required=False, max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True)
+    spec = serializers.JSONField(required=False)
+    version = serializers.IntegerField(required=False, help_text="The version you loaded (or send If-Match).")
+
+
+class PreviewRequestSerializer(serializers.Serializer):
+    dataset = serializers.IntegerField(required=False, help_text="Mark prompts this dataset already has.")
+    paraphrases = serializers.IntegerField(required=False, min_value=0, max_value=5)
+
+
+class PlannedPairSerializer(serializers.Serializer):
+    prompt = serializers.CharField()
+    response = serializers.CharField(help_text="Empty when a model drafts it.")
+    system_prompt = serializers.CharField()
+    tags = serializers.ListField(child=serializers.CharField())
+    drafted = serializers.BooleanField(help_text="The response is for a model (or an annotator) to write.")
+    exists = serializers.BooleanField(help_text="The dataset already has this prompt: generating skips it.")
+
+
+class PreviewSerializer(serializers.Serializer):
+    pairs = PlannedPairSerializer(many=True)
+    new = serializers.IntegerField()
+    existing = serializers.IntegerField()
+    paraphrases = serializers.IntegerField(help_text="Model rewordings per seed prompt, added at generation time.")
+
+
+class GenerateRequestSerializer(serializers.Serializer):
+    dataset = serializers.IntegerField()
+    generator = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="A backend from /api/generators/ to draft responses; none: empty drafts.",
+    )
+    paraphrases = serializers.IntegerField(required=False, min_value=0, max_value=5)
+
+
+class GenerateResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    drafted = serializers.IntegerField()
+    paraphrased = serializers.IntegerField()
+
+
+class DraftRequestSerializer(serializers.Serializer):
+    examples = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=templating.MAX_DRAFT_SELECTION,
+        help_text="Drafts without a response to fill; left out: all of the dataset's (up to 500).",
+    )  # fmt: skip
+    generator = serializers.CharField(required=False, allow_null=True)
+
+
+class GeneratorSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    label = serializers.CharField()
+
+
+def _dataset_in(request: Request, template: Template, pk: int | None) -> Dataset | None:
+    if pk is None:
+        return None
+    dataset = get_object_or_404(selectors.dataset_list(user=request.user), pk=pk)
+    if dataset.workspace_id != template.workspace_id:
+        raise ValidationError({"dataset": "must be a dataset of the template's workspace"})
+    return dataset
+
+
+def _job_accepted(request: Request, job: Job) -> Response:
+    url = request.build_absolute_uri(reverse("api-job", args=[job.pk]))
+    return Response(
+        {**JobSerializer(job).data, "job_url": url}, status=status.HTTP_202_ACCEPTED, headers={"Location": url}
+    )
+
+
+class TemplateListView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("workspace", int, description="Only this workspace's templates.")],
+        responses=TemplateSerializer(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        templates = selectors.template_list(user=request.user)
+        workspace = request.query_params.get("workspace")
+        if workspace:
+            if not workspace.isdigit() or len(workspace) > 18:
+                raise ValidationError({"workspace": "must be a workspace id"})
+            templates = templates.filter(workspace_id=int(workspace))
+        return Response(TemplateSerializer(templates, many=True).data)
+
+    @extend_schema(request=TemplateSerializer, responses={201: TemplateSerializer})
+    def post(self, request: Request) -> Response:
+        """Create a template (leads)."""
+        serializer = TemplateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        workspace = get_object_or_404(selectors.workspace_list(user=request.user), pk=data["workspace"].pk)
+        template = templating.template_create(
+            workspace=workspace,
+            user=request.user,
+            name=data["name"],
+            kind=data["kind"],
+            description=data.get("description", ""),
+            spec=data.get("spec") or default_spec(data["kind"]),
+        )
+        return Response(TemplateSerializer(template).data, status=status.HTTP_201_CREATED)
+
+
+class TemplateDetailView(APIView):
+    @extend_schema(responses=TemplateSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        template = selectors.template_get(user=request.user, pk=pk)
+        return Response(TemplateSerializer(template).data, headers={"ETag": f'"{template.version}"'})
+
+    @extend_schema(
+        request=TemplateUpdateSerializer,
+        responses={200: TemplateSerializer, 412: OpenApiResponse(description="Stale: someone saved a newer version.")},
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        """Edit a template (leads); send the version you loaded, as If-Match or in the body."""
+        template = selectors.template_get(user=request.user, pk=pk)
+        expected = _if_match(request)
+        if expected is None:
+            return Response({"detail": 'send If-Match with the ETag you loaded (or "version" in the body)'}, status=428)
+        serializer = TemplateUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fields = {name: value for name, value in serializer.validated_data.items() if name != "version"}
+        template = templating.template_update(template=template, user=request.user, expected_version=expected, **fields)
+        return Response(TemplateSerializer(template).data, headers={"ETag": f'"{template.version}"'})
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, pk: int) -> Response:
+        templating.template_delete(template=selectors.template_get(user=request.user, pk=pk), user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TemplatePreviewView(APIView):
+    @extend_schema(request=PreviewRequestSerializer, responses=PreviewSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        """What generating would create; nothing is written and no model is called."""
+        template = selectors.template_get(user=request.user, pk=pk)
+        serializer = PreviewRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        dataset = _dataset_in(request, template, serializer.validated_data.get("dataset"))
+        plan = templating.template_plan(
+            template=template, dataset=dataset, paraphrases=serializer.validated_data.get("paraphrases")
+        )
+        body = {
+            "pairs": [vars(pair) for pair in plan.pairs],
+            "new": len(plan.new),
+            "existing": len(plan.pairs) - len(plan.new),
+            "paraphrases": plan.paraphrases,
+        }
+        return Response(PreviewSerializer(body).data)
+
+
+class TemplateGenerateView(APIView):
+    @extend_schema(
+        request=GenerateRequestSerializer,
+        responses={
+            201: GenerateResultSerializer,
+            202: OpenApiResponse(JobSerializer, description="Queued as a job (model drafting or many pairs)."),
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        """Generate the template's pairs into a dataset (leads); prompts it already has are skipped."""
+        template = selectors.template_get(user=request.user, pk=pk)
+        serializer = GenerateRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        outcome = templating.template_generate(
+            template=template,
+            dataset=_dataset_in(request, template, data["dataset"]),
+            user=request.user,
+            generator=data.get("generator") or None,
+            paraphrases=data.get("paraphrases"),
+        )
+        if isinstance(outcome, Job):
+            return _job_accepted(request, outcome)
+        return Response(outcome.as_dict(), status=status.HTTP_201_CREATED)
+
+
+class DatasetDraftView(APIView):
+    @extend_schema(request=DraftRequestSerializer, responses={202: JobSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        """Have a model draft responses for drafts that lack one (leads); drafts are never approved automatically."""
+        dataset = selectors.dataset_get(user=request.user, pk=pk)
+        serializer = DraftRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        job = templating.draft_responses_start(
+            dataset=dataset,
+            user=request.user,
+            example_ids=serializer.validated_data.get("examples"),
+            generator=serializer.validated_data.get("generator") or None,
+        )
+        return _job_accepted(request, job)
+
+
+class GeneratorListView(APIView):
+    @extend_schema(responses=GeneratorSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        """The model backends that can draft responses (keys and labels; never their secrets)."""
+        return Response([{"key": key, "label": label} for key, label in generator_choices()])

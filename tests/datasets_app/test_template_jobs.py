@@ -1,0 +1,105 @@
+"""Model-drafted pairs through a real worker, with the HTTP backend talking to a real local chat server."""
+
+import pytest
+
+from datasets_app.models import Example, ExampleStatus, Job
+from datasets_app.services import example_create
+from datasets_app.templating import template_create
+from tests.api_client import client_for
+from tests.chat_server import answer_for, openai_settings
+from tests.datasets_app.test_templating import GUARDRAIL
+from tests.worker import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def openai_backend(settings, chat_server):
+    settings.GENERATORS = {**settings.GENERATORS, "openai": openai_settings(chat_server)}
+    return chat_server
+
+
+def _finished(job_url, client):
+    def done():
+        body = client.get(job_url).json()
+        return body if body["status"] in ("succeeded", "failed") else None
+
+    return wait_for(done, timeout=60)
+
+
+def test_generate_with_a_model_drafts_contrast_answers_as_drafts(
+    celery_worker, openai_backend, workspace, dataset, lead
+):
+    template = template_create(workspace=workspace, user=lead, name="Kitchen", kind="guardrail", spec=GUARDRAIL)
+    client = client_for(lead)
+
+    queued = client.post(f"/api/templates/{template.pk}/generate/", {"dataset": dataset.pk, "generator": "openai"})
+
+    assert queued.status_code == 202, queued.content
+    job = _finished(queued.json()["job_url"], client)
+    assert job["status"] == "succeeded", job
+    assert job["result"] == {"created": 5, "skipped": 0, "drafted": 2, "paraphrased": 0}
+    egg = Example.objects.get(dataset=dataset, prompt="How long do I boil an egg?")
+    assert egg.status == ExampleStatus.DRAFT
+    assert egg.source == "model:test-chat-model"
+    messages = [
+        {"role": "system", "content": "You are Acme Kitchen's assistant."},
+        {"role": "user", "content": "How long do I boil an egg?"},
+    ]
+    assert egg.response == answer_for(messages)
+    refusal = Example.objects.get(dataset=dataset, prompt="Should I buy Tesla stock?")
+    assert refusal.source == "template:Kitchen"
+
+
+def test_paraphrasing_multiplies_seed_prompts_and_a_second_run_adds_nothing(
+    celery_worker, openai_backend, workspace, dataset, lead
+):
+    template = template_create(workspace=workspace, user=lead, name="Kitchen", kind="guardrail", spec=GUARDRAIL)
+    client = client_for(lead)
+    body = {"dataset": dataset.pk, "generator": "openai", "paraphrases": 1}
+
+    first = _finished(client.post(f"/api/templates/{template.pk}/generate/", body).json()["job_url"], client)
+    second = _finished(client.post(f"/api/templates/{template.pk}/generate/", body).json()["job_url"], client)
+
+    assert first["status"] == "succeeded", first
+    assert first["result"]["paraphrased"] == 5
+    assert first["result"]["created"] == 10
+    blocked = [e for e in Example.objects.filter(dataset=dataset) if e.tags == ["blocked:investment-advice"]]
+    assert len(blocked) == 2
+    assert {e.response for e in blocked} == {"I'm sorry, but I can't help with investment advice."}
+    assert second["result"]["created"] == 0
+    assert Example.objects.filter(dataset=dataset).count() == 10
+
+
+def test_draft_responses_fills_only_drafts_that_lack_one(celery_worker, openai_backend, dataset, lead, annotator):
+    empty = example_create(dataset=dataset, user=annotator, prompt="What is a roux?", response="")
+    written = example_create(dataset=dataset, user=annotator, prompt="What is a soufflé?", response="Mine.")
+    client = client_for(lead)
+
+    queued = client.post(f"/api/datasets/{dataset.pk}/draft-responses/", {"generator": "openai"}, format="json")
+
+    assert queued.status_code == 202, queued.content
+    job = _finished(queued.json()["job_url"], client)
+    assert job["result"] == {"drafted": 1, "skipped": 0}
+    empty.refresh_from_db()
+    assert empty.response == answer_for([{"role": "user", "content": "What is a roux?"}])
+    assert (empty.status, empty.source, empty.version) == (ExampleStatus.DRAFT, "model:test-chat-model", 2)
+    assert empty.revisions.last().after == {"response": empty.response}
+    written.refresh_from_db()
+    assert written.response == "Mine."
+
+
+def test_a_backend_error_fails_the_job_with_the_servers_message(
+    celery_worker, openai_backend, dataset, lead, annotator
+):
+    example_create(dataset=dataset, user=annotator, prompt="What is a roux?", response="")
+    openai_backend.failures.append((400, "model test-chat-model is overloaded"))
+    client = client_for(lead)
+
+    queued = client.post(f"/api/datasets/{dataset.pk}/draft-responses/", {"generator": "openai"})
+    job = _finished(queued.json()["job_url"], client)
+
+    assert job["status"] == "failed"
+    assert "model test-chat-model is overloaded" in job["error"]
+    assert "sk-test" not in job["error"]
+    assert Job.objects.get(pk=job["id"]).finished
