@@ -162,7 +162,7 @@ def raw_insert(path: Path, dataset, user) -> float:  # type: ignore[no-untyped-d
     for n, line in enumerate(path.open(encoding="utf-8")):
         record = json.loads(line)
         rows.append((dataset.pk, "", record["prompt"], record["response"], "[]", "draft", json.dumps(record["tags"]),
-                     "raw", f"{n:032x}", 1, "", user.pk, user.pk, stamp, stamp))  # fmt: skip
+                     "raw", f"{n:032x}", 1, "", user.pk, user.pk, stamp, stamp, "[]", 0))  # fmt: skip
     start = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":

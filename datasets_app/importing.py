@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from datasets_app.content import content_hash
 from datasets_app.formats import IMPORT_FORMATS, Problem, Record, UnknownFormat, detect_format, read_records
+from datasets_app.lint import lint_rules, pair_problems
 from datasets_app.models import Dataset, ExampleStatus, Role
 from datasets_app.selectors import role_require
 
@@ -18,7 +19,7 @@ MAX_PROBLEMS = 100
 BATCH_SIZE = 5000
 COLUMNS = (
     "dataset_id", "system_prompt", "prompt", "response", "history", "status", "tags", "source", "content_hash",
-    "version", "review_comment", "created_by_id", "updated_by_id", "created_at", "updated_at",
+    "version", "review_comment", "created_by_id", "updated_by_id", "created_at", "updated_at", "problems", "problem_count",
 )  # fmt: skip
 Progress = Callable[[str, float], None]
 
@@ -146,6 +147,7 @@ class _Rows:
         user_id = user.pk if user is not None else None
         self.fixed = (status, source, 1, "", user_id, user_id, now, now)
         self.dataset_id = dataset.pk
+        self.rules = lint_rules(workspace=dataset.workspace, template=dataset.template)
         self.problems: list[dict] = []
 
     def from_items(self, items: Iterator[Record | Problem]) -> Iterator[tuple]:
@@ -161,9 +163,14 @@ class _Rows:
                 prompt=item.prompt, response=item.response, system_prompt=item.system, history=item.history
             )
             status, source, version, comment, created_by, updated_by, created_at, updated_at = self.fixed
+            lint = pair_problems(
+                prompt=item.prompt, response=item.response, system_prompt=item.system, history=item.history,
+                tags=item.tags, status=status, rules=self.rules,
+            )  # fmt: skip
             yield (
                 self.dataset_id, item.system, item.prompt, item.response, json.dumps(item.history), status,
                 json.dumps(item.tags), source, digest, version, comment, created_by, updated_by, created_at, updated_at,
+                json.dumps(lint) if lint else "[]", len(lint),
             )  # fmt: skip
 
 

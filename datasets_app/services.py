@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from datasets_app.content import content_hash
 from datasets_app.errors import BulkInvalid, DuplicateExample, StaleVersion
+from datasets_app.lint import TEMPLATE_CODES, describe, example_relint, lint_rules
 from datasets_app.models import (
     Dataset,
     Example,
@@ -58,6 +59,20 @@ def _rehash(example: Example) -> None:
     example.content_hash = content_hash(
         prompt=example.prompt, response=example.response, system_prompt=example.system_prompt, history=example.history
     )
+
+
+LINT_RELATED = ("dataset__workspace", "dataset__template")  # what the lint on save reads, fetched with the pair
+
+
+def _require_valid(example: Example) -> None:
+    """Refuse to approve a pair that fails its dataset's template, when the dataset asks for valid pairs."""
+    dataset = example.dataset
+    if not (dataset.require_valid and dataset.template_id):
+        return
+    failed = [item for item in example.problems if item["code"] in TEMPLATE_CODES]
+    if failed:
+        more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
+        raise ValidationError(f"can't approve: {'; '.join(describe(item) for item in failed[:3])}{more}")
 
 
 @transaction.atomic
@@ -107,14 +122,22 @@ def dataset_create(
 
 
 @transaction.atomic
-def dataset_update(*, dataset: Dataset, user: AbstractBaseUser, **fields: str) -> Dataset:
+def dataset_update(*, dataset: Dataset, user: AbstractBaseUser, **fields: Any) -> Dataset:
+    """Edit a dataset's settings (leads); its template, if set, must be one of the workspace's."""
     role_require(user=user, workspace=dataset.workspace, role=Role.LEAD)
+    template_before = dataset.template_id
     for name, value in fields.items():
-        if name not in ("name", "kind", "description", "guidelines"):
+        if name not in ("name", "kind", "description", "guidelines", "template", "require_valid"):
             raise ValueError(f"{name} cannot be changed")
         setattr(dataset, name, value)
+    if dataset.template is not None and dataset.template.workspace_id != dataset.workspace_id:
+        raise ValidationError({"template": ["the template must be in the dataset's workspace"]})
     dataset.full_clean()
     dataset.save()
+    if dataset.template_id != template_before:  # another validator: every pair's problems change
+        from datasets_app.tasks import dataset_lint_task
+
+        transaction.on_commit(lambda: dataset_lint_task.delay(dataset.pk, user.pk))
     return dataset
 
 
@@ -159,6 +182,7 @@ def example_create(
     )
     _rehash(example)
     example.full_clean(exclude=["content_hash"])
+    example_relint(example, template=dataset.template)
     if not allow_duplicate:
         existing = dataset.examples.filter(content_hash=example.content_hash).first()
         if existing is not None:
@@ -171,7 +195,7 @@ def example_create(
 @transaction.atomic
 def example_update(*, example: Example, user: AbstractBaseUser, expected_version: int, **fields: Any) -> Example:
     """Edit a pair; refuses a stale version so no one's newer work is overwritten."""
-    locked = Example.objects.select_for_update().select_related("dataset__workspace").get(pk=example.pk)
+    locked = Example.objects.select_for_update(of=("self",)).select_related(*LINT_RELATED).get(pk=example.pk)
     membership = role_require(user=user, workspace=locked.dataset.workspace, role=Role.ANNOTATOR)
     if locked.version != expected_version:
         raise StaleVersion(current=locked)
@@ -187,6 +211,7 @@ def example_update(*, example: Example, user: AbstractBaseUser, expected_version
         locked.status = ExampleStatus.SUBMITTED  # an annotator's change to approved data needs review again
     _rehash(locked)
     locked.full_clean(exclude=["content_hash"])
+    example_relint(locked, template=locked.dataset.template)
     locked.version += 1
     locked.updated_by = user
     locked.save()
@@ -202,7 +227,7 @@ def example_set_status(
     if action not in STATUS_ACTIONS:
         raise ValidationError({"action": f"unknown action {action!r}; expected one of {', '.join(STATUS_ACTIONS)}"})
     status, role = STATUS_ACTIONS[action]
-    locked = Example.objects.select_for_update().select_related("dataset__workspace").get(pk=example.pk)
+    locked = Example.objects.select_for_update(of=("self",)).select_related(*LINT_RELATED).get(pk=example.pk)
     role_require(user=user, workspace=locked.dataset.workspace, role=role)
     if expected_version is not None and locked.version != expected_version:
         raise StaleVersion(current=locked)
@@ -212,6 +237,9 @@ def example_set_status(
     locked.status = status
     locked.review_comment = comment.strip() if action in ("approve", "reject") else locked.review_comment
     locked.full_clean(exclude=["content_hash"])
+    example_relint(locked, template=locked.dataset.template, keep_cross=True)
+    if action == "approve":
+        _require_valid(locked)
     locked.version += 1
     locked.updated_by = user
     locked.save()
@@ -224,7 +252,7 @@ def example_set_status(
 @transaction.atomic
 def example_restore(*, revision: ExampleRevision, user: AbstractBaseUser, expected_version: int) -> Example:
     """Bring back the text of an earlier version; the restore is itself a new revision."""
-    locked = Example.objects.select_for_update().select_related("dataset__workspace").get(pk=revision.example_id)
+    locked = Example.objects.select_for_update(of=("self",)).select_related(*LINT_RELATED).get(pk=revision.example_id)
     role_require(user=user, workspace=locked.dataset.workspace, role=Role.ANNOTATOR)
     if locked.version != expected_version:
         raise StaleVersion(current=locked)
@@ -233,6 +261,7 @@ def example_restore(*, revision: ExampleRevision, user: AbstractBaseUser, expect
         setattr(locked, name, value)
     _rehash(locked)
     locked.full_clean(exclude=["content_hash"])
+    example_relint(locked, template=locked.dataset.template)
     locked.version += 1
     locked.updated_by = user
     locked.save()
@@ -286,6 +315,7 @@ def examples_bulk_create(
     """Create many pairs at once, all or nothing; returns the new pairs and how many duplicates were skipped."""
     role_require(user=user, workspace=dataset.workspace, role=Role.ANNOTATOR)
     seen = set() if keep_duplicates else set(dataset.examples.values_list("content_hash", flat=True))
+    rules = lint_rules(workspace=dataset.workspace, template=dataset.template)
     fresh, skipped, problems = [], 0, {}
     for index, item in enumerate(items):
         example = Example(dataset=dataset, created_by=user, updated_by=user, **item)
@@ -299,6 +329,7 @@ def examples_bulk_create(
             skipped += 1
             continue
         seen.add(example.content_hash)
+        example_relint(example, template=dataset.template, rules=rules)
         fresh.append(example)
     if problems:
         raise BulkInvalid(problems)

@@ -77,7 +77,7 @@ class GenerateResultSerializer(serializers.Serializer):
 
 class DraftRequestSerializer(serializers.Serializer):
     examples = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, max_length=templating.MAX_DRAFT_SELECTION,
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False, max_length=templating.MAX_DRAFT_SELECTION,
         help_text="Drafts without a response to fill; left out: all of the dataset's (up to 500).",
     )  # fmt: skip
     generator = serializers.CharField(required=False, allow_null=True)

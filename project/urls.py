@@ -4,7 +4,7 @@ from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from datasets_app import api as dataset_api
-from datasets_app import template_api
+from datasets_app import lint_api, template_api
 from training_app import api as training_api
 
 
@@ -32,6 +32,7 @@ api = [
     path("datasets/<id:pk>/examples/", dataset_api.DatasetExamplesView.as_view(), name="api-dataset-examples"),
     path("datasets/<id:pk>/import/", dataset_api.DatasetImportView.as_view(), name="api-dataset-import"),
     path("datasets/<id:pk>/export/", dataset_api.DatasetExportView.as_view(), name="api-dataset-export"),
+    path("datasets/<id:pk>/lint/", lint_api.DatasetLintView.as_view(), name="api-dataset-lint"),
     path("examples/<id:pk>/", dataset_api.ExampleDetailView.as_view(), name="api-example"),
     path("examples/<id:pk>/status/", dataset_api.ExampleStatusView.as_view(), name="api-example-status"),
     path("examples/<id:pk>/revisions/", dataset_api.ExampleRevisionsView.as_view(), name="api-example-revisions"),

@@ -1,4 +1,4 @@
-"""Running a training run on a worker: claim, heartbeat, evaluate, train, evaluate, store the artifact.
+"""Running a training run on a worker: claim, heartbeat, train, evaluate base and tuned, store the artifact.
 
 Only Celery tasks reach this module; it is where the app meets training_app.ml (torch and friends).
 """
@@ -12,6 +12,8 @@ import threading
 import time
 import traceback
 import zipfile
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,9 @@ from django.core.files import File
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from datasets_app.validators import validate_mcq
+from datasets_app.models import Dataset
+from datasets_app.template_specs import MCQSpec, spec_or_none
+from datasets_app.validators import FormatProblem, validate_mcq
 from training_app.ml.config import TrainConfig
 from training_app.ml.data import ChatExample
 from training_app.models import EvalItem, PlaygroundRequest, RunLog, RunMetric, RunStatus, TrainingRun
@@ -187,11 +191,6 @@ def _execute(run: TrainingRun, heartbeat: Heartbeat, workdir: Path) -> None:
     TrainingRun.objects.filter(pk=run.pk).update(device=device)
     config = TrainConfig.from_dict({**run.hyperparameters, "method": run.method})
 
-    _set_phase(run, "evaluating the base model", heartbeat)
-    model, tokenizer = load_model(source)
-    before = _evaluate(model, tokenizer, val_rows, snapshot.kind, config.max_seq_len)
-    del model
-
     _set_phase(run, "training", heartbeat)
     out_dir = workdir / "model"
     result = train(
@@ -214,9 +213,16 @@ def _execute(run: TrainingRun, heartbeat: Heartbeat, workdir: Path) -> None:
         f"trained {result.steps} steps at {result.tokens_per_s:.0f} tokens/s; {result.truncated_count} pairs truncated",
     )
 
+    # The base model is evaluated after training, not before, so training starts seconds after queueing.
+    _set_phase(run, "evaluating the base model", heartbeat)
+    model, tokenizer = load_model(source)
+    validate = mcq_validator(snapshot.dataset)
+    before = _evaluate(model, tokenizer, val_rows, snapshot.kind, config.max_seq_len, validate)
+    del model
+
     _set_phase(run, "evaluating the fine-tuned model", heartbeat)
     tuned, tuned_tokenizer = _load_tuned(source, out_dir, run.method)
-    after = _evaluate(tuned, tuned_tokenizer, val_rows, snapshot.kind, config.max_seq_len)
+    after = _evaluate(tuned, tuned_tokenizer, val_rows, snapshot.kind, config.max_seq_len, validate)
     del tuned
     _store_eval_items(run, val_rows, before, after)
 
@@ -239,13 +245,20 @@ def _chat(row: SnapshotRow) -> ChatExample:
     return ChatExample(prompt=row.prompt, response=row.response, system=row.system, history=row.history, ref=row.ref)
 
 
-def _evaluate(model, tokenizer, rows: list[SnapshotRow], kind: str, max_len: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def mcq_validator(dataset: Dataset) -> Callable[[str], list[FormatProblem]]:
+    """Checks a generated question against the dataset's MCQ template, or the demo format without one."""
+    template = dataset.template
+    spec = spec_or_none(template.kind, template.spec) if template is not None else None
+    return partial(validate_mcq, spec=spec if isinstance(spec, MCQSpec) else None)
+
+
+def _evaluate(model, tokenizer, rows: list[SnapshotRow], kind: str, max_len: int, validate) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     from training_app.ml.evaluate import evaluate
 
     return evaluate(
         model, tokenizer, [_chat(row) for row in rows], kind if kind in ("guardrail", "mcq") else "general", max_len,
         blocked_flags=[row.blocked for row in rows] if kind == "guardrail" else None,
-        validate=validate_mcq if kind == "mcq" else None, max_new_tokens=EVAL_MAX_NEW_TOKENS.get(kind, 128),
+        validate=validate if kind == "mcq" else None, max_new_tokens=EVAL_MAX_NEW_TOKENS.get(kind, 128),
     )  # fmt: skip
 
 
@@ -313,9 +326,18 @@ def _cached_model(key: str, loader) -> tuple[Any, Any]:  # type: ignore[no-untyp
     return _loaded[key]
 
 
+def loaded_base_model(name: str) -> tuple[Any, Any]:
+    """The registry's base model ``name`` and its tokenizer, loaded once per worker process."""
+    from training_app.ml.registry import load_model
+
+    source = base_model_dir(name)
+    return _cached_model(f"base:{name}", lambda: load_model(source))
+
+
 def tuned_model_dir(run: TrainingRun) -> Path:
     """The run's artifact unpacked in this machine's model cache (fetched from storage once)."""
-    target = Path(settings.MODEL_CACHE_DIR) / "runs" / f"run-{run.pk}"
+    # The creation time keeps runs of different databases that share one model cache apart.
+    target = Path(settings.MODEL_CACHE_DIR) / "runs" / f"run-{run.pk}-{run.created_at:%Y%m%d%H%M%S%f}"
     if not (target / "instructory_run.json").exists():
         staging = Path(tempfile.mkdtemp(dir=Path(settings.MODEL_CACHE_DIR)))
         with run.artifact.open("rb") as handle, zipfile.ZipFile(handle) as archive:
@@ -329,7 +351,6 @@ def tuned_model_dir(run: TrainingRun) -> Path:
 def playground_answer(*, request_id: int) -> None:
     """Answer a playground prompt with the base and the fine-tuned model, greedily (reproducible)."""
     from training_app.ml.generate import generate
-    from training_app.ml.registry import load_model
 
     request = PlaygroundRequest.objects.select_related("run").get(pk=request_id)
     if request.done:
@@ -337,7 +358,7 @@ def playground_answer(*, request_id: int) -> None:
     run = request.run
     try:
         source = base_model_dir(run.base_model)
-        base = _cached_model(f"base:{run.base_model}", lambda: load_model(source))
+        base = loaded_base_model(run.base_model)
         tuned_dir = tuned_model_dir(run)
         tuned = _cached_model(f"run:{run.pk}", lambda: _load_tuned(source, tuned_dir, run.method))
         prompt = [ChatExample(prompt=request.prompt, response="")]

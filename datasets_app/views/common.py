@@ -64,21 +64,24 @@ class ListFilters:
     tag: str = ""
     author: str = ""
     source: str = ""
+    problems: str = ""  # "1": only pairs the lint found problems in
 
     @classmethod
     def from_query(cls, query: QueryDict) -> "ListFilters":
         values = {name: (query.get(name) or "").strip()[:200] for name in ("q", "status", "tag", "author", "source")}
         if values["status"] not in ExampleStatus.values:
             values["status"] = ""
-        return cls(**values)
+        problems = "1" if query.get("problems") in ("1", "on") else ""
+        return cls(**values, problems=problems)
 
-    def selector_kwargs(self) -> dict[str, str | None]:
+    def selector_kwargs(self) -> dict[str, str | bool | None]:
         return {
             "search": self.q or None,
             "status": self.status or None,
             "tag": self.tag or None,
             "author": self.author or None,
             "source": self.source or None,
+            "with_problems": bool(self.problems),
         }
 
     @property

@@ -62,7 +62,17 @@ def _editor_context(
         "list_query": filters.query(),
         "previous_id": previous,
         "next_id": following,
+        "problems": _problems_of(example),
     }
+
+
+def _problems_of(example: Example) -> list[dict[str, Any]]:
+    """The lint's stored findings, with the pair each one relates to (a duplicate) when there is one."""
+    return [
+        {**problem, "related_id": problem.get("related") if isinstance(problem.get("related"), int) else None}
+        for problem in example.problems
+        if isinstance(problem, dict)
+    ]
 
 
 def _list_query(request: HttpRequest) -> QueryDict:
@@ -100,7 +110,9 @@ def _save(request: HttpRequest, example: Example) -> HttpResponse:
     except StaleVersion as stale:
         return _conflict(request, stale.current, form)
     except ValidationError as error:
-        for field, messages_ in error.message_dict.items():
+        # e.g. an approval the dataset refuses because the pair fails its template's validator
+        found = error.message_dict if hasattr(error, "error_dict") else {None: error.messages}
+        for field, messages_ in found.items():
             form.add_error(field if field in form.fields else None, messages_)
         return _invalid(request, example, form)
     forget_counts(example.dataset)
@@ -214,7 +226,7 @@ def markdown_preview(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def token_counts(request: HttpRequest, pk: int) -> JsonResponse:
     """Tokens per field with the workspace's base model tokenizer; an estimate (chars / 4) until it is cached."""
-    from training_app.tokens import count_tokens  # tokenizers only: no torch in the web process
+    from datasets_app.tokens import count_tokens  # tokenizers only: no torch in the web process
 
     dataset = selectors.dataset_get(user=request.user, pk=pk)
     names = [name for name in ("system_prompt", "history", "prompt", "response") if name in request.POST]

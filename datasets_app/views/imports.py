@@ -14,9 +14,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 from datasets_app import selectors, services
 from datasets_app.errors import DuplicateExample
 from datasets_app.forms import ImportForm, NewExampleForm
+from datasets_app.generators import generator_choices
 from datasets_app.importing import ImportRejected
 from datasets_app.jobs import import_upload
-from datasets_app.models import HISTORY_ROLES, Job
+from datasets_app.models import HISTORY_ROLES, Job, Template
 from datasets_app.views.common import forget_counts, is_htmx, role_errors_are_403
 from datasets_app.views.markdown import render_markdown
 
@@ -112,11 +113,24 @@ def _limits() -> dict[str, float]:
 @login_required
 @require_GET
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """A background import's progress; htmx polls the fragment until the job has finished."""
+    """A background job's progress (import, generation, drafting); htmx polls the fragment until it has finished."""
     job = selectors.job_get(user=request.user, pk=pk)
     if job.finished:
         forget_counts(job.dataset)
-    context = {"job": job, "dataset": job.dataset}
+    context = {"job": job, "dataset": job.dataset, "title": _job_title(job)}
     if is_htmx(request):
         return render(request, "datasets_app/partials/job_status.html", context)
     return render(request, "datasets_app/job.html", context)
+
+
+def _job_title(job: Job) -> str:
+    """What the job does, in words: the file it imports, the template it generates from, the model that drafts."""
+    if job.kind == Job.Kind.IMPORT:
+        return f"Importing {job.params.get('filename', 'a file')}"
+    model = dict(generator_choices()).get(job.params.get("generator") or "", "")
+    if job.kind == Job.Kind.DRAFT:
+        count = len(job.params.get("examples", []))
+        return f"Drafting {count} response{'' if count == 1 else 's'}" + (f" with {model}" if model else "")
+    template = Template.objects.filter(pk=job.params.get("template")).values_list("name", flat=True).first()
+    title = f"Generating pairs from {template}" if template else "Generating pairs from a template"
+    return title + (f" (responses drafted by {model})" if model else "")

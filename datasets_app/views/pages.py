@@ -13,7 +13,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from datasets_app import selectors, services
 from datasets_app.forms import BulkForm
-from datasets_app.models import ROLE_RANK, ExampleStatus, Membership, Role
+from datasets_app.generators import generator_choices
+from datasets_app.models import ROLE_RANK, Dataset, ExampleStatus, Membership, Role
 from datasets_app.views.common import (
     ListFilters,
     forget_counts,
@@ -97,7 +98,17 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
         for value, label in [("", "All"), *ExampleStatus.choices]
     ]
     context["members"] = selectors.member_list(workspace=dataset.workspace)
+    context.update(_lint_context(dataset, filters, is_lead=context["is_lead"]))
     return render(request, "datasets_app/dataset.html", context)
+
+
+def _lint_context(dataset: Dataset, filters: ListFilters, *, is_lead: bool) -> dict[str, object]:
+    """The problems badge and its filter, and for leads the model backends that can draft responses."""
+    return {
+        "problem_pairs": selectors.example_filter(dataset=dataset, with_problems=True).count(),
+        "problems_query": replace(filters, problems="" if filters.problems else "1").query(),
+        "generators": generator_choices() if is_lead else [],
+    }
 
 
 @login_required

@@ -103,3 +103,21 @@ def test_a_backend_error_fails_the_job_with_the_servers_message(
     assert "model test-chat-model is overloaded" in job["error"]
     assert "sk-test" not in job["error"]
     assert Job.objects.get(pk=job["id"]).finished
+
+
+def test_choosing_a_template_for_a_dataset_checks_its_pairs_again(celery_worker, workspace, dataset, lead, annotator):
+    answered = example_create(
+        dataset=dataset,
+        user=annotator,
+        prompt="What dose of aspirin?",
+        response="Take two.",
+        tags=["blocked:medical-advice"],
+    )
+    template = template_create(workspace=workspace, user=lead, name="Kitchen", kind="guardrail", spec=GUARDRAIL)
+    Example.objects.filter(pk=answered.pk).update(problems=[], problem_count=0)  # as stored before any template
+
+    response = client_for(lead).patch(f"/api/datasets/{dataset.pk}/", {"template": template.pk}, format="json")
+
+    assert response.status_code == 200, response.content
+    relinted = wait_for(lambda: Example.objects.filter(pk=answered.pk, problem_count__gt=0).first(), timeout=30)
+    assert [problem["code"] for problem in relinted.problems] == ["guardrail"]

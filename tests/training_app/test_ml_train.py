@@ -88,7 +88,11 @@ def test_running_a_batch_as_runs_of_similar_length_gives_the_same_gradients():
     split_loss, split_grads = gradients(runs)
 
     assert split_loss == pytest.approx(padded_loss, rel=1e-5)
-    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(padded_grads, split_grads, strict=True))
+    # float32 sums in another order differ in the last bits, so compare each gradient's error to its size
+    assert all(
+        torch.linalg.vector_norm(a - b) <= 1e-5 * torch.linalg.vector_norm(b)
+        for a, b in zip(padded_grads, split_grads, strict=True)
+    )
 
 
 def test_callbacks_hear_every_step_and_every_epoch(source, tmp_path):

@@ -156,8 +156,15 @@ def _name(spec: dict[str, Any]) -> str:
     return name
 
 
+# Registry keys that describe a model without changing its files; editing them keeps the cache.
+_DESCRIPTIVE_KEYS = ("label", "context")
+
+
 def _canonical(spec: dict[str, Any]) -> Any:
-    return json.loads(json.dumps(spec, sort_keys=True, default=str))
+    build_keys = {key: value for key, value in spec.items() if key not in _DESCRIPTIVE_KEYS}
+    if isinstance(build_keys.get("base"), dict):
+        build_keys["base"] = _canonical(build_keys["base"])
+    return json.loads(json.dumps(build_keys, sort_keys=True, default=str))
 
 
 def _is_built(directory: Path, spec: dict[str, Any]) -> bool:

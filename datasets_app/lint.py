@@ -1,0 +1,285 @@
+"""Lint: what is wrong with a dataset's pairs, per pair (on every save) and across pairs (duplicates).
+
+A problem is a dict {code, field, line, message, related}; `related` is the other pair's id for
+duplicates, else None. Per-pair checks run on every write path; the whole-dataset report adds
+same-prompt duplicates and near duplicates (MinHash over word shingles, confirmed by exact Jaccard).
+"""
+
+import math
+from array import array
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from datasets_app.duplicates import SamePrompt, Sketches, jaccard, shingles
+from datasets_app.models import Dataset, Example, ExampleStatus, Role, Template, Workspace
+from datasets_app.selectors import role_require
+from datasets_app.template_specs import PLACEHOLDER, GuardrailSpec, MCQSpec, Spec, spec_or_none
+from datasets_app.tokens import count_tokens
+from datasets_app.validators import FormatProblem, validate_guardrail, validate_mcq
+
+CODES = ("blank", "missing_response", "placeholder", "too_long", "format", "guardrail", "duplicate", "near_duplicate")
+TEMPLATE_CODES = ("format", "guardrail")  # what a dataset that requires valid pairs refuses to approve
+CROSS_CODES = ("duplicate", "near_duplicate")  # found only by the whole-dataset report
+DEFAULT_CONTEXT = 2048
+NEAR_THRESHOLD = 0.8
+BATCH = 1000
+MAX_LISTED = 1000  # problems and near duplicates listed by as_dict(); counts are always complete
+_PAIR_FIELDS = ("id", "prompt", "response", "system_prompt", "history", "tags", "status", "version")
+
+
+def problem(code: str, message: str, *, field: str = "", line: int | None = None, related: int | None = None) -> dict:
+    return {"code": code, "field": field, "line": line, "message": message, "related": related}
+
+
+def describe(item: dict) -> str:
+    """One problem as a sentence, e.g. `line 6: the answer E is not among the options A–D`."""
+    return f"line {item['line']}: {item['message']}" if item.get("line") else item["message"]
+
+
+# --- per pair
+
+
+@dataclass(frozen=True)
+class LintRules:
+    """What the per-pair checks need, worked out once for a dataset."""
+
+    template_kind: str | None = None
+    spec: Spec | None = None
+    context: int = DEFAULT_CONTEXT
+    model: str = ""
+
+
+def lint_rules(*, workspace: Workspace, template: Template | None) -> LintRules:
+    """The rules for a workspace's base model and a dataset's template (an unreadable spec checks nothing)."""
+    model = workspace.default_base_model or settings.DEFAULT_BASE_MODEL
+    context = settings.BASE_MODELS.get(model, {}).get("context", DEFAULT_CONTEXT)
+    spec = spec_or_none(template.kind, template.spec) if template is not None else None
+    return LintRules(template_kind=template.kind if template else None, spec=spec, context=context, model=model)
+
+
+def example_problems(example: Example, *, template: Template | None, rules: LintRules | None = None) -> list[dict]:
+    """The per-pair problems of an example: blank, missing_response, placeholder, too_long, format, guardrail.
+
+    Makes no queries when the example's dataset and workspace are loaded (or `rules` is given).
+    """
+    rules = rules or lint_rules(workspace=example.dataset.workspace, template=template)
+    return pair_problems(
+        prompt=example.prompt, response=example.response, system_prompt=example.system_prompt,
+        history=example.history, tags=example.tags, status=example.status, rules=rules,
+    )  # fmt: skip
+
+
+def example_relint(
+    example: Example, *, template: Template | None, keep_cross: bool = False, rules: LintRules | None = None
+) -> None:
+    """Set an example's stored problems before it is saved; `keep_cross` keeps duplicate findings (text unchanged)."""
+    found = example_problems(example, template=template, rules=rules)
+    if keep_cross:
+        found += [item for item in example.problems if item.get("code") in CROSS_CODES]
+    example.problems, example.problem_count = found, len(found)
+
+
+def pair_problems(
+    *,
+    prompt: str,
+    response: str,
+    system_prompt: str,
+    history: list[dict[str, str]],
+    tags: list[str],
+    status: str,
+    rules: LintRules,
+) -> list[dict]:
+    found = _blanks(prompt, response, status)
+    texts = {"system_prompt": system_prompt, "prompt": prompt, "response": response}
+    texts.update({f"history[{n}]": turn.get("content", "") for n, turn in enumerate(history)})
+    for name, text in texts.items():
+        found += _placeholders(name, text)
+    found += _too_long(list(texts.values()), rules)
+    if response.strip():
+        found += _template_problems(response, tags, rules)
+    return found
+
+
+def _blanks(prompt: str, response: str, status: str) -> list[dict]:
+    found = []
+    if not prompt.strip():
+        found.append(problem("blank", "the prompt is empty", field="prompt"))
+    if response.strip():
+        return found
+    if status == ExampleStatus.DRAFT:
+        return [*found, problem("missing_response", "no response yet", field="response")]
+    return [*found, problem("blank", "the response is empty", field="response")]
+
+
+def _placeholders(name: str, text: str) -> list[dict]:
+    if "{" not in text:
+        return []
+    return [
+        problem("placeholder", f"leftover placeholder {match.group(0)}", field=name,
+                line=text.count("\n", 0, match.start()) + 1)
+        for match in PLACEHOLDER.finditer(text)
+    ]  # fmt: skip
+
+
+def _too_long(texts: list[str], rules: LintRules) -> list[dict]:
+    # A token is at least one byte, so only pairs longer than the context in bytes are counted.
+    if (
+        sum(len(text) for text in texts) <= rules.context // 4
+        or sum(len(text.encode()) for text in texts) <= rules.context
+    ):
+        return []
+    texts = [text for text in texts if text]
+    counts = count_tokens(texts, model_name=rules.model)
+    total = sum(counts) if counts is not None else math.ceil(sum(map(len, texts)) / 4)
+    if total <= rules.context:
+        return []
+    about = "" if counts is not None else "about "
+    return [
+        problem(
+            "too_long",
+            f"{about}{total:,} tokens with the system prompt and earlier turns; "
+            f"the base model's context is {rules.context:,}",
+        )
+    ]
+
+
+def _template_problems(response: str, tags: list[str], rules: LintRules) -> list[dict]:
+    found: list[FormatProblem] = []
+    if rules.template_kind == "mcq" and isinstance(rules.spec, MCQSpec):
+        found = validate_mcq(response, rules.spec)
+        return [problem("format", item.message, field="response", line=item.line) for item in found]
+    if any(tag.startswith(("blocked:", "allowed:")) for tag in tags):
+        spec = rules.spec if isinstance(rules.spec, GuardrailSpec) else None
+        found = validate_guardrail(response=response, tags=tags, spec=spec)
+    return [problem("guardrail", item.message, field="response", line=item.line) for item in found]
+
+
+# --- the whole dataset
+
+
+@dataclass
+class LintReport:
+    """Every problem of a dataset by pair, and the near-duplicate pairs ({a, b, similarity}, a < b)."""
+
+    checked: int = 0
+    by_example: dict[int, list[dict]] = field(default_factory=dict)
+    near_duplicates: list[dict] = field(default_factory=list)
+    ids: array = field(default_factory=lambda: array("q"))  # every pair linted, in id order ...
+    versions: array = field(default_factory=lambda: array("q"))  # ... and its version then
+
+    def add(self, pk: int, found: list[dict]) -> None:
+        if found:
+            self.by_example.setdefault(pk, []).extend(found)
+
+    def version_of(self, pk: int) -> int | None:
+        """The pair's version when it was linted; None if it was not."""
+        index = bisect_left(self.ids, pk)
+        return self.versions[index] if index < len(self.ids) and self.ids[index] == pk else None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counted = Counter(item["code"] for found in self.by_example.values() for item in found)
+        return {code: counted[code] for code in CODES}
+
+    @property
+    def problems(self) -> list[dict]:
+        return [{"example": pk, **item} for pk in sorted(self.by_example) for item in self.by_example[pk]]
+
+    def as_dict(self, limit: int = MAX_LISTED) -> dict[str, Any]:
+        """For the API: complete counts, and at most `limit` problems and near duplicates."""
+        problems = list(islice(self.problems, limit + 1))
+        return {
+            "checked": self.checked,
+            "pairs_with_problems": len(self.by_example),
+            "counts": self.counts,
+            "problems": problems[:limit],
+            "near_duplicates": self.near_duplicates[:limit],
+            "truncated": len(problems) > limit or len(self.near_duplicates) > limit,
+        }
+
+
+def dataset_lint_report(*, dataset: Dataset, threshold: float = NEAR_THRESHOLD) -> LintReport:
+    """Lint every pair of a dataset, streamed; adds same-prompt duplicates and near duplicates. Read-only."""
+    rules = lint_rules(workspace=dataset.workspace, template=dataset.template)
+    report, prompts, sketches = LintReport(), SamePrompt(), Sketches(threshold)
+    rows = Example.objects.filter(dataset=dataset).order_by("id").values_list(*_PAIR_FIELDS)
+    for pk, prompt, response, system_prompt, history, tags, status, version in rows.iterator(chunk_size=2000):
+        report.checked += 1
+        report.ids.append(pk)
+        report.versions.append(version)
+        report.add(pk, pair_problems(prompt=prompt, response=response, system_prompt=system_prompt,
+                                     history=history, tags=tags, status=status, rules=rules))  # fmt: skip
+        prompts.add(pk, prompt, response)
+        sketches.add(pk, prompt, response)
+    for pk, related, message in prompts.found():
+        report.add(pk, [problem("duplicate", message, field="prompt", related=related)])
+    repeats = prompts.repeats()  # reported once, as duplicates, not again as near duplicates
+    candidates = [(a, b) for a, b in sketches.candidates() if a not in repeats and b not in repeats]
+    for a, b, similarity in _confirmed(dataset, candidates, threshold):
+        report.near_duplicates.append({"a": a, "b": b, "similarity": round(similarity, 3)})
+        message = f"{similarity:.0%} similar to pair #{{}} (prompt and response)"
+        report.add(a, [problem("near_duplicate", message.format(b), related=b)])
+        report.add(b, [problem("near_duplicate", message.format(a), related=a)])
+    return report
+
+
+def _confirmed(
+    dataset: Dataset, candidates: list[tuple[int, int]], threshold: float
+) -> Iterator[tuple[int, int, float]]:
+    """The candidates whose exact Jaccard similarity reaches the threshold, fetched a block at a time."""
+    for start in range(0, len(candidates), BATCH):
+        block = candidates[start : start + BATCH]
+        texts = _shingles_of(dataset, {pk for pair in block for pk in pair})
+        for a, b in block:
+            similarity = jaccard(texts[a], texts[b])
+            if similarity >= threshold:
+                yield a, b, similarity
+
+
+def _shingles_of(dataset: Dataset, ids: Iterable[int]) -> dict[int, set[str]]:
+    wanted, found = sorted(ids), {}
+    for start in range(0, len(wanted), 500):  # SQLite allows only so many parameters per query
+        rows = dataset.examples.filter(pk__in=wanted[start : start + 500]).values_list("id", "prompt", "response")
+        found.update({pk: shingles(prompt, response) for pk, prompt, response in rows})
+    return found
+
+
+# --- storing the findings
+
+
+def dataset_lint_refresh(*, dataset: Dataset, user: AbstractBaseUser) -> LintReport:
+    """Lint the whole dataset and store each pair's problems (any member may).
+
+    Writes only the rows whose problems changed, in batches, without a new version or updated_at;
+    a pair saved while the lint ran keeps what its save stored.
+    """
+    role_require(user=user, workspace=dataset.workspace, role=Role.ANNOTATOR)
+    report = dataset_lint_report(dataset=dataset)
+    changed: list[int] = []
+    stored = dataset.examples.order_by("id").values_list("id", "problems")
+    for pk, problems in stored.iterator(chunk_size=2000):
+        if report.version_of(pk) is not None and problems != report.by_example.get(pk, []):
+            changed.append(pk)
+        if len(changed) == BATCH:
+            _store(changed, report)
+            changed = []
+    _store(changed, report)
+    return report
+
+
+@transaction.atomic
+def _store(ids: list[int], report: LintReport) -> None:
+    current = Example.objects.select_for_update().filter(pk__in=ids).values_list("id", "version")
+    unchanged = [pk for pk, version in current if report.version_of(pk) == version]
+    rows = [Example(pk=pk, problems=report.by_example.get(pk, [])) for pk in unchanged]
+    for row in rows:
+        row.problem_count = len(row.problems)
+    Example.objects.bulk_update(rows, ["problems", "problem_count"], batch_size=BATCH)

@@ -1,0 +1,50 @@
+"""REST API for a dataset's lint: read the report, or run it and store each pair's problems."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from datasets_app import selectors
+from datasets_app.lint import CODES, MAX_LISTED, dataset_lint_refresh, dataset_lint_report
+
+
+class LintProblemSerializer(serializers.Serializer):
+    example = serializers.IntegerField(help_text="The pair with the problem.")
+    code = serializers.ChoiceField(choices=CODES)
+    field = serializers.CharField(help_text="prompt, response, system_prompt, history[n], or empty for the whole pair.")
+    line = serializers.IntegerField(
+        allow_null=True, help_text="1-based line within the field, when one line is at fault."
+    )
+    message = serializers.CharField()
+    related = serializers.IntegerField(allow_null=True, help_text="The other pair, for duplicates.")
+
+
+class NearDuplicateSerializer(serializers.Serializer):
+    a = serializers.IntegerField()
+    b = serializers.IntegerField()
+    similarity = serializers.FloatField(help_text="Jaccard similarity of word 3-grams of prompt and response.")
+
+
+class LintReportSerializer(serializers.Serializer):
+    checked = serializers.IntegerField(help_text="Pairs linted.")
+    pairs_with_problems = serializers.IntegerField()
+    counts = serializers.DictField(child=serializers.IntegerField(), help_text=f"Problems by code: {', '.join(CODES)}.")
+    problems = LintProblemSerializer(many=True, help_text=f"At most {MAX_LISTED}, by pair.")
+    near_duplicates = NearDuplicateSerializer(many=True, help_text=f"At most {MAX_LISTED}.")
+    truncated = serializers.BooleanField(help_text="More problems or near duplicates than listed.")
+
+
+class DatasetLintView(APIView):
+    @extend_schema(responses=LintReportSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        """Lint every pair (blank fields, placeholders, length, template format, duplicates); changes nothing."""
+        dataset = selectors.dataset_get(user=request.user, pk=pk)
+        return Response(dataset_lint_report(dataset=dataset).as_dict())
+
+    @extend_schema(request=None, responses=LintReportSerializer)
+    def post(self, request: Request, pk: int) -> Response:
+        """Lint every pair and store each pair's problems, so lists can filter and sort by them."""
+        dataset = selectors.dataset_get(user=request.user, pk=pk)
+        return Response(dataset_lint_refresh(dataset=dataset, user=request.user).as_dict())

@@ -1,0 +1,170 @@
+"""Lint in the browser workspace: the dataset page's badge and filter, "Check dataset", the report with near
+duplicates side by side, problems in the editor, a refused approval, and the dataset's checks (template, require_valid)."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from datasets_app.models import Dataset, ExampleStatus
+from datasets_app.services import example_create
+from datasets_app.templating import template_create
+from tests.datasets_app.test_views_access import INLINE
+from tests.datasets_app.test_views_xss import SCRIPT, assert_inert
+
+pytestmark = pytest.mark.django_db
+
+MCQ = {
+    "prompt_pattern": "Write one multiple-choice question about {topic}.",
+    "topics": ["photosynthesis"],
+    "options": 4,
+    "label_style": "A)",
+    "explanation": False,
+}
+VALID = "Question: What do plants make from light?\nA) Sugar\nB) Salt\nC) Iron\nD) Oil\nAnswer: A"
+BROKEN = "Question: What do plants make from light?\nA) Sugar\nB) Salt\nC) Iron\nAnswer: E"
+NEAR = (
+    "How long should I knead bread dough by hand before letting it rise?",
+    "Knead it for about ten minutes, until the dough is smooth and springs back when you press it.",
+)
+
+
+def row_ids(html):
+    return [int(pk) for pk in re.findall(r'name="selected" value="(\d+):\d+"', html)]
+
+
+@pytest.fixture
+def pairs(dataset, annotator):
+    fine = example_create(dataset=dataset, user=annotator, prompt="How do I zest a lemon?", response="Use a grater.")
+    empty = example_create(dataset=dataset, user=annotator, prompt="What is a roux?", response="")
+    leftover = example_create(dataset=dataset, user=annotator, prompt="Define {topic}.", response="A thing.")
+    return {"fine": fine, "empty": empty, "leftover": leftover}
+
+
+def test_the_dataset_page_counts_and_filters_pairs_with_problems(client, dataset, pairs, annotator):
+    client.force_login(annotator)
+    page = client.get(reverse("dataset", args=[dataset.pk])).content.decode()
+    assert "2 pairs with problems" in page
+    assert 'name="problems"' in page
+
+    only = client.get(reverse("dataset", args=[dataset.pk]), {"problems": "1"}).content.decode()
+
+    assert row_ids(only) == [pairs["empty"].pk, pairs["leftover"].pk]
+    editor = client.get(reverse("example", args=[pairs["empty"].pk]), {"problems": "1"}).content.decode()
+    assert f'href="{reverse("example", args=[pairs["leftover"].pk])}?problems=1"' in editor  # next: in the same list
+
+
+def test_check_dataset_stores_findings_across_pairs_and_shows_the_report(client, dataset, annotator):
+    first = example_create(dataset=dataset, user=annotator, prompt=NEAR[0], response=NEAR[1])
+    second = example_create(dataset=dataset, user=annotator, prompt=NEAR[0] + " Thanks!", response=NEAR[1])
+    client.force_login(annotator)
+    assert "0 pairs with problems" in client.get(reverse("dataset", args=[dataset.pk])).content.decode()
+
+    response = client.post(reverse("dataset-lint", args=[dataset.pk]), follow=True)
+
+    page = response.content.decode()
+    assert response.redirect_chain[-1][0] == reverse("dataset-lint", args=[dataset.pk])
+    assert "Checked 2 pairs of Guardrails: 2 problems in 2 pairs." in page
+    assert re.search(r"near_duplicate</code></td><td class=\"num\">2</td>", page)
+    assert f'href="{reverse("example", args=[first.pk])}"' in page
+    assert f'href="{reverse("example", args=[second.pk])}"' in page
+    side_by_side = re.search(r"<div class=\"side-by-side\">.*?</div>\s*</div>", page, re.S).group(0)
+    assert side_by_side.count(NEAR[1]) == 2
+    assert re.search(r"\d\d% similar", page)
+    assert "2 pairs with problems" in client.get(reverse("dataset", args=[dataset.pk])).content.decode()
+
+
+def test_the_editor_lists_a_pairs_problems_and_a_save_refreshes_them(client, dataset, pairs, annotator):
+    leftover = pairs["leftover"]
+    client.force_login(annotator)
+    page = client.get(reverse("example", args=[leftover.pk])).content.decode()
+    assert "1 problem found in this pair" in page
+    assert "leftover placeholder {topic}" in page
+    assert "in <strong>prompt</strong>, line 1" in page
+
+    saved = client.post(
+        reverse("example", args=[leftover.pk]),
+        {"version": leftover.version, "intent": "save", "prompt": "Define a roux.", "response": "Flour and fat."},
+        follow=True,
+    )
+
+    assert "found in this pair" not in saved.content.decode()
+
+
+def test_a_refused_approval_is_a_clear_message_not_an_error_page(client, workspace, lead):
+    template = template_create(workspace=workspace, user=lead, name="Quiz", kind="mcq", spec=MCQ)
+    quiz = Dataset.objects.create(workspace=workspace, name="Quiz", kind="mcq", template=template, require_valid=True)
+    broken = example_create(dataset=quiz, user=lead, prompt="Ask about photosynthesis.", response=BROKEN)
+    client.force_login(lead)
+
+    response = client.post(
+        reverse("example", args=[broken.pk]),
+        {"version": broken.version, "intent": "approve", "prompt": broken.prompt, "response": BROKEN},
+    )
+
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "Nothing was saved" in page
+    assert "can&#x27;t approve" in page
+    broken.refresh_from_db()
+    assert broken.status == ExampleStatus.DRAFT
+    fixed = client.post(
+        reverse("example", args=[broken.pk]),
+        {"version": broken.version, "intent": "approve", "prompt": broken.prompt, "response": VALID},
+    )
+    assert fixed.status_code == 302
+    broken.refresh_from_db()
+    assert broken.status == ExampleStatus.APPROVED
+
+
+def test_leads_choose_the_template_and_require_valid_pairs(client, dataset, workspace, lead, annotator):
+    template = template_create(workspace=workspace, user=lead, name="Quiz", kind="mcq", spec=MCQ)
+    url = reverse("dataset-settings", args=[dataset.pk])
+    client.force_login(annotator)
+    assert client.get(url).status_code == 403
+    assert client.post(url, {"template": template.pk, "require_valid": "on"}).status_code == 403
+    assert "Checks</a>" not in client.get(reverse("dataset", args=[dataset.pk])).content.decode()
+
+    client.force_login(lead)
+    assert "Quiz" in client.get(url).content.decode()
+    response = client.post(url, {"template": template.pk, "require_valid": "on"})
+
+    assert response["Location"] == reverse("dataset", args=[dataset.pk])
+    dataset.refresh_from_db()
+    assert (dataset.template, dataset.require_valid) == (template, True)
+    page = client.get(reverse("dataset", args=[dataset.pk])).content.decode()
+    assert "checked by the template" in page
+    assert "must pass before approval" in page
+
+
+def test_a_template_of_another_workspace_cannot_be_chosen(client, dataset, lead, outsider, other_workspace):
+    theirs = template_create(workspace=other_workspace, user=outsider, name="Theirs", kind="mcq", spec=MCQ)
+    client.force_login(lead)
+    response = client.post(reverse("dataset-settings", args=[dataset.pk]), {"template": theirs.pk})
+    assert response.status_code == 400
+    dataset.refresh_from_db()
+    assert dataset.template is None
+
+
+def test_outsiders_get_404_on_lint_and_settings(client, dataset, pairs, outsider):
+    client.force_login(outsider)
+    for response in [
+        client.get(reverse("dataset-lint", args=[dataset.pk])),
+        client.post(reverse("dataset-lint", args=[dataset.pk])),
+        client.get(reverse("dataset-settings", args=[dataset.pk])),
+        client.post(reverse("dataset-settings", args=[dataset.pk]), {"require_valid": "on"}),
+    ]:
+        assert response.status_code == 404
+
+
+def test_the_report_shows_hostile_pairs_as_text(client, dataset, annotator):
+    prompt = f"{SCRIPT} {NEAR[0]}"
+    example_create(dataset=dataset, user=annotator, prompt=prompt, response=NEAR[1])
+    example_create(dataset=dataset, user=annotator, prompt=f"{prompt} Thanks!", response=NEAR[1])
+    client.force_login(annotator)
+    client.post(reverse("dataset-lint", args=[dataset.pk]))
+    for url in [reverse("dataset-lint", args=[dataset.pk]), reverse("dataset", args=[dataset.pk])]:
+        html = client.get(url).content.decode()
+        assert_inert(html, url)
+        for pattern, what in INLINE:
+            assert pattern.search(html) is None, f"{what} in {url}"
