@@ -184,7 +184,7 @@ def _edit_page(
     generate = GenerateForm(
         datasets=datasets,
         template=template,
-        initial={"dataset": chosen if chosen and datasets.filter(pk=chosen).exists() else datasets.first()},
+        initial={"dataset": chosen if chosen and datasets.filter(pk=chosen).exists() else _likely_dataset(template)},
     )
     context = {
         "template": template,
@@ -315,3 +315,9 @@ def dataset_draft(request: HttpRequest, pk: int) -> HttpResponse:
         _flash_errors(request, error.messages)
         return redirect(back)
     return redirect("job", pk=job.pk)
+
+
+def _likely_dataset(template: Template) -> object:
+    """The dataset this template already checks, else one of its kind, else any of the workspace."""
+    datasets = template.workspace.datasets.order_by("name")
+    return datasets.filter(template=template).first() or datasets.filter(kind=template.kind).first() or datasets.first()
