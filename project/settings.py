@@ -141,6 +141,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
         "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
+        "polling_interval": 0.1,  # a folder listing is cheap; a task starts within 0.1 s instead of 1 s
     }
 CELERY_TASK_IGNORE_RESULT = True  # progress and results live in the database
 CELERY_TASK_DEFAULT_QUEUE = "default"

@@ -3,6 +3,7 @@
 Only Celery tasks reach this module; it is where the app meets training_app.ml (torch and friends).
 """
 
+import functools
 import json
 import logging
 import shutil
@@ -12,6 +13,7 @@ import threading
 import time
 import traceback
 import zipfile
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -27,7 +29,7 @@ from datasets_app.template_specs import MCQSpec, spec_or_none
 from datasets_app.validators import FormatProblem, validate_mcq
 from training_app.ml.config import TrainConfig
 from training_app.ml.data import ChatExample
-from training_app.models import EvalItem, PlaygroundRequest, RunLog, RunMetric, RunStatus, TrainingRun
+from training_app.models import DatasetVersion, EvalItem, PlaygroundRequest, RunLog, RunMetric, RunStatus, TrainingRun
 from training_app.snapshots import SnapshotRow, snapshot_rows
 
 logger = logging.getLogger(__name__)
@@ -348,6 +350,18 @@ def tuned_model_dir(run: TrainingRun) -> Path:
     return target
 
 
+@functools.lru_cache(maxsize=64)  # snapshots never change
+def _usual_system_prompt_of(snapshot_id: int) -> str:
+    rows = snapshot_rows(DatasetVersion.objects.get(pk=snapshot_id))
+    counts = Counter(row.system for row in rows if row.split == "train")
+    return counts.most_common(1)[0][0] if counts else ""
+
+
+def _usual_system_prompt(run: TrainingRun) -> str:
+    """The system prompt most training pairs had: the playground asks as the model was taught."""
+    return _usual_system_prompt_of(run.snapshot_id)
+
+
 def playground_answer(*, request_id: int) -> None:
     """Answer a playground prompt with the base and the fine-tuned model, greedily (reproducible)."""
     from training_app.ml.generate import generate
@@ -361,7 +375,7 @@ def playground_answer(*, request_id: int) -> None:
         base = loaded_base_model(run.base_model)
         tuned_dir = tuned_model_dir(run)
         tuned = _cached_model(f"run:{run.pk}", lambda: _load_tuned(source, tuned_dir, run.method))
-        prompt = [ChatExample(prompt=request.prompt, response="")]
+        prompt = [ChatExample(prompt=request.prompt, response="", system=_usual_system_prompt(run))]
         request.base_output = generate(*base, prompt, request.max_new_tokens)[0]
         request.fine_tuned_output = generate(*tuned, prompt, request.max_new_tokens)[0]
     except Exception as error:
