@@ -12,7 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -289,6 +289,20 @@ def _join(prefix: str, key: object) -> str:
     return f"{prefix}.{key}" if prefix else str(key)
 
 
+class PreconditionRequired(APIException):
+    status_code = 428
+    default_detail = 'send If-Match with the ETag you loaded (or "version" in the body)'
+    default_code = "precondition_required"
+
+
+def expected_version(request: Request) -> int:
+    """The version the client loaded, which an edit must carry (428 without it)."""
+    version = _if_match(request)
+    if version is None:
+        raise PreconditionRequired()
+    return version
+
+
 def _if_match(request: Request) -> int | None:
     header = request.headers.get("If-Match")
     if header is None:
@@ -315,9 +329,7 @@ class ExampleDetailView(APIView):
     )
     def patch(self, request: Request, pk: int) -> Response:
         example = selectors.example_get(user=request.user, pk=pk)
-        expected = _if_match(request)
-        if expected is None:
-            return Response({"detail": 'send If-Match with the ETag you loaded (or "version" in the body)'}, status=428)
+        expected = expected_version(request)
         serializer = ExampleUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         fields = {name: value for name, value in serializer.validated_data.items() if name != "version"}

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from datasets_app import selectors, templating
-from datasets_app.api import _if_match
+from datasets_app.api import expected_version
 from datasets_app.generators import generator_choices
 from datasets_app.models import Dataset, Job, Template, Workspace
 from datasets_app.serializers import JobSerializer
@@ -149,9 +149,7 @@ class TemplateDetailView(APIView):
     def patch(self, request: Request, pk: int) -> Response:
         """Edit a template (leads); send the version you loaded, as If-Match or in the body."""
         template = selectors.template_get(user=request.user, pk=pk)
-        expected = _if_match(request)
-        if expected is None:
-            return Response({"detail": 'send If-Match with the ETag you loaded (or "version" in the body)'}, status=428)
+        expected = expected_version(request)
         serializer = TemplateUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = {name: value for name, value in serializer.validated_data.items() if name != "version"}
