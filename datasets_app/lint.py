@@ -6,6 +6,7 @@ same-prompt duplicates and near duplicates (MinHash over word shingles, confirme
 """
 
 import math
+import re
 from array import array
 from bisect import bisect_left
 from collections import Counter
@@ -228,6 +229,23 @@ def dataset_lint_report(*, dataset: Dataset, threshold: float = NEAR_THRESHOLD) 
         message = f"{similarity:.0%} similar to pair #{{}} (prompt and response)"
         report.add(a, [problem("near_duplicate", message.format(b), related=b)])
         report.add(b, [problem("near_duplicate", message.format(a), related=a)])
+    return report
+
+
+_SIMILAR = re.compile(r"^(\d+)% similar")
+
+
+def dataset_lint_stored(*, dataset: Dataset) -> LintReport:
+    """What saves and the last whole-dataset check stored, read back without linting again (fast at any size)."""
+    report = LintReport(checked=dataset.examples.count())
+    rows = dataset.examples.filter(problem_count__gt=0).order_by("id").values_list("id", "problems")
+    for pk, found in rows.iterator(chunk_size=2000):
+        report.add(pk, found)
+        for item in found:
+            similar = _SIMILAR.match(item["message"]) if item["code"] == "near_duplicate" else None
+            if similar and item["related"] and pk < item["related"]:
+                pair = {"a": pk, "b": item["related"], "similarity": int(similar.group(1)) / 100}
+                report.near_duplicates.append(pair)
     return report
 
 

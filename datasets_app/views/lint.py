@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from datasets_app import selectors, services
-from datasets_app.lint import dataset_lint_refresh, dataset_lint_report
+from datasets_app.lint import dataset_lint_refresh, dataset_lint_stored
 from datasets_app.models import Dataset, Role
 from datasets_app.template_forms import DatasetSettingsForm
 from datasets_app.views.common import role_errors_are_403
@@ -35,7 +35,7 @@ def dataset_lint(request: HttpRequest, pk: int) -> HttpResponse:
             f"{found} problem{'' if found == 1 else 's'} in {pairs} pair{'' if pairs == 1 else 's'}.",
         )
         return redirect("dataset-lint", pk=dataset.pk)
-    report = dataset_lint_report(dataset=dataset)
+    report = dataset_lint_stored(dataset=dataset)
     context = {
         "dataset": dataset,
         "counts": sorted(((code, n) for code, n in report.counts.items() if n), key=lambda item: -item[1]),

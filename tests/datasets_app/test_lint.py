@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from datasets_app.importing import dataset_import
-from datasets_app.lint import dataset_lint_refresh, dataset_lint_report, example_problems
+from datasets_app.lint import dataset_lint_refresh, dataset_lint_report, dataset_lint_stored, example_problems
 from datasets_app.models import Example, ExampleStatus, Template
 from datasets_app.services import (
     example_create,
@@ -238,3 +238,21 @@ def test_bulk_approve_skips_invalid_pairs_with_the_reason(mcq_dataset, annotator
     outcome = examples_bulk_action(dataset=mcq_dataset, user=lead, versions={good.pk: 1, bad.pk: 1}, action="approve")
     assert outcome.changed == [good.pk]
     assert outcome.skipped == [(bad.pk, "can't approve: line 6: the answer E is not among the options A–D")]
+
+
+def test_the_stored_report_reads_back_what_the_last_check_found(dataset, annotator):
+    original = example_create(dataset=dataset, user=annotator, prompt=KNEAD[0], response=KNEAD[1])
+    near = example_create(
+        dataset=dataset, user=annotator, prompt=KNEAD[0].replace("should I", "do I"), response=KNEAD[1]
+    )
+    example_create(dataset=dataset, user=annotator, prompt="Leftover {topic}?", response="Yes.")
+    checked = dataset_lint_refresh(dataset=dataset, user=annotator)
+
+    stored = dataset_lint_stored(dataset=dataset)
+
+    assert stored.checked == 3
+    assert stored.counts == checked.counts
+    assert stored.problems == checked.problems
+    (pair,) = stored.near_duplicates
+    assert (pair["a"], pair["b"]) == (original.pk, near.pk)
+    assert pair["similarity"] == pytest.approx(checked.near_duplicates[0]["similarity"], abs=0.01)
