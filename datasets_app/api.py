@@ -105,6 +105,16 @@ class WorkspaceMembersView(APIView):
         return Response({"username": user.username, "role": membership.role}, status=status.HTTP_200_OK)
 
 
+def workspace_param(request: Request) -> int | None:
+    """The `?workspace=` filter of a list: a workspace id, or None when not given (400 when not an id)."""
+    workspace = request.query_params.get("workspace")
+    if not workspace:
+        return None
+    if not workspace.isdigit() or len(workspace) > 18:
+        raise ValidationError({"workspace": "must be a workspace id"})
+    return int(workspace)
+
+
 # --- datasets
 
 
@@ -118,12 +128,8 @@ class DatasetListView(generics.ListCreateAPIView):
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         datasets = selectors.dataset_list_with_counts(user=self.request.user)
-        workspace = self.request.query_params.get("workspace")
-        if workspace:
-            if not workspace.isdigit() or len(workspace) > 18:
-                raise ValidationError({"workspace": "must be a workspace id"})
-            datasets = datasets.filter(workspace_id=int(workspace))
-        return datasets
+        workspace = workspace_param(self.request)
+        return datasets if workspace is None else datasets.filter(workspace_id=workspace)
 
     def perform_create(self, serializer: DatasetSerializer) -> None:
         data = serializer.validated_data

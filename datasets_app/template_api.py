@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from datasets_app import selectors, templating
-from datasets_app.api import expected_version
+from datasets_app.api import expected_version, workspace_param
 from datasets_app.generators import generator_choices
 from datasets_app.models import Dataset, Job, Template, Workspace
 from datasets_app.serializers import JobSerializer
@@ -111,11 +111,9 @@ class TemplateListView(APIView):
     )
     def get(self, request: Request) -> Response:
         templates = selectors.template_list(user=request.user)
-        workspace = request.query_params.get("workspace")
-        if workspace:
-            if not workspace.isdigit() or len(workspace) > 18:
-                raise ValidationError({"workspace": "must be a workspace id"})
-            templates = templates.filter(workspace_id=int(workspace))
+        workspace = workspace_param(request)
+        if workspace is not None:
+            templates = templates.filter(workspace_id=workspace)
         return Response(TemplateSerializer(templates, many=True).data)
 
     @extend_schema(request=TemplateSerializer, responses={201: TemplateSerializer})
