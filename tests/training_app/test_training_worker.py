@@ -45,7 +45,9 @@ def test_run_trains_records_metrics_and_leaves_a_loadable_artifact(celery_worker
     assert created.json()["status"] == "queued"
     # a warm worker may claim the run before the first poll: the statuses seen only ever move forward
     assert seen == [status for status in ("queued", "running", "succeeded") if status in seen]
-    moments = [datetime.fromisoformat(run[name]) for name in ("queued_at", "started_at", "first_step_at", "finished_at")]
+    moments = [
+        datetime.fromisoformat(run[name]) for name in ("queued_at", "started_at", "first_step_at", "finished_at")
+    ]
     assert moments == sorted(moments)
     assert run["step"] == run["total_steps"] > 0
     assert run["summary"]["train_tokens"] > 0
