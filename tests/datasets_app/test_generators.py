@@ -22,19 +22,21 @@ HISTORY = ({"role": "user", "content": "Hi"}, {"role": "assistant", "content": "
 
 
 class CountingHandler(ChatHandler):
-    """Answers a little slowly and counts how many requests are in flight at once."""
+    """Answers a little slowly and counts how many requests are in flight at once.
+
+    A request stops counting before its answer is written: once the client has the answer it may send
+    the next request while this thread is still finishing.
+    """
 
     def do_POST(self) -> None:
         server = self.server
         with server.lock:
             server.in_flight += 1
             server.most_in_flight = max(server.most_in_flight, server.in_flight)
-        try:
-            time.sleep(0.05)
-            super().do_POST()
-        finally:
-            with server.lock:
-                server.in_flight -= 1
+        time.sleep(0.05)
+        with server.lock:
+            server.in_flight -= 1
+        super().do_POST()
 
 
 class CountingServer(ChatServer):
