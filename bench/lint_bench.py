@@ -6,7 +6,8 @@
 Uses a throwaway database like bench/import_bench.py. Each dataset gets pairs of made-up text (a 3,000-word
 vocabulary, skewed like real text) with 1% repeated prompts, 1% near copies (one word of the prompt changed) and 0.5%
 leftover placeholders. Prints the time of the report, of storing it (dataset_lint_refresh: first run, then
-a second run with nothing to change), and the report's peak Python memory (tracemalloc, measured in a
+a second run with nothing to change), of reading the stored report back (what GET .../lint/ does), and the
+report's peak Python memory (tracemalloc, measured in a
 separate run since tracing slows Python down).
 """
 
@@ -73,7 +74,7 @@ def run(vendor: str, sizes: list[int]) -> None:
     from django.contrib.auth import get_user_model
 
     from datasets_app.importing import dataset_import
-    from datasets_app.lint import dataset_lint_refresh, dataset_lint_report
+    from datasets_app.lint import dataset_lint_refresh, dataset_lint_report, dataset_lint_stored
     from datasets_app.services import dataset_create, workspace_create
 
     user = get_user_model().objects.create_user("bench")
@@ -95,6 +96,9 @@ def run(vendor: str, sizes: list[int]) -> None:
         start = time.perf_counter()
         dataset_lint_refresh(dataset=dataset, user=user)
         again_s = time.perf_counter() - start
+        start = time.perf_counter()
+        dataset_lint_stored(dataset=dataset).as_dict()
+        stored_s = time.perf_counter() - start
         tracemalloc.start()
         dataset_lint_report(dataset=dataset)
         peak_mb = tracemalloc.get_traced_memory()[1] / 1e6
@@ -102,6 +106,7 @@ def run(vendor: str, sizes: list[int]) -> None:
         counts = ", ".join(f"{code} {n:,}" for code, n in report.counts.items() if n)
         print(f"{rows:>8,} pairs: report {report_s:6.2f} s ({rows / report_s:,.0f} pairs/s), peak {peak_mb:5.1f} MB")
         print(f"{'':>15} refresh {first_s:6.2f} s, again (nothing to store) {again_s:6.2f} s")
+        print(f"{'':>15} reading the stored report (GET .../lint/) {stored_s:6.3f} s")
         print(f"{'':>15} found: {counts}; {len(report.near_duplicates):,} near-duplicate pairs")
 
 

@@ -115,6 +115,14 @@ def workspace_param(request: Request) -> int | None:
     return int(workspace)
 
 
+def job_accepted(request: Request, job: Job) -> Response:
+    """202 for work queued on a worker: the job, its URL in `job_url` and in the Location header."""
+    url = request.build_absolute_uri(reverse("api-job", args=[job.pk]))
+    return Response(
+        {**JobSerializer(job).data, "job_url": url}, status=status.HTTP_202_ACCEPTED, headers={"Location": url}
+    )
+
+
 # --- datasets
 
 

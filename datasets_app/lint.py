@@ -10,14 +10,16 @@ import re
 from array import array
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import islice
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 
 from datasets_app.duplicates import SamePrompt, Sketches, jaccard, shingles
 from datasets_app.models import Dataset, Example, ExampleStatus, Role, Template, Workspace
@@ -32,7 +34,9 @@ CROSS_CODES = ("duplicate", "near_duplicate")  # found only by the whole-dataset
 DEFAULT_CONTEXT = 2048
 NEAR_THRESHOLD = 0.8
 BATCH = 1000
+PROGRESS_EVERY = 5000
 MAX_LISTED = 1000  # problems and near duplicates listed by as_dict(); counts are always complete
+Progress = Callable[[str, float], None]
 _PAIR_FIELDS = ("id", "prompt", "response", "system_prompt", "history", "tags", "status", "version")
 
 
@@ -171,6 +175,7 @@ class LintReport:
     """Every problem of a dataset by pair, and the near-duplicate pairs ({a, b, similarity}, a < b)."""
 
     checked: int = 0
+    linted_at: datetime | None = None  # when the whole dataset was last checked; None if never
     by_example: dict[int, list[dict]] = field(default_factory=dict)
     near_duplicates: list[dict] = field(default_factory=list)
     ids: array = field(default_factory=lambda: array("q"))  # every pair linted, in id order ...
@@ -199,6 +204,7 @@ class LintReport:
         problems = list(islice(self.problems, limit + 1))
         return {
             "checked": self.checked,
+            "linted_at": self.linted_at,
             "pairs_with_problems": len(self.by_example),
             "counts": self.counts,
             "problems": problems[:limit],
@@ -207,13 +213,21 @@ class LintReport:
         }
 
 
-def dataset_lint_report(*, dataset: Dataset, threshold: float = NEAR_THRESHOLD) -> LintReport:
-    """Lint every pair of a dataset, streamed; adds same-prompt duplicates and near duplicates. Read-only."""
+def dataset_lint_report(
+    *, dataset: Dataset, threshold: float = NEAR_THRESHOLD, progress: Progress | None = None
+) -> LintReport:
+    """Lint every pair of a dataset, streamed; adds same-prompt duplicates and near duplicates. Read-only.
+
+    `progress`, if given, hears (phase, fraction done) every PROGRESS_EVERY pairs.
+    """
     rules = lint_rules(workspace=dataset.workspace, template=dataset.template)
     report, prompts, sketches = LintReport(), SamePrompt(), Sketches(threshold)
+    total = dataset.examples.count() if progress else 0
     rows = Example.objects.filter(dataset=dataset).order_by("id").values_list(*_PAIR_FIELDS)
     for pk, prompt, response, system_prompt, history, tags, status, version in rows.iterator(chunk_size=2000):
         report.checked += 1
+        if progress and report.checked % PROGRESS_EVERY == 0:
+            progress("checking", 0.8 * min(report.checked / total, 1.0))
         report.ids.append(pk)
         report.versions.append(version)
         report.add(pk, pair_problems(prompt=prompt, response=response, system_prompt=system_prompt,
@@ -222,6 +236,8 @@ def dataset_lint_report(*, dataset: Dataset, threshold: float = NEAR_THRESHOLD) 
         sketches.add(pk, prompt, response)
     for pk, related, message in prompts.found():
         report.add(pk, [problem("duplicate", message, field="prompt", related=related)])
+    if progress:
+        progress("comparing", 0.8)
     repeats = prompts.repeats()  # reported once, as duplicates, not again as near duplicates
     candidates = [(a, b) for a, b in sketches.candidates() if a not in repeats and b not in repeats]
     for a, b, similarity in _confirmed(dataset, candidates, threshold):
@@ -237,7 +253,7 @@ _SIMILAR = re.compile(r"^(\d+)% similar")
 
 def dataset_lint_stored(*, dataset: Dataset) -> LintReport:
     """What saves and the last whole-dataset check stored, read back without linting again (fast at any size)."""
-    report = LintReport(checked=dataset.examples.count())
+    report = LintReport(checked=dataset.examples.count(), linted_at=dataset.linted_at)
     rows = dataset.examples.filter(problem_count__gt=0).order_by("id").values_list("id", "problems")
     for pk, found in rows.iterator(chunk_size=2000):
         report.add(pk, found)
@@ -273,14 +289,14 @@ def _shingles_of(dataset: Dataset, ids: Iterable[int]) -> dict[int, set[str]]:
 # --- storing the findings
 
 
-def dataset_lint_refresh(*, dataset: Dataset, user: AbstractBaseUser) -> LintReport:
-    """Lint the whole dataset and store each pair's problems (any member may).
+def dataset_lint_refresh(*, dataset: Dataset, user: AbstractBaseUser, progress: Progress | None = None) -> LintReport:
+    """Lint the whole dataset and store each pair's problems and the time of the check (any member may).
 
     Writes only the rows whose problems changed, in batches, without a new version or updated_at;
     a pair saved while the lint ran keeps what its save stored.
     """
     role_require(user=user, workspace=dataset.workspace, role=Role.ANNOTATOR)
-    report = dataset_lint_report(dataset=dataset)
+    report = dataset_lint_report(dataset=dataset, progress=progress)
     changed: list[int] = []
     stored = dataset.examples.order_by("id").values_list("id", "problems")
     for pk, problems in stored.iterator(chunk_size=2000):
@@ -289,7 +305,11 @@ def dataset_lint_refresh(*, dataset: Dataset, user: AbstractBaseUser) -> LintRep
         if len(changed) == BATCH:
             _store(changed, report)
             changed = []
+            if progress:
+                progress("storing", 0.9)
     _store(changed, report)
+    report.linted_at = dataset.linted_at = timezone.now()
+    Dataset.objects.filter(pk=dataset.pk).update(linted_at=report.linted_at)
     return report
 
 

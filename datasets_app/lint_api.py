@@ -1,13 +1,17 @@
-"""REST API for a dataset's lint: read the report, or run it and store each pair's problems."""
+"""REST API for a dataset's lint: read the stored problems, or check every pair again and store them."""
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from datasets_app import selectors
-from datasets_app.lint import CODES, MAX_LISTED, dataset_lint_refresh, dataset_lint_report
+from datasets_app.api import job_accepted
+from datasets_app.jobs import dataset_lint_start
+from datasets_app.lint import CODES, MAX_LISTED, dataset_lint_stored
+from datasets_app.models import Job
+from datasets_app.serializers import JobSerializer
 
 
 class LintProblemSerializer(serializers.Serializer):
@@ -28,7 +32,11 @@ class NearDuplicateSerializer(serializers.Serializer):
 
 
 class LintReportSerializer(serializers.Serializer):
-    checked = serializers.IntegerField(help_text="Pairs linted.")
+    checked = serializers.IntegerField(help_text="Pairs in the dataset.")
+    linted_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When every pair was last checked together; null if never. Duplicates are found only then.",
+    )
     pairs_with_problems = serializers.IntegerField()
     counts = serializers.DictField(child=serializers.IntegerField(), help_text=f"Problems by code: {', '.join(CODES)}.")
     problems = LintProblemSerializer(many=True, help_text=f"At most {MAX_LISTED}, by pair.")
@@ -39,12 +47,23 @@ class LintReportSerializer(serializers.Serializer):
 class DatasetLintView(APIView):
     @extend_schema(responses=LintReportSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        """Lint every pair (blank fields, placeholders, length, template format, duplicates); changes nothing."""
+        """The stored problems: each pair's from its last save, duplicates from the last whole-dataset check."""
         dataset = selectors.dataset_get(user=request.user, pk=pk)
-        return Response(dataset_lint_report(dataset=dataset).as_dict())
+        return Response(dataset_lint_stored(dataset=dataset).as_dict())
 
-    @extend_schema(request=None, responses=LintReportSerializer)
+    @extend_schema(
+        request=None,
+        responses={
+            200: LintReportSerializer,
+            202: OpenApiResponse(
+                JobSerializer, description="Queued as a job: the dataset has over LINT_SYNC_MAX pairs."
+            ),
+        },
+    )
     def post(self, request: Request, pk: int) -> Response:
-        """Lint every pair and store each pair's problems, so lists can filter and sort by them."""
+        """Check every pair (blank fields, placeholders, length, template format, duplicates) and store the problems."""
         dataset = selectors.dataset_get(user=request.user, pk=pk)
-        return Response(dataset_lint_refresh(dataset=dataset, user=request.user).as_dict())
+        outcome = dataset_lint_start(dataset=dataset, user=request.user)
+        if isinstance(outcome, Job):
+            return job_accepted(request, outcome)
+        return Response(outcome.as_dict())

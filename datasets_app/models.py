@@ -112,6 +112,9 @@ class Dataset(TimeStamped):
     require_valid = models.BooleanField(
         default=False, help_text="Refuse to approve pairs that fail the template's validator."
     )
+    linted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When every pair was last checked together (duplicates included)."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -242,6 +245,7 @@ class Job(TimeStamped):
         IMPORT = "import", "Import"
         GENERATE = "generate", "Generate from template"
         DRAFT = "draft", "Draft responses"
+        LINT = "lint", "Check dataset"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="jobs")

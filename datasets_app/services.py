@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from datasets_app.content import content_hash
 from datasets_app.errors import BulkInvalid, DuplicateExample, StaleVersion
+from datasets_app.jobs import lint_job_create
 from datasets_app.lint import TEMPLATE_CODES, describe, example_relint, lint_rules
 from datasets_app.models import (
     Dataset,
@@ -135,9 +136,7 @@ def dataset_update(*, dataset: Dataset, user: AbstractBaseUser, **fields: Any) -
     dataset.full_clean()
     dataset.save()
     if dataset.template_id != template_before:  # another validator: every pair's problems change
-        from datasets_app.tasks import dataset_lint_task
-
-        transaction.on_commit(lambda: dataset_lint_task.delay(dataset.pk, user.pk))
+        lint_job_create(dataset=dataset, user=user)
     return dataset
 
 

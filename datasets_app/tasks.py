@@ -36,14 +36,8 @@ def generate_job_task(job_id: int) -> None:
 
 
 @shared_task(queue="default")
-def dataset_lint_task(dataset_id: int, user_id: int) -> None:
-    """Check every pair of a dataset again and store the problems (after its template changed)."""
-    from django.contrib.auth import get_user_model
+def lint_job_task(job_id: int) -> None:
+    """Check every pair of a dataset and store the problems; a redelivered task does nothing."""
+    from datasets_app.jobs import lint_job_run
 
-    from datasets_app.lint import dataset_lint_refresh
-    from datasets_app.models import Dataset
-
-    dataset = Dataset.objects.filter(pk=dataset_id).first()
-    user = get_user_model().objects.filter(pk=user_id).first()
-    if dataset is not None and user is not None:
-        dataset_lint_refresh(dataset=dataset, user=user)
+    lint_job_run(job_id=job_id)

@@ -1,7 +1,6 @@
 """REST API for templates: CRUD, preview, generation, model drafting, and the generator backends."""
 
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
@@ -10,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from datasets_app import selectors, templating
-from datasets_app.api import expected_version, workspace_param
+from datasets_app.api import expected_version, job_accepted, workspace_param
 from datasets_app.generators import generator_choices
 from datasets_app.models import Dataset, Job, Template, Workspace
 from datasets_app.serializers import JobSerializer
@@ -95,13 +94,6 @@ def _dataset_in(request: Request, template: Template, pk: int | None) -> Dataset
     if dataset.workspace_id != template.workspace_id:
         raise ValidationError({"dataset": "must be a dataset of the template's workspace"})
     return dataset
-
-
-def _job_accepted(request: Request, job: Job) -> Response:
-    url = request.build_absolute_uri(reverse("api-job", args=[job.pk]))
-    return Response(
-        {**JobSerializer(job).data, "job_url": url}, status=status.HTTP_202_ACCEPTED, headers={"Location": url}
-    )
 
 
 class TemplateListView(APIView):
@@ -202,7 +194,7 @@ class TemplateGenerateView(APIView):
             paraphrases=data.get("paraphrases"),
         )
         if isinstance(outcome, Job):
-            return _job_accepted(request, outcome)
+            return job_accepted(request, outcome)
         return Response(outcome.as_dict(), status=status.HTTP_201_CREATED)
 
 
@@ -219,7 +211,7 @@ class DatasetDraftView(APIView):
             example_ids=serializer.validated_data.get("examples"),
             generator=serializer.validated_data.get("generator") or None,
         )
-        return _job_accepted(request, job)
+        return job_accepted(request, job)
 
 
 class GeneratorListView(APIView):

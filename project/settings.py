@@ -127,6 +127,8 @@ IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=200 * 1024 * 1024)
 IMPORT_ASYNC_BYTES = env.int("IMPORT_ASYNC_BYTES", default=5 * 1024 * 1024)
 # Template generation with more new pairs than this (or any model drafting) runs as a job on a worker.
 GENERATE_SYNC_MAX = env.int("GENERATE_SYNC_MAX", default=20)
+# Checking a dataset with more pairs than this (about 2 s of work) runs as a job on a worker.
+LINT_SYNC_MAX = env.int("LINT_SYNC_MAX", default=20_000)
 
 # --- Celery: Redis (or any broker URL) via CELERY_BROKER_URL, else kombu's filesystem transport in var/
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")

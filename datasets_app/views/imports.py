@@ -113,7 +113,7 @@ def _limits() -> dict[str, float]:
 @login_required
 @require_GET
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """A background job's progress (import, generation, drafting); htmx polls the fragment until it has finished."""
+    """A background job's progress (import, generation, drafting, a dataset check); htmx polls the fragment until it has finished."""
     job = selectors.job_get(user=request.user, pk=pk)
     if job.finished:
         forget_counts(job.dataset)
@@ -127,6 +127,8 @@ def _job_title(job: Job) -> str:
     """What the job does, in words: the file it imports, the template it generates from, the model that drafts."""
     if job.kind == Job.Kind.IMPORT:
         return f"Importing {job.params.get('filename', 'a file')}"
+    if job.kind == Job.Kind.LINT:
+        return f"Checking every pair of {job.dataset.name}"
     model = dict(generator_choices()).get(job.params.get("generator") or "", "")
     if job.kind == Job.Kind.DRAFT:
         count = len(job.params.get("examples", []))

@@ -11,8 +11,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from datasets_app import selectors, services
-from datasets_app.lint import dataset_lint_refresh, dataset_lint_stored
-from datasets_app.models import Dataset, Role
+from datasets_app.jobs import dataset_lint_start
+from datasets_app.lint import dataset_lint_stored
+from datasets_app.models import Dataset, Job, JobStatus, Role
 from datasets_app.template_forms import DatasetSettingsForm
 from datasets_app.views.common import role_errors_are_403
 
@@ -24,10 +25,12 @@ NEAR_DUPLICATE_ROWS = 100
 @require_http_methods(["GET", "POST"])
 @role_errors_are_403
 def dataset_lint(request: HttpRequest, pk: int) -> HttpResponse:
-    """GET: the stored findings. POST ("Check dataset"): check every pair again, then show them."""
+    """GET: the stored findings. POST ("Check dataset"): check every pair again (a job when they are many)."""
     dataset = selectors.dataset_get(user=request.user, pk=pk)
     if request.method == "POST":
-        report = dataset_lint_refresh(dataset=dataset, user=request.user)
+        report = dataset_lint_start(dataset=dataset, user=request.user)
+        if isinstance(report, Job):
+            return redirect("job", pk=report.pk)
         found, pairs = sum(report.counts.values()), len(report.by_example)
         messages.success(
             request,
@@ -38,6 +41,8 @@ def dataset_lint(request: HttpRequest, pk: int) -> HttpResponse:
     report = dataset_lint_stored(dataset=dataset)
     context = {
         "dataset": dataset,
+        "linted_at": report.linted_at,
+        "checking": dataset.jobs.filter(kind=Job.Kind.LINT, status__in=(JobStatus.QUEUED, JobStatus.RUNNING)).first(),
         "counts": sorted(((code, n) for code, n in report.counts.items() if n), key=lambda item: -item[1]),
         "pairs_with_problems": len(report.by_example),
         "problems": _with_examples(dataset, report.problems[:REPORT_ROWS]),

@@ -1,9 +1,10 @@
-"""The lint over the REST API: any member reads the report or stores it; outsiders cannot tell the dataset exists."""
+"""The lint over the REST API: any member reads the stored problems or checks the dataset again (a job when it is
+large); outsiders cannot tell the dataset exists."""
 
 import pytest
 from rest_framework.test import APIClient
 
-from datasets_app.models import Example, Template
+from datasets_app.models import Example, Job, Template
 from datasets_app.services import example_create
 from datasets_app.template_specs import MCQSpec, default_spec
 from tests.api_client import client_for
@@ -25,30 +26,53 @@ def pairs(dataset, annotator):
     ]
 
 
-def test_a_member_reads_the_report(dataset, pairs, annotator):
+def test_a_member_reads_the_problems_stored_as_pairs_were_saved(dataset, pairs, annotator):
     response = client_for(annotator).get(f"/api/datasets/{dataset.pk}/lint/")
+
     assert response.status_code == 200
     body = response.json()
-    assert body["checked"] == 3
+    assert (body["checked"], body["linted_at"]) == (3, None)
     assert body["counts"]["placeholder"] == 1
-    assert body["counts"]["near_duplicate"] == 2
-    assert body["problems"][0] == {
+    assert body["counts"]["near_duplicate"] == 0  # found only by a check of the whole dataset
+    assert body["problems"] == [{
         "example": pairs[0].pk, "code": "placeholder", "field": "prompt", "line": 1,
         "message": "leftover placeholder {topic}", "related": None,
-    }  # fmt: skip
+    }]  # fmt: skip
+    assert body["truncated"] is False
+
+
+def test_a_check_stores_near_duplicates_and_the_report_then_lists_them_side_by_side(dataset, pairs, annotator):
+    api = client_for(annotator)
+
+    checked = api.post(f"/api/datasets/{dataset.pk}/lint/")
+
+    assert checked.status_code == 200
+    assert checked.json()["pairs_with_problems"] == 3
+    assert [p["code"] for p in Example.objects.get(pk=pairs[2].pk).problems] == ["near_duplicate"]
+    body = api.get(f"/api/datasets/{dataset.pk}/lint/").json()
+    assert body["counts"]["near_duplicate"] == 2
     (near,) = body["near_duplicates"]
     assert (near["a"], near["b"]) == (pairs[1].pk, pairs[2].pk)
-    assert body["truncated"] is False
-    assert Example.objects.get(pk=pairs[1].pk).problem_count == 0  # reading stores nothing
+    assert 0.8 <= near["similarity"] < 1
+    assert body["linted_at"] == checked.json()["linted_at"] is not None
+    dataset.refresh_from_db()
+    assert dataset.linted_at is not None
 
 
-def test_an_annotator_stores_the_findings_and_the_pairs_show_them(dataset, pairs, annotator):
-    api = client_for(annotator)
-    response = api.post(f"/api/datasets/{dataset.pk}/lint/")
-    assert response.status_code == 200
-    assert response.json()["pairs_with_problems"] == 3
-    assert Example.objects.get(pk=pairs[2].pk).problem_count == 1
-    assert [p["code"] for p in Example.objects.get(pk=pairs[2].pk).problems] == ["near_duplicate"]
+def test_a_dataset_over_the_limit_is_checked_by_a_job_and_a_second_request_reuses_it(
+    settings, dataset, pairs, annotator, lead
+):
+    settings.LINT_SYNC_MAX = 2
+
+    first = client_for(annotator).post(f"/api/datasets/{dataset.pk}/lint/")
+    again = client_for(lead).post(f"/api/datasets/{dataset.pk}/lint/")
+
+    assert first.status_code == 202
+    assert first["Location"] == first.json()["job_url"]
+    assert (first.json()["kind"], first.json()["status"]) == ("lint", "queued")
+    assert again.json()["id"] == first.json()["id"]
+    assert Job.objects.filter(dataset=dataset, kind="lint").count() == 1
+    assert Example.objects.get(pk=pairs[2].pk).problem_count == 0  # nothing checked in the request
 
 
 def test_outsiders_get_404_and_anonymous_users_401(dataset, pairs, outsider):

@@ -119,5 +119,32 @@ def test_choosing_a_template_for_a_dataset_checks_its_pairs_again(celery_worker,
     response = client_for(lead).patch(f"/api/datasets/{dataset.pk}/", {"template": template.pk}, format="json")
 
     assert response.status_code == 200, response.content
-    relinted = wait_for(lambda: Example.objects.filter(pk=answered.pk, problem_count__gt=0).first(), timeout=30)
+    check = wait_for(lambda: Job.objects.filter(dataset=dataset, kind="lint", finished_at__isnull=False).first(), 30)
+    assert (check.status, check.created_by) == ("succeeded", lead)
+    relinted = Example.objects.get(pk=answered.pk)
     assert [problem["code"] for problem in relinted.problems] == ["guardrail"]
+
+
+def test_a_large_dataset_is_checked_on_a_worker_with_progress_and_the_report_lists_what_it_found(
+    celery_worker, settings, dataset, annotator
+):
+    settings.LINT_SYNC_MAX = 2  # the web side's limit; the worker checks whatever it is given
+    knead = (
+        "How long should I knead bread dough by hand before letting it rise?",
+        "Knead it for about ten minutes, until the dough is smooth and springs back when you press it.",
+    )
+    first = example_create(dataset=dataset, user=annotator, prompt=knead[0], response=knead[1])
+    second = example_create(dataset=dataset, user=annotator, prompt=knead[0] + " Thanks!", response=knead[1])
+    example_create(dataset=dataset, user=annotator, prompt="Define {topic}.", response="A word.")
+    client = client_for(annotator)
+
+    queued = client.post(f"/api/datasets/{dataset.pk}/lint/")
+
+    assert queued.status_code == 202, queued.content
+    job = _finished(queued.json()["job_url"], client)
+    assert job["status"] == "succeeded", job
+    assert (job["progress"], job["result"]["checked"], job["result"]["pairs_with_problems"]) == (1.0, 3, 3)
+    assert (job["result"]["counts"]["near_duplicate"], job["result"]["counts"]["placeholder"]) == (2, 1)
+    report = client.get(f"/api/datasets/{dataset.pk}/lint/").json()
+    assert [(near["a"], near["b"]) for near in report["near_duplicates"]] == [(first.pk, second.pk)]
+    assert report["linted_at"] is not None

@@ -6,7 +6,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from datasets_app.models import Dataset, ExampleStatus
+from datasets_app.models import Dataset, ExampleStatus, Job
 from datasets_app.services import example_create
 from datasets_app.templating import template_create
 from tests.datasets_app.test_views_access import INLINE
@@ -72,6 +72,33 @@ def test_check_dataset_stores_findings_across_pairs_and_shows_the_report(client,
     assert side_by_side.count(NEAR[1]) == 2
     assert re.search(r"\d\d% similar", page)
     assert "2 pairs with problems" in client.get(reverse("dataset", args=[dataset.pk])).content.decode()
+    assert "Every pair was last checked together 0\xa0minutes ago" in page
+
+
+def test_the_report_says_when_the_dataset_was_never_checked_as_a_whole(client, dataset, pairs, annotator):
+    client.force_login(annotator)
+
+    page = client.get(reverse("dataset-lint", args=[dataset.pk])).content.decode()
+
+    assert "has not been checked as a whole yet" in page
+    assert re.search(r"placeholder</code></td><td class=\"num\">1</td>", page)  # stored when the pair was saved
+
+
+def test_checking_a_large_dataset_opens_the_job_page_and_the_report_links_to_it(
+    client, settings, dataset, pairs, annotator
+):
+    settings.LINT_SYNC_MAX = 2
+    client.force_login(annotator)
+
+    response = client.post(reverse("dataset-lint", args=[dataset.pk]))
+
+    job = Job.objects.get(dataset=dataset, kind="lint")
+    assert response["Location"] == reverse("job", args=[job.pk])
+    job_page = client.get(response["Location"]).content.decode()
+    assert f"Checking every pair of {dataset.name}" in job_page
+    assert "A worker is checking every pair" in job_page
+    report = client.get(reverse("dataset-lint", args=[dataset.pk])).content.decode()
+    assert f'A check of every pair is queued: <a href="{reverse("job", args=[job.pk])}">' in report
 
 
 def test_the_editor_lists_a_pairs_problems_and_a_save_refreshes_them(client, dataset, pairs, annotator):

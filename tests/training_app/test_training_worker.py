@@ -119,3 +119,9 @@ def test_a_killed_worker_leaves_the_run_failed_with_a_clear_message(celery_worke
     assert "stopped responding" in run.error
     assert run.metrics.exists()
     assert settings.CELERY_BEAT_SCHEDULE["sweep-stale-runs"]["schedule"] <= 30
+
+
+def test_a_worker_on_the_training_queue_imports_torch_before_it_reports_ready(celery_worker):
+    log = "".join(celery_worker.log)
+    assert "Imported the training stack" in log
+    assert log.index("Imported the training stack") < log.index(" ready.")
