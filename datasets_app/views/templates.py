@@ -28,7 +28,7 @@ from datasets_app.template_forms import (
     spec_fields,
     spec_from_post,
 )
-from datasets_app.template_specs import SpecError, default_spec
+from datasets_app.template_specs import SpecError, default_spec, parse_spec
 from datasets_app.views.common import forget_counts, is_htmx, parse_id, role_errors_are_403, safe_next
 
 PREVIEW_ROWS = 200
@@ -204,18 +204,41 @@ def _edit_page(
 @login_required
 @require_POST
 def template_preview(request: HttpRequest, pk: int) -> HttpResponse:
-    """What generating would create in the chosen dataset, marking what it already has; writes nothing."""
+    """What generating would create in the chosen dataset, marking what it already has; writes nothing.
+
+    From the edit form's "Preview edits" (spec_form), it previews the form's unsaved spec instead of the saved one.
+    """
     template = selectors.template_get(user=request.user, pk=pk)
     datasets = selectors.dataset_list(user=request.user, workspace=template.workspace)
     form = GenerateForm(request.POST, datasets=datasets, template=template)
     context: dict[str, Any] = {"template": template, "form": form}
     status = 200
     if form.is_valid():
-        context.update(_plan_context(template, form))
+        shown, context["unsaved"], problems = _previewed(request, template)
+        context.update({"spec_problems": problems} if problems else _plan_context(shown, form))
     else:
         status = 400
     page = "datasets_app/partials/template_preview.html" if is_htmx(request) else "datasets_app/template_preview.html"
     return render(request, page, context, status=status)
+
+
+def _previewed(request: HttpRequest, template: Template) -> tuple[Template, bool, list[str]]:
+    """The template to preview, whether it holds unsaved edits, and the problems of the edits' numbers."""
+    if "spec_form" not in request.POST:
+        return template, False, []
+    posted = spec_from_post(template.kind, request.POST, drop_blank_topics=True)
+    problems = [f"{name}: {message}" for name, messages_ in posted.errors.items() for message in messages_]
+    if _same_spec(template.kind, posted.spec, template.spec):
+        return template, False, problems
+    draft = Template(workspace=template.workspace, kind=template.kind, name=template.name, spec=posted.spec)
+    return draft, True, problems
+
+
+def _same_spec(kind: str, posted: dict[str, Any], saved: dict[str, Any]) -> bool:
+    try:
+        return parse_spec(kind, posted) == parse_spec(kind, saved)
+    except SpecError:
+        return posted == saved
 
 
 def _plan_context(template: Template, form: GenerateForm) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""A lead builds a guardrail template in a real browser, previews it against a dataset and generates the pairs."""
+"""A lead builds a guardrail template in a real browser, previews it (unsaved edits too) against a dataset and
+generates the pairs."""
 
 import re
 
@@ -55,9 +56,20 @@ def test_lead_builds_previews_and_generates_a_guardrail_template(page, context, 
     assert [topic["name"] for topic in template.spec["blocked"]] == ["medical-advice", "investment-advice"]
     assert template.spec["allowed"][1]["seeds"] == ["Why did my cake sink in the middle?"]
 
+    # preview unsaved edits: the form as typed is previewed, and nothing is saved
+    page.get_by_label("Dataset").select_option(label="Support assistant guardrails")
+    page.locator("#f-allowed-1-seeds").fill("Why did my cake sink in the middle?\nHow do I temper chocolate?")
+    page.get_by_role("button", name="Preview edits").click()
+    expect(page.locator("#preview [data-preview-unsaved]")).to_be_visible()
+    expect(page.locator("#preview [data-preview-row]")).to_have_count(6)
+    expect(page.locator("#preview")).to_contain_text("How do I temper chocolate?")
+    screenshot(page, "template-preview-edits")
+    assert "temper" not in str(Template.objects.get(pk=template.pk).spec)
+    page.goto(f"/templates/{template.pk}/")
+
     # preview against the dataset: the refusals rendered, the existing prompt marked (an htmx partial)
     page.get_by_label("Dataset").select_option(label="Support assistant guardrails")
-    page.get_by_role("button", name="Preview").click()
+    page.get_by_role("button", name="Preview", exact=True).click()
     preview = page.locator("#preview")
     expect(preview.locator("[data-preview-row]")).to_have_count(5)
     expect(preview).to_contain_text(

@@ -262,6 +262,30 @@ def test_preview_is_a_partial_table_of_new_and_existing_pairs(client, template, 
     assert Example.objects.count() == 1
 
 
+def test_preview_edits_shows_the_unsaved_form_and_saves_nothing(client, template, dataset, lead):
+    client.force_login(lead)
+    edited = form_of(template, **{"blocked-0-seeds": "Is this mole cancerous?\r\nHow much melatonin can I take?"})
+    url = reverse("template-preview", args=[template.pk])
+
+    response = client.post(url, {**edited, "spec_form": "1", "dataset": dataset.pk}, HTTP_HX_REQUEST="true")
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "How much melatonin can I take?" in page
+    assert "ibuprofen" not in page
+    assert "A preview of your unsaved edits" in page
+    assert "5 new pairs" in page
+    template.refresh_from_db()
+    assert template.version == 1
+    assert "How much melatonin can I take?" not in str(template.spec)
+    assert Example.objects.count() == 0
+    unchanged = client.post(url, {**form_of(template), "spec_form": "1", "dataset": dataset.pk}).content.decode()
+    assert "unsaved edits" not in unchanged
+    broken = client.post(url, {**edited, "refusal": "Sorry about {weather}.", "spec_form": "1", "dataset": dataset.pk})
+    assert "Your edits have problems" in broken.content.decode()
+    assert "{weather}" in broken.content.decode()
+
+
 def test_preview_only_offers_datasets_of_the_templates_workspace(client, template, lead, other_workspace):
     elsewhere = DatasetFactory(workspace=other_workspace)
     client.force_login(lead)
