@@ -367,7 +367,7 @@ def first_step(model: str, vendor: str) -> None:
     print(load())
     started = time.perf_counter()
     worker = WorkerProcess("training")
-    print(f"  worker ready in {time.perf_counter() - started:.1f} s (it imports torch, transformers and peft before it is ready)")
+    print(f"  worker ready in {time.perf_counter() - started:.1f} s (it imports torch, transformers and peft first)")
     try:
         for label in ("first run on a fresh worker", "second run, warm worker"):
             print(f"  {label}:")
