@@ -144,6 +144,7 @@ def dataset_lint_start(*, dataset: Dataset, user: AbstractBaseUser) -> LintRepor
 def lint_job_create(*, dataset: Dataset, user: AbstractBaseUser) -> Job:
     """Queue a whole-dataset check; a check that is queued and not yet started is reused, not doubled."""
     role_require(user=user, workspace=dataset.workspace, role=Role.ANNOTATOR)
+    Dataset.objects.select_for_update().filter(pk=dataset.pk).first()  # two requests at once queue one check
     waiting = Job.objects.filter(dataset=dataset, kind=Job.Kind.LINT, status=JobStatus.QUEUED).first()
     if waiting is not None:
         return waiting
