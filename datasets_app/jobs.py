@@ -133,8 +133,10 @@ def import_upload(
 
 
 def dataset_lint_start(*, dataset: Dataset, user: AbstractBaseUser) -> LintReport | Job:
-    """Check every pair of a dataset and store the problems: now, or as a job when it has over LINT_SYNC_MAX pairs."""
-    role_require(user=user, workspace=dataset.workspace, role=Role.ANNOTATOR)
+    """Check every pair of a dataset and store the problems: now, or as a job when it has over LINT_SYNC_MAX pairs.
+
+    Either way any member may: both paths check the role themselves.
+    """
     if dataset.examples.count() > settings.LINT_SYNC_MAX:
         return lint_job_create(dataset=dataset, user=user)
     return dataset_lint_refresh(dataset=dataset, user=user)

@@ -7,6 +7,7 @@ so the HTTP generator backend and the jobs that use it are tested over a real so
 import hashlib
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -77,9 +78,14 @@ def openai_settings(server: ChatServer) -> dict:
     }
 
 
-@pytest.fixture(scope="session")
-def chat_server():
-    server = ChatServer()
+def serving(server: ChatServer) -> Iterator[ChatServer]:
+    """Serve on a background thread until the generator is closed, then free the port."""
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server
     server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def chat_server():
+    yield from serving(ChatServer())

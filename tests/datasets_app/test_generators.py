@@ -1,7 +1,6 @@
 """Generator backends: the OpenAI-compatible HTTP backend against a real local server, choosing a backend, paraphrasing."""
 
 import socket
-import threading
 import time
 
 import pytest
@@ -16,7 +15,7 @@ from datasets_app.generators import (
     generator_get,
     paraphrase_prompts,
 )
-from tests.chat_server import API_KEY, ChatHandler, ChatServer, answer_for, openai_settings
+from tests.chat_server import API_KEY, ChatHandler, ChatServer, answer_for, openai_settings, serving
 
 HISTORY = ({"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?"})
 
@@ -48,11 +47,7 @@ class CountingServer(ChatServer):
 
 @pytest.fixture(scope="module")
 def module_server():
-    server = CountingServer()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield from serving(CountingServer())
 
 
 @pytest.fixture

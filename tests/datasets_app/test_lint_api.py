@@ -8,13 +8,9 @@ from datasets_app.models import Example, Job, Template
 from datasets_app.services import example_create
 from datasets_app.template_specs import MCQSpec, default_spec
 from tests.api_client import client_for
+from tests.datasets_app.test_lint import KNEAD
 
 pytestmark = pytest.mark.django_db
-
-KNEAD = (
-    "How long should I knead bread dough by hand before letting it rise?",
-    "Knead it for about ten minutes, until the dough is smooth and springs back when you press it.",
-)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from datasets_app.services import example_create
 from datasets_app.templating import template_create
 from tests.api_client import client_for
 from tests.chat_server import answer_for, openai_settings
+from tests.datasets_app.test_lint import KNEAD
 from tests.datasets_app.test_templating import GUARDRAIL
 from tests.worker import wait_for
 
@@ -129,12 +130,8 @@ def test_a_large_dataset_is_checked_on_a_worker_with_progress_and_the_report_lis
     celery_worker, settings, dataset, annotator
 ):
     settings.LINT_SYNC_MAX = 2  # the web side's limit; the worker checks whatever it is given
-    knead = (
-        "How long should I knead bread dough by hand before letting it rise?",
-        "Knead it for about ten minutes, until the dough is smooth and springs back when you press it.",
-    )
-    first = example_create(dataset=dataset, user=annotator, prompt=knead[0], response=knead[1])
-    second = example_create(dataset=dataset, user=annotator, prompt=knead[0] + " Thanks!", response=knead[1])
+    first = example_create(dataset=dataset, user=annotator, prompt=KNEAD[0], response=KNEAD[1])
+    second = example_create(dataset=dataset, user=annotator, prompt=KNEAD[0] + " Thanks!", response=KNEAD[1])
     example_create(dataset=dataset, user=annotator, prompt="Define {topic}.", response="A word.")
     client = client_for(annotator)
 

@@ -9,6 +9,7 @@ from django.urls import reverse
 from datasets_app.models import Dataset, ExampleStatus, Job
 from datasets_app.services import example_create
 from datasets_app.templating import template_create
+from tests.datasets_app.test_lint import KNEAD
 from tests.datasets_app.test_views_access import INLINE
 from tests.datasets_app.test_views_xss import SCRIPT, assert_inert
 
@@ -23,10 +24,6 @@ MCQ = {
 }
 VALID = "Question: What do plants make from light?\nA) Sugar\nB) Salt\nC) Iron\nD) Oil\nAnswer: A"
 BROKEN = "Question: What do plants make from light?\nA) Sugar\nB) Salt\nC) Iron\nAnswer: E"
-NEAR = (
-    "How long should I knead bread dough by hand before letting it rise?",
-    "Knead it for about ten minutes, until the dough is smooth and springs back when you press it.",
-)
 
 
 def row_ids(html):
@@ -55,8 +52,8 @@ def test_the_dataset_page_counts_and_filters_pairs_with_problems(client, dataset
 
 
 def test_check_dataset_stores_findings_across_pairs_and_shows_the_report(client, dataset, annotator):
-    first = example_create(dataset=dataset, user=annotator, prompt=NEAR[0], response=NEAR[1])
-    second = example_create(dataset=dataset, user=annotator, prompt=NEAR[0] + " Thanks!", response=NEAR[1])
+    first = example_create(dataset=dataset, user=annotator, prompt=KNEAD[0], response=KNEAD[1])
+    second = example_create(dataset=dataset, user=annotator, prompt=KNEAD[0] + " Thanks!", response=KNEAD[1])
     client.force_login(annotator)
     assert "0 pairs with problems" in client.get(reverse("dataset", args=[dataset.pk])).content.decode()
 
@@ -69,7 +66,7 @@ def test_check_dataset_stores_findings_across_pairs_and_shows_the_report(client,
     assert f'href="{reverse("example", args=[first.pk])}"' in page
     assert f'href="{reverse("example", args=[second.pk])}"' in page
     side_by_side = re.search(r"<div class=\"side-by-side\">.*?</div>\s*</div>", page, re.S).group(0)
-    assert side_by_side.count(NEAR[1]) == 2
+    assert side_by_side.count(KNEAD[1]) == 2
     assert re.search(r"\d\d% similar", page)
     assert "2 pairs with problems" in client.get(reverse("dataset", args=[dataset.pk])).content.decode()
     assert "Every pair was last checked together 0\xa0minutes ago" in page
@@ -185,9 +182,9 @@ def test_outsiders_get_404_on_lint_and_settings(client, dataset, pairs, outsider
 
 
 def test_the_report_shows_hostile_pairs_as_text(client, dataset, annotator):
-    prompt = f"{SCRIPT} {NEAR[0]}"
-    example_create(dataset=dataset, user=annotator, prompt=prompt, response=NEAR[1])
-    example_create(dataset=dataset, user=annotator, prompt=f"{prompt} Thanks!", response=NEAR[1])
+    prompt = f"{SCRIPT} {KNEAD[0]}"
+    example_create(dataset=dataset, user=annotator, prompt=prompt, response=KNEAD[1])
+    example_create(dataset=dataset, user=annotator, prompt=f"{prompt} Thanks!", response=KNEAD[1])
     client.force_login(annotator)
     client.post(reverse("dataset-lint", args=[dataset.pk]))
     for url in [reverse("dataset-lint", args=[dataset.pk]), reverse("dataset", args=[dataset.pk])]:
