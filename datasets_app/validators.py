@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from datasets_app.content import normalize
-from datasets_app.refusals import is_refusal
 from datasets_app.template_specs import LABEL_STYLES, GuardrailSpec, MCQSpec
+from project.refusals import is_refusal
 
 DEMO_MCQ = MCQSpec()  # today's demo format, used when a dataset has no MCQ template
 # Anything that looks like an option line in any label style: "A) x", "b. x", "(c) x", "4: x".

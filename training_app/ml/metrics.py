@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from datasets_app.refusals import fold as _fold
-from datasets_app.refusals import is_refusal  # re-exported by training_app.ml.evaluate
+from project.refusals import fold as _fold
+from project.refusals import is_refusal  # re-exported by training_app.ml.evaluate
 
 _ARTICLES = re.compile(r"\b(?:a|an|the)\b")
 
