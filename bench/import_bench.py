@@ -143,7 +143,7 @@ def run(vendor: str, rows: int) -> None:
 
 def service_import(dataset, user, path: Path) -> None:  # type: ignore[no-untyped-def]
     """What the import view runs once Django has spooled the upload to a temporary file."""
-    from datasets_app.importing import dataset_import
+    from datasets_app.imports.services import dataset_import
 
     with path.open("rb") as stream:
         dataset_import(dataset=dataset, user=user, stream=stream, filename=path.name)
@@ -154,7 +154,7 @@ def raw_insert(path: Path, dataset, user) -> float:  # type: ignore[no-untyped-d
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from datasets_app.importing import COLUMNS
+    from datasets_app.imports.services import COLUMNS
 
     now = timezone.now()
     stamp = connection.ops.adapt_datetimefield_value(now) if connection.vendor == "sqlite" else now

@@ -73,7 +73,7 @@ def main() -> None:
 def run(vendor: str, sizes: list[int]) -> None:
     from django.contrib.auth import get_user_model
 
-    from datasets_app.importing import dataset_import
+    from datasets_app.imports.services import dataset_import
     from datasets_app.lint import dataset_lint_refresh, dataset_lint_report, dataset_lint_stored
     from datasets_app.services import dataset_create, workspace_create
 

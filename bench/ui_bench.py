@@ -260,7 +260,7 @@ def _rows(dataset_id: int, author_ids: list[int], count: int):  # type: ignore[n
 def _seed_sqlite(dataset_id: int, author_ids: list[int], count: int) -> None:
     from django.db import connection, transaction
 
-    from datasets_app.importing import COLUMNS
+    from datasets_app.imports.services import COLUMNS
 
     search = importlib.import_module("datasets_app.migrations.0002_example_search")
     triggers = [sql for sql in search.SQLITE_UP if sql.startswith("CREATE TRIGGER")]
@@ -287,7 +287,7 @@ def _seed_sqlite(dataset_id: int, author_ids: list[int], count: int) -> None:
 def _seed_postgres(dataset_id: int, author_ids: list[int], count: int) -> None:
     from django.db import connection, transaction
 
-    from datasets_app.importing import COLUMNS
+    from datasets_app.imports.services import COLUMNS
 
     search = importlib.import_module("datasets_app.migrations.0002_example_search")
     with transaction.atomic(), connection.cursor() as cursor:

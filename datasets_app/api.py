@@ -24,8 +24,7 @@ from datasets_app import selectors, services
 from datasets_app.errors import BulkInvalid
 from datasets_app.exporting import dataset_export
 from datasets_app.formats import EXPORT_CONTENT_TYPES, EXPORT_EXTENSIONS, EXPORT_FORMATS
-from datasets_app.importing import ImportRejected
-from datasets_app.jobs import import_upload
+from datasets_app.imports.services import ImportRejected, import_upload
 from datasets_app.models import ExampleStatus, Job
 from datasets_app.serializers import (
     DatasetSerializer,

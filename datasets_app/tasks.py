@@ -12,14 +12,6 @@ def dataset_rehash_task(dataset_id: int) -> None:
 
 
 @shared_task(queue="default")
-def import_job_task(job_id: int) -> None:
-    """Import an uploaded file; a redelivered task finds the job claimed and does nothing."""
-    from datasets_app.jobs import import_job_run
-
-    import_job_run(job_id=job_id)
-
-
-@shared_task(queue="default")
 def job_sweep_task() -> None:
     """Periodic: fail jobs whose worker died."""
     from datasets_app.jobs import job_sweep

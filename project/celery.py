@@ -14,7 +14,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 app = Celery("instructory")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = (Queue("default"), Queue("training"))
-app.autodiscover_tasks()
+app.autodiscover_tasks()  # <app>.tasks: training_app.tasks
+# datasets_app is grouped by feature; each feature keeps its tasks next to its services
+app.autodiscover_tasks(["datasets_app.imports"])
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,7 @@ from datasets_app import selectors, services
 from datasets_app.errors import DuplicateExample
 from datasets_app.forms import ImportForm, NewExampleForm
 from datasets_app.generators import generator_choices
-from datasets_app.importing import ImportRejected
-from datasets_app.jobs import import_upload
+from datasets_app.imports.services import ImportRejected, import_upload
 from datasets_app.models import HISTORY_ROLES, Job, Template
 from datasets_app.views.common import forget_counts, is_htmx, role_errors_are_403
 from datasets_app.views.markdown import render_markdown

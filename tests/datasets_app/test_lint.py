@@ -7,7 +7,7 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 
-from datasets_app.importing import dataset_import
+from datasets_app.imports.services import dataset_import
 from datasets_app.lint import dataset_lint_refresh, dataset_lint_report, dataset_lint_stored, example_problems
 from datasets_app.models import Example, ExampleStatus, Template
 from datasets_app.services import (

@@ -1,20 +1,26 @@
-"""Importing dataset files: all-or-nothing, streamed, batched into one transaction."""
+"""Importing dataset files: all-or-nothing, streamed, batched into one transaction; large uploads as a job."""
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.text import get_valid_filename
 
 from datasets_app.content import content_hash
 from datasets_app.formats import IMPORT_FORMATS, Problem, Record, UnknownFormat, detect_format, read_records
+from datasets_app.jobs import job_claim, job_finish, job_progress
 from datasets_app.lint import lint_rules, pair_problems
-from datasets_app.models import Dataset, ExampleStatus, Role
+from datasets_app.models import Dataset, ExampleStatus, Job, JobStatus, Role
 from datasets_app.selectors import role_require
 
+logger = logging.getLogger(__name__)
 MAX_PROBLEMS = 100
 BATCH_SIZE = 5000
 COLUMNS = (
@@ -206,3 +212,80 @@ def _batches(rows: Iterator[tuple]) -> Iterator[list[tuple]]:
             batch = []
     if batch:
         yield batch
+
+
+# --- uploads: imported now, or by a worker as a job when large
+
+
+@transaction.atomic
+def import_job_create(
+    *,
+    dataset: Dataset,
+    user: AbstractBaseUser,
+    upload: UploadedFile,
+    fmt: str | None,
+    on_duplicate: str,
+    status: str = ExampleStatus.DRAFT,
+) -> Job:
+    """Store the upload and queue its import; the worker that runs it may be on another machine."""
+    role_require(
+        user=user, workspace=dataset.workspace, role=Role.LEAD if status in ("approved", "rejected") else Role.ANNOTATOR
+    )
+    fmt = resolve_format(upload, fmt, upload.name or "")
+    job = Job(
+        kind=Job.Kind.IMPORT,
+        dataset=dataset,
+        created_by=user,
+        params={"filename": upload.name, "format": fmt, "on_duplicate": on_duplicate, "status": status},
+    )
+    job.file.save(upload.name or "upload", upload, save=False)
+    job.save()
+    from datasets_app.imports.tasks import import_job_task
+
+    transaction.on_commit(lambda: import_job_task.delay(job.pk))
+    return job
+
+
+def import_job_run(*, job_id: int) -> None:
+    """Run a queued import once; progress and the outcome go to the job row."""
+    job = job_claim(job_id)
+    if job is None:
+        return
+
+    params = job.params
+    try:
+        with job.file.open("rb") as stream:
+            outcome = dataset_import(
+                dataset=job.dataset, user=job.created_by, stream=stream, filename=params["filename"], fmt=params["format"],
+                on_duplicate=params["on_duplicate"], status=params["status"],
+                progress=lambda phase, fraction: job_progress(job, phase, fraction),
+            )  # fmt: skip
+    except ImportRejected as rejected:
+        job_finish(job, status=JobStatus.FAILED, problems=rejected.problems, error=str(rejected), phase="rejected")
+    except Exception as error:
+        logger.exception("import job %s failed", job.pk)
+        job_finish(job, status=JobStatus.FAILED, error=f"the import failed: {error}", phase="failed")
+    else:
+        job_finish(job, status=JobStatus.SUCCEEDED, result=outcome.as_dict(), progress=1.0, phase="done")
+    finally:
+        job.file.delete(save=False)
+
+
+def import_upload(
+    *, dataset: Dataset, user: AbstractBaseUser, upload: UploadedFile, fmt: str | None, on_duplicate: str, status: str
+) -> Job | ImportOutcome:
+    """Import an uploaded file now, or queue it for a worker when it is over IMPORT_ASYNC_BYTES (a Job)."""
+    upload.name = get_valid_filename(upload.name or "upload") or "upload"
+    if upload.size > settings.IMPORT_ASYNC_BYTES:
+        return import_job_create(
+            dataset=dataset, user=user, upload=upload, fmt=fmt, on_duplicate=on_duplicate, status=status
+        )
+    return dataset_import(
+        dataset=dataset,
+        user=user,
+        stream=upload,
+        filename=upload.name,
+        fmt=fmt,
+        on_duplicate=on_duplicate,
+        status=status,
+    )
