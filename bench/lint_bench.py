@@ -74,7 +74,7 @@ def run(vendor: str, sizes: list[int]) -> None:
     from django.contrib.auth import get_user_model
 
     from datasets_app.imports.services import dataset_import
-    from datasets_app.lint import dataset_lint_refresh, dataset_lint_report, dataset_lint_stored
+    from datasets_app.lint.report import dataset_lint_refresh, dataset_lint_report, dataset_lint_stored
     from datasets_app.services import dataset_create, workspace_create
 
     user = get_user_model().objects.create_user("bench")

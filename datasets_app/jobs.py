@@ -3,18 +3,13 @@
 import logging
 from datetime import timedelta
 
-from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from datasets_app.lint import LintReport, dataset_lint_refresh
-from datasets_app.models import Dataset, Job, JobStatus, Role
-from datasets_app.selectors import role_require
+from datasets_app.models import Job, JobStatus
 
 logger = logging.getLogger(__name__)
 HEARTBEAT_TIMEOUT = timedelta(seconds=90)
-LINT_SUMMARY = ("checked", "pairs_with_problems", "counts")  # what a finished check keeps on its job row
 
 
 def job_claim(job_id: int) -> Job | None:
@@ -50,50 +45,3 @@ def job_sweep(*, now: object = None) -> int:
         finished_at=timezone.now(),
         updated_at=timezone.now(),
     )
-
-
-# --- checking a whole dataset
-
-
-def dataset_lint_start(*, dataset: Dataset, user: AbstractBaseUser) -> LintReport | Job:
-    """Check every pair of a dataset and store the problems: now, or as a job when it has over LINT_SYNC_MAX pairs.
-
-    Either way any member may: both paths check the role themselves.
-    """
-    if dataset.examples.count() > settings.LINT_SYNC_MAX:
-        return lint_job_create(dataset=dataset, user=user)
-    return dataset_lint_refresh(dataset=dataset, user=user)
-
-
-@transaction.atomic
-def lint_job_create(*, dataset: Dataset, user: AbstractBaseUser) -> Job:
-    """Queue a whole-dataset check; a check that is queued and not yet started is reused, not doubled."""
-    role_require(user=user, workspace=dataset.workspace, role=Role.ANNOTATOR)
-    Dataset.objects.select_for_update().filter(pk=dataset.pk).first()  # two requests at once queue one check
-    waiting = Job.objects.filter(dataset=dataset, kind=Job.Kind.LINT, status=JobStatus.QUEUED).first()
-    if waiting is not None:
-        return waiting
-    job = Job.objects.create(kind=Job.Kind.LINT, dataset=dataset, created_by=user)
-    from datasets_app.tasks import lint_job_task
-
-    transaction.on_commit(lambda: lint_job_task.delay(job.pk))
-    return job
-
-
-def lint_job_run(*, job_id: int) -> None:
-    """Run a queued whole-dataset check once; progress and the counts go to the job row."""
-    job = job_claim(job_id)
-    if job is None:
-        return
-    try:
-        report = dataset_lint_refresh(
-            dataset=job.dataset,
-            user=job.created_by,
-            progress=lambda phase, fraction: job_progress(job, phase, fraction),
-        )
-    except Exception as error:
-        logger.exception("lint job %s failed", job.pk)
-        job_finish(job, status=JobStatus.FAILED, error=f"the check failed: {error}", phase="failed")
-    else:
-        summary = {key: value for key, value in report.as_dict(limit=0).items() if key in LINT_SUMMARY}
-        job_finish(job, status=JobStatus.SUCCEEDED, result=summary, progress=1.0, phase="done")

@@ -8,8 +8,9 @@ from rest_framework.views import APIView
 
 from datasets_app import selectors
 from datasets_app.api import job_accepted
-from datasets_app.jobs import dataset_lint_start
-from datasets_app.lint import CODES, MAX_LISTED, dataset_lint_stored
+from datasets_app.lint.checks import CODES
+from datasets_app.lint.jobs import dataset_lint_start
+from datasets_app.lint.report import MAX_LISTED, dataset_lint_stored
 from datasets_app.models import Job
 from datasets_app.serializers import JobSerializer
 

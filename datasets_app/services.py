@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from datasets_app.content import content_hash
 from datasets_app.errors import BulkInvalid, DuplicateExample, StaleVersion
-from datasets_app.jobs import lint_job_create
-from datasets_app.lint import TEMPLATE_CODES, describe, example_relint, lint_rules
+from datasets_app.lint.checks import TEMPLATE_CODES, describe, example_relint, lint_rules
+from datasets_app.lint.jobs import lint_job_create
 from datasets_app.models import (
     Dataset,
     Example,

@@ -25,11 +25,3 @@ def generate_job_task(job_id: int) -> None:
     from datasets_app.templating import generate_job_run
 
     generate_job_run(job_id=job_id)
-
-
-@shared_task(queue="default")
-def lint_job_task(job_id: int) -> None:
-    """Check every pair of a dataset and store the problems; a redelivered task does nothing."""
-    from datasets_app.jobs import lint_job_run
-
-    lint_job_run(job_id=job_id)

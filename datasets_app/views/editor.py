@@ -226,7 +226,7 @@ def markdown_preview(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def token_counts(request: HttpRequest, pk: int) -> JsonResponse:
     """Tokens per field with the workspace's base model tokenizer; an estimate (chars / 4) until it is cached."""
-    from datasets_app.tokens import count_tokens  # tokenizers only: no torch in the web process
+    from datasets_app.lint.tokens import count_tokens  # tokenizers only: no torch in the web process
 
     dataset = selectors.dataset_get(user=request.user, pk=pk)
     names = [name for name in ("system_prompt", "history", "prompt", "response") if name in request.POST]

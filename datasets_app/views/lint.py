@@ -11,8 +11,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from datasets_app import selectors, services
-from datasets_app.jobs import dataset_lint_start
-from datasets_app.lint import dataset_lint_stored
+from datasets_app.lint.jobs import dataset_lint_start
+from datasets_app.lint.report import dataset_lint_stored
 from datasets_app.models import Dataset, Job, JobStatus, Role
 from datasets_app.template_forms import DatasetSettingsForm
 from datasets_app.views.common import role_errors_are_403

@@ -8,7 +8,8 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from datasets_app.imports.services import dataset_import
-from datasets_app.lint import dataset_lint_refresh, dataset_lint_report, dataset_lint_stored, example_problems
+from datasets_app.lint.checks import example_problems
+from datasets_app.lint.report import dataset_lint_refresh, dataset_lint_report, dataset_lint_stored
 from datasets_app.models import Example, ExampleStatus, Template
 from datasets_app.services import (
     example_create,
@@ -88,7 +89,7 @@ def test_a_pair_over_the_base_models_context_is_too_long(dataset, annotator, set
 
 
 def test_too_long_counts_real_tokens_when_the_tokenizer_is_cached(dataset, annotator, settings):
-    from datasets_app.tokens import tokenizer_path
+    from datasets_app.lint.tokens import tokenizer_path
     from training_app.execution import base_model_dir
 
     base_model_dir(settings.DEFAULT_BASE_MODEL)  # builds the model cache once when this machine has none

@@ -1,11 +1,8 @@
-"""Lint: what is wrong with a dataset's pairs, per pair (on every save) and across pairs (duplicates).
+"""The whole-dataset lint report: every pair's problems, plus same-prompt duplicates and near duplicates.
 
-A problem is a dict {code, field, line, message, related}; `related` is the other pair's id for
-duplicates, else None. Per-pair checks run on every write path; the whole-dataset report adds
-same-prompt duplicates and near duplicates (MinHash over word shingles, confirmed by exact Jaccard).
+Computed by streaming the dataset (read-only), stored on the pairs ("Check dataset"), and read back fast.
 """
 
-import math
 import re
 from array import array
 from bisect import bisect_left
@@ -16,158 +13,21 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from datasets_app.duplicates import SamePrompt, Sketches, jaccard, shingles
-from datasets_app.models import Dataset, Example, ExampleStatus, Role, Template, Workspace
+from datasets_app.lint.checks import CODES, lint_rules, pair_problems, problem
+from datasets_app.lint.duplicates import SamePrompt, Sketches, jaccard, shingles
+from datasets_app.models import Dataset, Example, Role
 from datasets_app.selectors import role_require
-from datasets_app.template_specs import PLACEHOLDER, GuardrailSpec, MCQSpec, Spec, spec_or_none
-from datasets_app.tokens import count_tokens
-from datasets_app.validators import FormatProblem, validate_guardrail, validate_mcq
 
-CODES = ("blank", "missing_response", "placeholder", "too_long", "format", "guardrail", "duplicate", "near_duplicate")
-TEMPLATE_CODES = ("format", "guardrail")  # what a dataset that requires valid pairs refuses to approve
-CROSS_CODES = ("duplicate", "near_duplicate")  # found only by the whole-dataset report
-DEFAULT_CONTEXT = 2048
 NEAR_THRESHOLD = 0.8
 BATCH = 1000
 PROGRESS_EVERY = 5000
 MAX_LISTED = 1000  # problems and near duplicates listed by as_dict(); counts are always complete
 Progress = Callable[[str, float], None]
 _PAIR_FIELDS = ("id", "prompt", "response", "system_prompt", "history", "tags", "status", "version")
-
-
-def problem(code: str, message: str, *, field: str = "", line: int | None = None, related: int | None = None) -> dict:
-    return {"code": code, "field": field, "line": line, "message": message, "related": related}
-
-
-def describe(item: dict) -> str:
-    """One problem as a sentence, e.g. `line 6: the answer E is not among the options A–D`."""
-    return f"line {item['line']}: {item['message']}" if item.get("line") else item["message"]
-
-
-# --- per pair
-
-
-@dataclass(frozen=True)
-class LintRules:
-    """What the per-pair checks need, worked out once for a dataset."""
-
-    template_kind: str | None = None
-    spec: Spec | None = None
-    context: int = DEFAULT_CONTEXT
-    model: str = ""
-
-
-def lint_rules(*, workspace: Workspace, template: Template | None) -> LintRules:
-    """The rules for a workspace's base model and a dataset's template (an unreadable spec checks nothing)."""
-    model = workspace.default_base_model or settings.DEFAULT_BASE_MODEL
-    context = settings.BASE_MODELS.get(model, {}).get("context", DEFAULT_CONTEXT)
-    spec = spec_or_none(template.kind, template.spec) if template is not None else None
-    return LintRules(template_kind=template.kind if template else None, spec=spec, context=context, model=model)
-
-
-def example_problems(example: Example, *, template: Template | None, rules: LintRules | None = None) -> list[dict]:
-    """The per-pair problems of an example: blank, missing_response, placeholder, too_long, format, guardrail.
-
-    Makes no queries when the example's dataset and workspace are loaded (or `rules` is given).
-    """
-    rules = rules or lint_rules(workspace=example.dataset.workspace, template=template)
-    return pair_problems(
-        prompt=example.prompt, response=example.response, system_prompt=example.system_prompt,
-        history=example.history, tags=example.tags, status=example.status, rules=rules,
-    )  # fmt: skip
-
-
-def example_relint(
-    example: Example, *, template: Template | None, keep_cross: bool = False, rules: LintRules | None = None
-) -> None:
-    """Set an example's stored problems before it is saved; `keep_cross` keeps duplicate findings (text unchanged)."""
-    found = example_problems(example, template=template, rules=rules)
-    if keep_cross:
-        found += [item for item in example.problems if item.get("code") in CROSS_CODES]
-    example.problems, example.problem_count = found, len(found)
-
-
-def pair_problems(
-    *,
-    prompt: str,
-    response: str,
-    system_prompt: str,
-    history: list[dict[str, str]],
-    tags: list[str],
-    status: str,
-    rules: LintRules,
-) -> list[dict]:
-    found = _blanks(prompt, response, status)
-    texts = {"system_prompt": system_prompt, "prompt": prompt, "response": response}
-    texts.update({f"history[{n}]": turn.get("content", "") for n, turn in enumerate(history)})
-    for name, text in texts.items():
-        found += _placeholders(name, text)
-    found += _too_long(list(texts.values()), rules)
-    if response.strip():
-        found += _template_problems(response, tags, rules)
-    return found
-
-
-def _blanks(prompt: str, response: str, status: str) -> list[dict]:
-    found = []
-    if not prompt.strip():
-        found.append(problem("blank", "the prompt is empty", field="prompt"))
-    if response.strip():
-        return found
-    if status == ExampleStatus.DRAFT:
-        return [*found, problem("missing_response", "no response yet", field="response")]
-    return [*found, problem("blank", "the response is empty", field="response")]
-
-
-def _placeholders(name: str, text: str) -> list[dict]:
-    if "{" not in text:
-        return []
-    return [
-        problem("placeholder", f"leftover placeholder {match.group(0)}", field=name,
-                line=text.count("\n", 0, match.start()) + 1)
-        for match in PLACEHOLDER.finditer(text)
-    ]  # fmt: skip
-
-
-def _too_long(texts: list[str], rules: LintRules) -> list[dict]:
-    # A token is at least one byte, so only pairs longer than the context in bytes are counted.
-    if (
-        sum(len(text) for text in texts) <= rules.context // 4
-        or sum(len(text.encode()) for text in texts) <= rules.context
-    ):
-        return []
-    texts = [text for text in texts if text]
-    counts = count_tokens(texts, model_name=rules.model)
-    total = sum(counts) if counts is not None else math.ceil(sum(map(len, texts)) / 4)
-    if total <= rules.context:
-        return []
-    about = "" if counts is not None else "about "
-    return [
-        problem(
-            "too_long",
-            f"{about}{total:,} tokens with the system prompt and earlier turns; "
-            f"the base model's context is {rules.context:,}",
-        )
-    ]
-
-
-def _template_problems(response: str, tags: list[str], rules: LintRules) -> list[dict]:
-    found: list[FormatProblem] = []
-    if rules.template_kind == "mcq" and isinstance(rules.spec, MCQSpec):
-        found = validate_mcq(response, rules.spec)
-        return [problem("format", item.message, field="response", line=item.line) for item in found]
-    if any(tag.startswith(("blocked:", "allowed:")) for tag in tags):
-        spec = rules.spec if isinstance(rules.spec, GuardrailSpec) else None
-        found = validate_guardrail(response=response, tags=tags, spec=spec)
-    return [problem("guardrail", item.message, field="response", line=item.line) for item in found]
-
-
-# --- the whole dataset
 
 
 @dataclass
