@@ -12,14 +12,6 @@ def dataset_rehash_task(dataset_id: int) -> None:
 
 
 @shared_task(queue="default")
-def job_sweep_task() -> None:
-    """Periodic: fail jobs whose worker died."""
-    from datasets_app.jobs import job_sweep
-
-    job_sweep()
-
-
-@shared_task(queue="default")
 def generate_job_task(job_id: int) -> None:
     """Generate pairs from a template or draft responses with a model; a redelivered task does nothing."""
     from datasets_app.templating import generate_job_run

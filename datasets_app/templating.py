@@ -17,7 +17,7 @@ from django.utils import timezone
 from datasets_app.content import normalize
 from datasets_app.errors import StaleVersion
 from datasets_app.generators import ChatRequest, Generator, GeneratorError, generator_get, paraphrase_prompts
-from datasets_app.jobs import job_claim, job_finish, job_progress
+from datasets_app.jobs.services import job_claim, job_finish, job_progress
 from datasets_app.models import Dataset, Example, ExampleStatus, Job, JobStatus, Role, Template, Workspace
 from datasets_app.selectors import role_require
 from datasets_app.services import example_update, examples_bulk_create

@@ -154,7 +154,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
-    "sweep-stale-jobs": {"task": "datasets_app.tasks.job_sweep_task", "schedule": 30.0},
+    "sweep-stale-jobs": {"task": "datasets_app.jobs.tasks.job_sweep_task", "schedule": 30.0},
     "sweep-stale-runs": {"task": "training_app.tasks.run_sweep_task", "schedule": 15.0},
 }
 

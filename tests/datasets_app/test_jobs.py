@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from datasets_app.imports.services import import_job_run
-from datasets_app.jobs import job_sweep
+from datasets_app.jobs.services import job_sweep
 from datasets_app.models import Job
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,8 @@
-"""Background jobs on datasets: create the row, run it on a worker, sweep the ones whose worker died."""
+"""Background jobs of any kind: claim, progress (the heartbeat), finish, and the sweep of jobs whose worker died.
 
-import logging
+Each feature creates and runs its own kind of job with these; nothing here knows a feature.
+"""
+
 from datetime import timedelta
 
 from django.db import transaction
@@ -8,7 +10,6 @@ from django.utils import timezone
 
 from datasets_app.models import Job, JobStatus
 
-logger = logging.getLogger(__name__)
 HEARTBEAT_TIMEOUT = timedelta(seconds=90)
 
 
