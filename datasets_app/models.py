@@ -71,7 +71,7 @@ class TemplateKind(models.TextChoices):
 class Template(TimeStamped):
     """A few decisions (topics, a refusal pattern, an MCQ format) that generate many consistent pairs.
 
-    `spec` holds the kind's settings; `datasets_app.template_specs` parses and checks it.
+    `spec` holds the kind's settings; `datasets_app.blueprints.specs` parses and checks it.
     """
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="templates")

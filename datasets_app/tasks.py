@@ -9,11 +9,3 @@ def dataset_rehash_task(dataset_id: int) -> None:
     from datasets_app.services import dataset_rehash
 
     dataset_rehash(dataset_id=dataset_id)
-
-
-@shared_task(queue="default")
-def generate_job_task(job_id: int) -> None:
-    """Generate pairs from a template or draft responses with a model; a redelivered task does nothing."""
-    from datasets_app.templating import generate_job_run
-
-    generate_job_run(job_id=job_id)

@@ -8,12 +8,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from datasets_app import selectors, templating
+from datasets_app import selectors
 from datasets_app.api import expected_version, job_accepted, workspace_param
-from datasets_app.generators import generator_choices
+from datasets_app.blueprints import services as blueprints
+from datasets_app.blueprints.generators import generator_choices
+from datasets_app.blueprints.specs import default_spec
 from datasets_app.models import Dataset, Job, Template, Workspace
 from datasets_app.serializers import JobSerializer
-from datasets_app.template_specs import default_spec
 
 
 class TemplateSerializer(serializers.ModelSerializer):
@@ -76,7 +77,7 @@ class GenerateResultSerializer(serializers.Serializer):
 
 class DraftRequestSerializer(serializers.Serializer):
     examples = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False, max_length=templating.MAX_DRAFT_SELECTION,
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False, max_length=blueprints.MAX_DRAFT_SELECTION,
         help_text="Drafts without a response to fill; left out: all of the dataset's (up to 500).",
     )  # fmt: skip
     generator = serializers.CharField(required=False, allow_null=True)
@@ -115,7 +116,7 @@ class TemplateListView(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         workspace = get_object_or_404(selectors.workspace_list(user=request.user), pk=data["workspace"].pk)
-        template = templating.template_create(
+        template = blueprints.template_create(
             workspace=workspace,
             user=request.user,
             name=data["name"],
@@ -143,12 +144,12 @@ class TemplateDetailView(APIView):
         serializer = TemplateUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = {name: value for name, value in serializer.validated_data.items() if name != "version"}
-        template = templating.template_update(template=template, user=request.user, expected_version=expected, **fields)
+        template = blueprints.template_update(template=template, user=request.user, expected_version=expected, **fields)
         return Response(TemplateSerializer(template).data, headers={"ETag": f'"{template.version}"'})
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
-        templating.template_delete(template=selectors.template_get(user=request.user, pk=pk), user=request.user)
+        blueprints.template_delete(template=selectors.template_get(user=request.user, pk=pk), user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -160,7 +161,7 @@ class TemplatePreviewView(APIView):
         serializer = PreviewRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         dataset = _dataset_in(request, template, serializer.validated_data.get("dataset"))
-        plan = templating.template_plan(
+        plan = blueprints.template_plan(
             template=template, dataset=dataset, paraphrases=serializer.validated_data.get("paraphrases")
         )
         body = {
@@ -186,7 +187,7 @@ class TemplateGenerateView(APIView):
         serializer = GenerateRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        outcome = templating.template_generate(
+        outcome = blueprints.template_generate(
             template=template,
             dataset=_dataset_in(request, template, data["dataset"]),
             user=request.user,
@@ -205,7 +206,7 @@ class DatasetDraftView(APIView):
         dataset = selectors.dataset_get(user=request.user, pk=pk)
         serializer = DraftRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        job = templating.draft_responses_start(
+        job = blueprints.draft_responses_start(
             dataset=dataset,
             user=request.user,
             example_ids=serializer.validated_data.get("examples"),

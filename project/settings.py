@@ -207,7 +207,7 @@ BASE_MODELS = env.json(
 )
 DEFAULT_BASE_MODEL = env.str("INSTRUCTORY_DEFAULT_BASE_MODEL", default="smollm2-135m-instruct")
 
-# --- generators that draft responses and paraphrase prompts (datasets_app/generators.py); keys never reach a page
+# --- generators that draft responses and paraphrase prompts (datasets_app/blueprints/generators.py); keys never reach a page
 _BASE_LABEL = BASE_MODELS.get(DEFAULT_BASE_MODEL, {}).get("label", DEFAULT_BASE_MODEL)
 GENERATORS = {
     "local": {
@@ -219,7 +219,7 @@ GENERATORS = {
 if env.str("INSTRUCTORY_OPENAI_BASE_URL", default=""):
     _OPENAI_MODEL = env.str("INSTRUCTORY_OPENAI_MODEL", default="gpt-4o-mini")
     GENERATORS["openai"] = {
-        "BACKEND": "datasets_app.generators.OpenAIChatGenerator",
+        "BACKEND": "datasets_app.blueprints.generators.OpenAIChatGenerator",
         "BASE_URL": env.str("INSTRUCTORY_OPENAI_BASE_URL"),
         "MODEL": _OPENAI_MODEL,
         "API_KEY": env.str("INSTRUCTORY_OPENAI_API_KEY", default=""),

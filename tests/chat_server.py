@@ -69,7 +69,7 @@ class ChatHandler(BaseHTTPRequestHandler):
 def openai_settings(server: ChatServer) -> dict:
     """The GENERATORS entry that points the HTTP backend at this server."""
     return {
-        "BACKEND": "datasets_app.generators.OpenAIChatGenerator",
+        "BACKEND": "datasets_app.blueprints.generators.OpenAIChatGenerator",
         "BASE_URL": server.base_url,
         "MODEL": "test-chat-model",
         "API_KEY": API_KEY,

@@ -24,9 +24,9 @@ from django.core.files import File
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from datasets_app.blueprints.specs import MCQSpec, spec_or_none
 from datasets_app.lint.validators import FormatProblem, validate_mcq
 from datasets_app.models import Dataset
-from datasets_app.template_specs import MCQSpec, spec_or_none
 from training_app.ml.config import TrainConfig
 from training_app.ml.data import ChatExample
 from training_app.models import DatasetVersion, EvalItem, PlaygroundRequest, RunLog, RunMetric, RunStatus, TrainingRun

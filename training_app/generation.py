@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 
-from datasets_app.generators import ChatRequest, Generator, GeneratorError
+from datasets_app.blueprints.generators import ChatRequest, Generator, GeneratorError
 
 
 class LocalGenerator(Generator):

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from datasets_app.blueprints.specs import PLACEHOLDER, GuardrailSpec, MCQSpec, Spec, spec_or_none
 from datasets_app.lint.tokens import count_tokens
 from datasets_app.lint.validators import FormatProblem, validate_guardrail, validate_mcq
 from datasets_app.models import Example, ExampleStatus, Template, Workspace
-from datasets_app.template_specs import PLACEHOLDER, GuardrailSpec, MCQSpec, Spec, spec_or_none
 
 CODES = ("blank", "missing_response", "placeholder", "too_long", "format", "guardrail", "duplicate", "near_duplicate")
 TEMPLATE_CODES = ("format", "guardrail")  # what a dataset that requires valid pairs refuses to approve

@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from datasets_app.blueprints.specs import LABEL_STYLES, GuardrailSpec, MCQSpec
 from datasets_app.content import normalize
-from datasets_app.template_specs import LABEL_STYLES, GuardrailSpec, MCQSpec
 from project.refusals import is_refusal
 
 DEMO_MCQ = MCQSpec()  # today's demo format, used when a dataset has no MCQ template

@@ -12,8 +12,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from datasets_app import selectors, services
+from datasets_app.blueprints.generators import generator_choices
 from datasets_app.forms import BulkForm
-from datasets_app.generators import generator_choices
 from datasets_app.models import ROLE_RANK, Dataset, ExampleStatus, Membership, Role
 from datasets_app.views.common import (
     ListFilters,

@@ -13,10 +13,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from datasets_app import selectors, templating
-from datasets_app.errors import StaleVersion
-from datasets_app.models import Job, Role, Template, Workspace
-from datasets_app.template_forms import (
+from datasets_app import selectors
+from datasets_app.blueprints import services as blueprints
+from datasets_app.blueprints.forms import (
     GENERAL,
     DraftForm,
     FieldErrors,
@@ -28,7 +27,9 @@ from datasets_app.template_forms import (
     spec_fields,
     spec_from_post,
 )
-from datasets_app.template_specs import SpecError, default_spec, parse_spec
+from datasets_app.blueprints.specs import SpecError, default_spec, parse_spec
+from datasets_app.errors import StaleVersion
+from datasets_app.models import Job, Role, Template, Workspace
 from datasets_app.views.common import forget_counts, is_htmx, parse_id, role_errors_are_403, safe_next
 
 PREVIEW_ROWS = 200
@@ -67,7 +68,7 @@ def template_new(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            template = templating.template_create(
+            template = blueprints.template_create(
                 workspace=workspace,
                 user=request.user,
                 name=data["name"],
@@ -119,7 +120,7 @@ def _edit_post(request: HttpRequest, template: Template) -> HttpResponse:
         return _edit_page(request, template, spec=posted.spec, meta=meta, errors=errors, status=400)
     data = form.cleaned_data
     try:
-        saved = templating.template_update(
+        saved = blueprints.template_update(
             template=template,
             user=request.user,
             expected_version=data["version"],
@@ -245,7 +246,7 @@ def _plan_context(template: Template, form: GenerateForm) -> dict[str, Any]:
     data = form.cleaned_data
     generator = data["generator"] or None
     try:
-        plan = templating.template_plan(
+        plan = blueprints.template_plan(
             template=template, dataset=data["dataset"], paraphrases=data.get("paraphrases") if generator else 0
         )
     except SpecError as error:
@@ -277,7 +278,7 @@ def template_generate(request: HttpRequest, pk: int) -> HttpResponse:
     data = form.cleaned_data
     dataset = data["dataset"]
     try:
-        outcome = templating.template_generate(
+        outcome = blueprints.template_generate(
             template=template,
             dataset=dataset,
             user=request.user,
@@ -310,7 +311,7 @@ def _flash_errors(request: HttpRequest, found: list[str]) -> None:
 def template_delete(request: HttpRequest, pk: int) -> HttpResponse:
     template = selectors.template_get(user=request.user, pk=pk)
     workspace = template.workspace
-    templating.template_delete(template=template, user=request.user)
+    blueprints.template_delete(template=template, user=request.user)
     messages.success(request, f"Deleted the template {template.name}; the pairs it generated stay.")
     return redirect("workspace-templates", pk=workspace.pk)
 
@@ -328,7 +329,7 @@ def dataset_draft(request: HttpRequest, pk: int) -> HttpResponse:
         _flash_errors(request, [error for errors in form.errors.values() for error in errors])
         return redirect(back)
     try:
-        job = templating.draft_responses_start(
+        job = blueprints.draft_responses_start(
             dataset=dataset,
             user=request.user,
             example_ids=form.cleaned_data["example_ids"],

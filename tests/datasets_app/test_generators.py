@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from datasets_app import generators
-from datasets_app.generators import (
+from datasets_app.blueprints import generators
+from datasets_app.blueprints.generators import (
     ChatRequest,
     Generator,
     GeneratorError,

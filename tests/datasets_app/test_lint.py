@@ -7,6 +7,7 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 
+from datasets_app.blueprints.specs import MCQSpec, default_spec
 from datasets_app.imports.services import dataset_import
 from datasets_app.lint.checks import example_problems
 from datasets_app.lint.report import dataset_lint_refresh, dataset_lint_report, dataset_lint_stored
@@ -18,7 +19,6 @@ from datasets_app.services import (
     examples_bulk_action,
     examples_bulk_create,
 )
-from datasets_app.template_specs import MCQSpec, default_spec
 
 pytestmark = pytest.mark.django_db
 

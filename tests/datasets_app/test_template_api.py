@@ -2,8 +2,8 @@
 
 import pytest
 
+from datasets_app.blueprints.services import template_create
 from datasets_app.models import Example, Template
-from datasets_app.templating import template_create
 from tests.api_client import client_for
 from tests.datasets_app.test_templating import GUARDRAIL, MCQ
 
@@ -127,7 +127,7 @@ def test_the_generator_list_names_backends_without_secrets(lead, settings):
     settings.GENERATORS = {
         **settings.GENERATORS,
         "openai": {
-            "BACKEND": "datasets_app.generators.OpenAIChatGenerator",
+            "BACKEND": "datasets_app.blueprints.generators.OpenAIChatGenerator",
             "BASE_URL": "http://127.0.0.1:9/v1",
             "MODEL": "gpt-test",
             "API_KEY": "sk-very-secret",

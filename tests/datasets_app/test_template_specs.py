@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from datasets_app.template_specs import PLACEHOLDER, MCQSpec, SpecError, default_spec, parse_spec
+from datasets_app.blueprints.specs import PLACEHOLDER, MCQSpec, SpecError, default_spec, parse_spec
 
 GUARDRAIL = {
     "system_prompt": "You are Acme Kitchen's assistant.",

@@ -3,9 +3,9 @@
 import pytest
 from django.core.exceptions import ValidationError
 
+from datasets_app.blueprints.services import template_create, template_generate, template_plan, template_update
 from datasets_app.errors import NotAllowed, StaleVersion
 from datasets_app.models import Dataset, Example, ExampleStatus
-from datasets_app.templating import template_create, template_generate, template_plan, template_update
 from tests.factories import DatasetFactory
 
 pytestmark = pytest.mark.django_db

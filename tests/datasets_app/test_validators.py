@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from datasets_app.blueprints.specs import LABEL_STYLES, MCQSpec, default_spec, parse_spec
 from datasets_app.lint.validators import validate_guardrail, validate_mcq
-from datasets_app.template_specs import LABEL_STYLES, MCQSpec, default_spec, parse_spec
 
 VALID = """Question: Which gas do plants take in for photosynthesis?
 A) Oxygen

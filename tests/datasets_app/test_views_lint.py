@@ -6,9 +6,9 @@ import re
 import pytest
 from django.urls import reverse
 
+from datasets_app.blueprints.services import template_create
 from datasets_app.models import Dataset, ExampleStatus, Job
 from datasets_app.services import example_create
-from datasets_app.templating import template_create
 from tests.datasets_app.test_lint import KNEAD
 from tests.datasets_app.test_views_access import INLINE
 from tests.datasets_app.test_views_xss import SCRIPT, assert_inert

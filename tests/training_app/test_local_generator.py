@@ -7,8 +7,8 @@ import sys
 import pytest
 from django.conf import settings
 
+from datasets_app.blueprints.generators import ChatRequest, generator_get, paraphrase_prompts
 from datasets_app.content import normalize
-from datasets_app.generators import ChatRequest, generator_get, paraphrase_prompts
 from training_app.generation import LocalGenerator
 
 REQUESTS = [
@@ -30,7 +30,7 @@ def local():
 
 def test_importing_and_choosing_the_local_backend_loads_no_torch():
     code = (
-        "import sys, django; django.setup(); from datasets_app.generators import generator_get; "
+        "import sys, django; django.setup(); from datasets_app.blueprints.generators import generator_get; "
         "generator_get('local'); print('torch' in sys.modules)"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "project.settings"}

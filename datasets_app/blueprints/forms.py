@@ -13,10 +13,8 @@ from django import forms
 from django.db.models import QuerySet
 from django.http import QueryDict
 
-from datasets_app.forms import TextField
-from datasets_app.generators import generator_choices
-from datasets_app.models import Dataset, Template, TemplateKind
-from datasets_app.template_specs import (
+from datasets_app.blueprints.generators import generator_choices
+from datasets_app.blueprints.specs import (
     LABEL_STYLES,
     MAX_OPTIONS,
     MAX_PARAPHRASES,
@@ -25,6 +23,8 @@ from datasets_app.template_specs import (
     REFUSAL_PLACEHOLDERS,
     JsonKeys,
 )
+from datasets_app.forms import TextField
+from datasets_app.models import Dataset, Template, TemplateKind
 
 TOPIC_LISTS = ("blocked", "allowed")
 TOPIC_FIELDS = {"blocked": ("name", "label", "description", "redirect"), "allowed": ("name", "label", "description")}

@@ -14,14 +14,14 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from datasets_app.blueprints.generators import ChatRequest, Generator, GeneratorError, generator_get, paraphrase_prompts
+from datasets_app.blueprints.specs import GuardrailSpec, MCQSpec, SpecError, parse_spec
 from datasets_app.content import normalize
 from datasets_app.errors import StaleVersion
-from datasets_app.generators import ChatRequest, Generator, GeneratorError, generator_get, paraphrase_prompts
 from datasets_app.jobs.services import job_claim, job_finish, job_progress
 from datasets_app.models import Dataset, Example, ExampleStatus, Job, JobStatus, Role, Template, Workspace
 from datasets_app.selectors import role_require
 from datasets_app.services import example_update, examples_bulk_create
-from datasets_app.template_specs import GuardrailSpec, MCQSpec, SpecError, parse_spec
 
 logger = logging.getLogger(__name__)
 DRAFT_BATCH = 8
@@ -238,7 +238,7 @@ def _check_target(*, template: Template, dataset: Dataset, user: AbstractBaseUse
 
 
 def _job_create(*, kind: str, dataset: Dataset, user: AbstractBaseUser, params: dict[str, Any]) -> Job:
-    from datasets_app.tasks import generate_job_task
+    from datasets_app.blueprints.tasks import generate_job_task
 
     with transaction.atomic():
         job = Job.objects.create(kind=kind, dataset=dataset, created_by=user, params=params)
