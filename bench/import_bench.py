@@ -96,8 +96,8 @@ def run(vendor: str, rows: int) -> None:
     from django.db import connection
     from rest_framework.test import APIClient
 
-    from datasets_app.exporting import dataset_export
-    from datasets_app.services import dataset_create, workspace_create
+    from datasets_app.curation.exports import dataset_export
+    from datasets_app.curation.services import dataset_create, workspace_create
 
     user = get_user_model().objects.create_user("bench")
     workspace = workspace_create(name="Bench", user=user)

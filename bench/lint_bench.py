@@ -73,9 +73,9 @@ def main() -> None:
 def run(vendor: str, sizes: list[int]) -> None:
     from django.contrib.auth import get_user_model
 
+    from datasets_app.curation.services import dataset_create, workspace_create
     from datasets_app.imports.services import dataset_import
     from datasets_app.lint.report import dataset_lint_refresh, dataset_lint_report, dataset_lint_stored
-    from datasets_app.services import dataset_create, workspace_create
 
     user = get_user_model().objects.create_user("bench")
     workspace = workspace_create(name="Bench", user=user)

@@ -381,8 +381,8 @@ def bench_dataset():  # type: ignore[no-untyped-def]
     """A lead's guardrail dataset of the approved GUARDRAIL_TRAIN pairs, and the lead's API client."""
     from django.contrib.auth import get_user_model
 
+    from datasets_app.curation.services import dataset_create, example_create, workspace_create
     from datasets_app.models import DatasetKind, ExampleStatus
-    from datasets_app.services import dataset_create, example_create, workspace_create
     from tests.api_client import client_for
 
     lead = get_user_model().objects.create_user("bench-lead")

@@ -193,8 +193,8 @@ def _seed(*, rows: int, reseed: bool) -> bool:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
+    from datasets_app.curation.services import dataset_create, membership_set, workspace_create
     from datasets_app.models import Dataset
-    from datasets_app.services import dataset_create, membership_set, workspace_create
 
     dataset = Dataset.objects.filter(name=DATASET_NAME).first()
     if dataset is not None and not reseed and dataset.examples.count() == rows:
@@ -224,7 +224,7 @@ def _rows(dataset_id: int, author_ids: list[int], count: int):  # type: ignore[n
     from django.db import connection
     from django.utils import timezone
 
-    from datasets_app.content import content_hash
+    from datasets_app.curation.content import content_hash
 
     rng = random.Random(42)
     vocabulary = COMMON + ["".join(rng.choices(SYLLABLES, k=rng.randint(2, 4))) for _ in range(4000)]

@@ -20,9 +20,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from datasets_app import selectors, services
+from datasets_app.curation import selectors, services
+from datasets_app.curation.exports import dataset_export
 from datasets_app.errors import BulkInvalid
-from datasets_app.exporting import dataset_export
 from datasets_app.formats import EXPORT_CONTENT_TYPES, EXPORT_EXTENSIONS, EXPORT_FORMATS
 from datasets_app.imports.services import ImportRejected, import_upload
 from datasets_app.models import ExampleStatus, Job

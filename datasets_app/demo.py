@@ -7,8 +7,14 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from datasets_app.blueprints.services import template_create, template_generate_now
+from datasets_app.curation.services import (
+    dataset_create,
+    example_set_status,
+    example_update,
+    membership_set,
+    workspace_create,
+)
 from datasets_app.models import Dataset, DatasetKind, Example, ExampleStatus, Role, Template, Workspace
-from datasets_app.services import dataset_create, example_set_status, example_update, membership_set, workspace_create
 
 DATA_DIR = Path(__file__).parent / "demo_data"
 WORKSPACE_NAME = "Demo workspace"

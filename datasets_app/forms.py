@@ -4,9 +4,9 @@ from typing import Any
 
 from django import forms
 
+from datasets_app.curation.queues import BULK_ACTIONS, QUEUE_STATUSES
 from datasets_app.formats import IMPORT_FORMATS
 from datasets_app.models import HISTORY_ROLES, ExampleStatus
-from datasets_app.services import BULK_ACTIONS, QUEUE_STATUSES
 
 MAX_BULK_SELECTION = 1000
 

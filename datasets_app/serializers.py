@@ -3,8 +3,8 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from datasets_app.curation.selectors import membership_get
 from datasets_app.models import HISTORY_ROLES, Dataset, Example, ExampleStatus, Job, Workspace
-from datasets_app.selectors import membership_get
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):

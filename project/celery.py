@@ -16,7 +16,15 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = (Queue("default"), Queue("training"))
 app.autodiscover_tasks()  # <app>.tasks: training_app.tasks
 # datasets_app is grouped by feature; each feature keeps its tasks next to its services
-app.autodiscover_tasks(["datasets_app.imports", "datasets_app.lint", "datasets_app.blueprints", "datasets_app.jobs"])
+app.autodiscover_tasks(
+    [
+        "datasets_app.curation",
+        "datasets_app.imports",
+        "datasets_app.lint",
+        "datasets_app.blueprints",
+        "datasets_app.jobs",
+    ]
+)
 
 logger = logging.getLogger(__name__)
 

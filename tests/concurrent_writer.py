@@ -10,8 +10,8 @@ django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
 
+from datasets_app.curation.services import example_create, example_set_status, example_update  # noqa: E402
 from datasets_app.models import Dataset  # noqa: E402
-from datasets_app.services import example_create, example_set_status, example_update  # noqa: E402
 
 
 def main(dataset_id: int, username: str, count: int) -> None:

@@ -1,7 +1,7 @@
 import factory
 from django.contrib.auth import get_user_model
 
-from datasets_app.content import content_hash
+from datasets_app.curation.content import content_hash
 from datasets_app.models import Dataset, Example, Membership, Role, Workspace
 
 

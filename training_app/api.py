@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from datasets_app import selectors as dataset_selectors
+from datasets_app.curation import selectors as dataset_selectors
 from training_app import selectors, services
 from training_app.models import PlaygroundRequest
 from training_app.serializers import (

@@ -4,8 +4,8 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
+from datasets_app.curation.selectors import dataset_list, workspace_list
 from datasets_app.models import ROLE_RANK, Dataset, Role
-from datasets_app.selectors import dataset_list, workspace_list
 from training_app.models import DatasetVersion, EvalItem, PlaygroundRequest, RunLog, RunMetric, TrainingRun
 
 User = AbstractBaseUser | AnonymousUser

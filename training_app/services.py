@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from datasets_app.curation.selectors import role_require
 from datasets_app.models import Dataset, Role
-from datasets_app.selectors import role_require
 from training_app.ml.config import METHODS, TrainConfig, validate_config
 from training_app.models import DatasetVersion, PlaygroundRequest, RunStatus, TrainingRun
 from training_app.snapshots import snapshot_create

@@ -12,8 +12,8 @@ from django.core.files import File
 from django.db import transaction
 from django.db.models import Max
 
+from datasets_app.curation.selectors import role_require
 from datasets_app.models import Dataset, DatasetKind, ExampleStatus, Role
-from datasets_app.selectors import role_require
 from training_app.models import DatasetVersion
 
 

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from datasets_app.content import normalize
+from datasets_app.curation.content import normalize
 
 MAX_CONCURRENT_REQUESTS = 4
 RETRIES = 2

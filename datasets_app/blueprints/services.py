@@ -16,12 +16,12 @@ from django.utils import timezone
 
 from datasets_app.blueprints.generators import ChatRequest, Generator, GeneratorError, generator_get, paraphrase_prompts
 from datasets_app.blueprints.specs import GuardrailSpec, MCQSpec, SpecError, parse_spec
-from datasets_app.content import normalize
+from datasets_app.curation.content import normalize
+from datasets_app.curation.selectors import role_require
+from datasets_app.curation.services import example_update, examples_bulk_create
 from datasets_app.errors import StaleVersion
 from datasets_app.jobs.services import job_claim, job_finish, job_progress
 from datasets_app.models import Dataset, Example, ExampleStatus, Job, JobStatus, Role, Template, Workspace
-from datasets_app.selectors import role_require
-from datasets_app.services import example_update, examples_bulk_create
 
 logger = logging.getLogger(__name__)
 DRAFT_BATCH = 8

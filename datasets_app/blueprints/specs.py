@@ -9,7 +9,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
-from datasets_app.content import normalize
+from datasets_app.curation.content import normalize
 
 # Leftover placeholders in a pair's text: only these names, so code with braces is not flagged.
 PLACEHOLDER = re.compile(r"\{(topic|level|label|description|redirect)\}")

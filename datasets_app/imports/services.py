@@ -13,12 +13,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from datasets_app.content import content_hash
+from datasets_app.curation.content import content_hash
+from datasets_app.curation.selectors import role_require
 from datasets_app.formats import IMPORT_FORMATS, Problem, Record, UnknownFormat, detect_format, read_records
 from datasets_app.jobs.services import job_claim, job_finish, job_progress
 from datasets_app.lint.checks import lint_rules, pair_problems
 from datasets_app.models import Dataset, ExampleStatus, Job, JobStatus, Role
-from datasets_app.selectors import role_require
 
 logger = logging.getLogger(__name__)
 MAX_PROBLEMS = 100

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 from datasketch import MinHash
 
-from datasets_app.content import normalize
+from datasets_app.curation.content import normalize
 
 SHINGLE_WORDS = 2  # word pairs: one changed word in a 30-word pair still leaves it 0.87 similar
 PERMUTATIONS = 60  # MinHash values per pair, cut into bands (see _rows_per_band)

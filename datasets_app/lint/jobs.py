@@ -6,10 +6,10 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from datasets_app.curation.selectors import role_require
 from datasets_app.jobs.services import job_claim, job_finish, job_progress
 from datasets_app.lint.report import LintReport, dataset_lint_refresh
 from datasets_app.models import Dataset, Job, JobStatus, Role
-from datasets_app.selectors import role_require
 
 logger = logging.getLogger(__name__)
 LINT_SUMMARY = ("checked", "pairs_with_problems", "counts")  # what a finished check keeps on its job row

@@ -17,10 +17,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from datasets_app.curation.selectors import role_require
 from datasets_app.lint.checks import CODES, lint_rules, pair_problems, problem
 from datasets_app.lint.duplicates import SamePrompt, Sketches, jaccard, shingles
 from datasets_app.models import Dataset, Example, Role
-from datasets_app.selectors import role_require
 
 NEAR_THRESHOLD = 0.8
 BATCH = 1000

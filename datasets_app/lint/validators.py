@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from datasets_app.blueprints.specs import LABEL_STYLES, GuardrailSpec, MCQSpec
-from datasets_app.content import normalize
+from datasets_app.curation.content import normalize
 from project.refusals import is_refusal
 
 DEMO_MCQ = MCQSpec()  # today's demo format, used when a dataset has no MCQ template

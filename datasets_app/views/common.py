@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from datasets_app import selectors
+from datasets_app.curation import selectors
 from datasets_app.errors import NotAllowed
 from datasets_app.models import Dataset, ExampleStatus
 

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from datasets_app import selectors, services
+from datasets_app.curation import queues, selectors
 from datasets_app.errors import StaleVersion
 from datasets_app.forms import EditorForm, parse_tags
 from datasets_app.models import HISTORY_ROLES, Example
@@ -58,7 +58,7 @@ def _editor_context(
         "holder": lease.user if lease is not None and lease.user_id != request.user.pk else None,
         "guidelines": render_markdown(dataset.guidelines) if dataset.guidelines else "",
         "preview": render_markdown(values["response"]),
-        "queue": queue if queue in services.QUEUE_STATUSES else "",
+        "queue": queue if queue in queues.QUEUE_STATUSES else "",
         "list_query": filters.query(),
         "previous_id": previous,
         "next_id": following,
@@ -98,7 +98,7 @@ def _save(request: HttpRequest, example: Example) -> HttpResponse:
     data = form.cleaned_data
     fields = form.fields_for_service()
     try:
-        saved = services.example_save(
+        saved = queues.example_save(
             example=example,
             user=request.user,
             expected_version=data["version"],
@@ -117,7 +117,7 @@ def _save(request: HttpRequest, example: Example) -> HttpResponse:
         return _invalid(request, example, form)
     forget_counts(example.dataset)
     if data["intent"] == "save":
-        services.example_lease_renew(example=saved, user=request.user)
+        queues.example_lease_renew(example=saved, user=request.user)
         messages.success(request, f"Saved (version {saved.version}).")
         return redirect(_editor_url(saved.pk, request, saved=saved.pk))
     if form.action and not data["queue"] and data["intent"] != "save_next":
@@ -130,7 +130,7 @@ def _go_next(request: HttpRequest, saved: Example, *, queue: str, done: str) -> 
     """After save & next (or a status change in a queue): the queue's next pair, or the list's next one."""
     dataset = saved.dataset
     if queue:
-        following = services.example_lease_next(dataset=dataset, user=request.user, queue=queue, after_id=saved.pk)
+        following = queues.example_lease_next(dataset=dataset, user=request.user, queue=queue, after_id=saved.pk)
         if following is None:
             messages.success(request, f"{done}. That was the last one in this queue for now.")
             return redirect(f"{reverse('dataset', args=[dataset.pk])}?saved={saved.pk}")
@@ -149,7 +149,7 @@ def _go_next(request: HttpRequest, saved: Example, *, queue: str, done: str) -> 
 def _editor_url(pk: int, request: HttpRequest, **extra: object) -> str:
     filters = ListFilters.from_query(_list_query(request))
     queue = request.POST.get("queue", "")
-    query = filters.query(queue=queue if queue in services.QUEUE_STATUSES else "", **extra)
+    query = filters.query(queue=queue if queue in queues.QUEUE_STATUSES else "", **extra)
     return f"{reverse('example', args=[pk])}?{query}" if query else reverse("example", args=[pk])
 
 
@@ -244,4 +244,4 @@ def token_counts(request: HttpRequest, pk: int) -> JsonResponse:
 def lease_renew(request: HttpRequest, pk: int) -> JsonResponse:
     """The editor's keep-alive while the user works on a pair the queue gave them."""
     example = selectors.example_get(user=request.user, pk=pk)
-    return JsonResponse({"held": services.example_lease_renew(example=example, user=request.user)})
+    return JsonResponse({"held": queues.example_lease_renew(example=example, user=request.user)})

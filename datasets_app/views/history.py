@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from datasets_app import selectors, services
+from datasets_app.curation import selectors, services
 from datasets_app.errors import StaleVersion
 from datasets_app.models import ExampleRevision
 from datasets_app.views.common import forget_counts, parse_id, role_errors_are_403

@@ -11,8 +11,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from datasets_app import selectors, services
 from datasets_app.blueprints.generators import generator_choices
+from datasets_app.curation import selectors, services
 from datasets_app.errors import DuplicateExample
 from datasets_app.forms import ImportForm, NewExampleForm
 from datasets_app.imports.services import ImportRejected, import_upload

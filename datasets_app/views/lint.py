@@ -10,8 +10,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from datasets_app import selectors, services
 from datasets_app.blueprints.forms import DatasetSettingsForm
+from datasets_app.curation import selectors, services
 from datasets_app.lint.jobs import dataset_lint_start
 from datasets_app.lint.report import dataset_lint_stored
 from datasets_app.models import Dataset, Job, JobStatus, Role

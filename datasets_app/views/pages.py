@@ -11,8 +11,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from datasets_app import selectors, services
 from datasets_app.blueprints.generators import generator_choices
+from datasets_app.curation import queues, selectors
 from datasets_app.forms import BulkForm
 from datasets_app.models import ROLE_RANK, Dataset, ExampleStatus, Membership, Role
 from datasets_app.views.common import (
@@ -127,7 +127,7 @@ def dataset_bulk(request: HttpRequest, pk: int) -> HttpResponse:
     data = form.cleaned_data
     action = data["action"]
     # The role is checked before anything else, so an annotator never even sees the confirmation page.
-    selectors.role_require(user=request.user, workspace=dataset.workspace, role=services.BULK_ACTIONS[action])
+    selectors.role_require(user=request.user, workspace=dataset.workspace, role=queues.BULK_ACTIONS[action])
     if action == "delete" and not data["confirm"]:
         chosen = dataset.examples.filter(pk__in=list(data["versions"])).order_by("id")
         return render(
@@ -136,7 +136,7 @@ def dataset_bulk(request: HttpRequest, pk: int) -> HttpResponse:
             {"dataset": dataset, "examples": chosen, "versions": data["versions"], "back": back},
         )
     try:
-        outcome = services.examples_bulk_action(
+        outcome = queues.examples_bulk_action(
             dataset=dataset,
             user=request.user,
             versions=data["versions"],
@@ -163,10 +163,10 @@ def dataset_bulk(request: HttpRequest, pk: int) -> HttpResponse:
 @role_errors_are_403
 def dataset_queue(request: HttpRequest, pk: int, queue: str) -> HttpResponse:
     """Hand out the oldest pair of a queue that nobody else is working on, and open it."""
-    if queue not in services.QUEUE_STATUSES:
+    if queue not in queues.QUEUE_STATUSES:
         raise Http404("no such queue")
     dataset = selectors.dataset_get(user=request.user, pk=pk)
-    example = services.example_lease_next(
+    example = queues.example_lease_next(
         dataset=dataset, user=request.user, queue=queue, after_id=parse_id(request.POST.get("after"))
     )
     if example is None:

@@ -6,8 +6,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from datasets_app.curation.services import example_create
 from datasets_app.models import Example, Template
-from datasets_app.services import example_create
 from tests.browser.conftest import log_in, screenshot
 from tests.factories import DatasetFactory, MembershipFactory, UserFactory, WorkspaceFactory
 

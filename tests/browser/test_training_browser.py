@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from datasets_app.curation.services import example_create
 from datasets_app.models import DatasetKind, ExampleStatus
-from datasets_app.services import example_create
 from tests.browser.conftest import log_in, screenshot
 from tests.factories import DatasetFactory
 from tests.training_app.conftest import TINY, guardrail_pairs

@@ -5,8 +5,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from datasets_app.curation.services import example_create, example_set_status, example_update
 from datasets_app.models import Example, ExampleLease
-from datasets_app.services import example_create, example_set_status, example_update
 from tests.browser.conftest import log_in, screenshot
 from tests.factories import DatasetFactory, MembershipFactory, UserFactory, WorkspaceFactory
 

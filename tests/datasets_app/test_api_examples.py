@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from datasets_app.curation.services import example_create
 from datasets_app.models import Example
-from datasets_app.services import example_create
 from tests.api_client import client_for
 from tests.factories import ExampleFactory
 
@@ -58,7 +58,7 @@ def test_full_text_search_over_prompt_and_response(dataset, annotator):
 
 
 def test_search_sees_edits(dataset, annotator):
-    from datasets_app.services import example_update
+    from datasets_app.curation.services import example_update
 
     example = example_create(dataset=dataset, user=annotator, prompt="Knead dough?", response="Ten minutes.")
     example_update(example=example, user=annotator, expected_version=1, response="Until it is smooth and springy.")

@@ -6,8 +6,8 @@ import json
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from datasets_app.curation.services import example_create
 from datasets_app.models import Example
-from datasets_app.services import example_create
 from tests.api_client import client_for
 from tests.factories import DatasetFactory
 
@@ -60,7 +60,7 @@ def test_export_then_import_gives_back_the_same_pairs(fmt, dataset, annotator):
 def test_export_filters_by_status(dataset, annotator, lead):
     first = example_create(dataset=dataset, user=annotator, prompt="a?", response="b")
     example_create(dataset=dataset, user=annotator, prompt="c?", response="d")
-    from datasets_app.services import example_set_status
+    from datasets_app.curation.services import example_set_status
 
     example_set_status(
         example=example_set_status(example=first, user=annotator, action="submit"), user=lead, action="approve"

@@ -8,17 +8,12 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from datasets_app.blueprints.specs import MCQSpec, default_spec
+from datasets_app.curation.queues import examples_bulk_action
+from datasets_app.curation.services import example_create, example_set_status, example_update, examples_bulk_create
 from datasets_app.imports.services import dataset_import
 from datasets_app.lint.checks import example_problems
 from datasets_app.lint.report import dataset_lint_refresh, dataset_lint_report, dataset_lint_stored
 from datasets_app.models import Example, ExampleStatus, Template
-from datasets_app.services import (
-    example_create,
-    example_set_status,
-    example_update,
-    examples_bulk_action,
-    examples_bulk_create,
-)
 
 pytestmark = pytest.mark.django_db
 

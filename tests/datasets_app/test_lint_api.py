@@ -5,8 +5,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from datasets_app.blueprints.specs import MCQSpec, default_spec
+from datasets_app.curation.services import example_create
 from datasets_app.models import Example, Job, Template
-from datasets_app.services import example_create
 from tests.api_client import client_for
 from tests.datasets_app.test_lint import KNEAD
 

@@ -1,9 +1,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from datasets_app.errors import NotAllowed, StaleVersion
-from datasets_app.models import Example, ExampleRevision, ExampleStatus
-from datasets_app.services import (
+from datasets_app.curation.services import (
     DuplicateExample,
     dataset_create,
     example_create,
@@ -12,6 +10,8 @@ from datasets_app.services import (
     example_update,
     workspace_create,
 )
+from datasets_app.errors import NotAllowed, StaleVersion
+from datasets_app.models import Example, ExampleRevision, ExampleStatus
 
 pytestmark = pytest.mark.django_db
 

@@ -78,7 +78,7 @@ def test_edits_need_the_loaded_version_and_a_stale_one_is_refused(template, lead
 
 
 def test_preview_lists_the_pairs_and_marks_existing_prompts(template, dataset, lead, annotator):
-    from datasets_app.services import example_create
+    from datasets_app.curation.services import example_create
 
     example_create(
         dataset=dataset,

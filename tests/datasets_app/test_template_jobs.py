@@ -3,8 +3,8 @@
 import pytest
 
 from datasets_app.blueprints.services import template_create
+from datasets_app.curation.services import example_create
 from datasets_app.models import Example, ExampleStatus, Job
-from datasets_app.services import example_create
 from tests.api_client import client_for
 from tests.chat_server import answer_for, openai_settings
 from tests.datasets_app.test_lint import KNEAD

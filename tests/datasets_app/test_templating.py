@@ -65,7 +65,7 @@ def test_guardrail_template_generates_refusals_and_contrast_drafts(guardrail_tem
 def test_generating_again_creates_nothing_new_even_after_edits(guardrail_template, dataset, lead, annotator):
     template_generate(template=guardrail_template, dataset=dataset, user=lead)
     # an annotator answers one contrast prompt, which changes its content hash
-    from datasets_app.services import example_update
+    from datasets_app.curation.services import example_update
 
     draft = Example.objects.get(dataset=dataset, prompt="How long do I boil an egg?")
     example_update(example=draft, user=annotator, expected_version=draft.version, response="About 7 minutes.")

@@ -7,8 +7,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from datasets_app.curation.services import example_create, example_set_status, example_update
 from datasets_app.models import Example, ExampleRevision, Job
-from datasets_app.services import example_create, example_set_status, example_update
 from tests.factories import ExampleFactory
 from tests.worker import wait_for
 

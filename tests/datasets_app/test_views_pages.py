@@ -5,8 +5,8 @@ import re
 import pytest
 from django.urls import reverse
 
+from datasets_app.curation.services import example_create, example_update
 from datasets_app.models import Example, ExampleStatus
-from datasets_app.services import example_create, example_update
 from tests.factories import DatasetFactory, ExampleFactory
 
 pytestmark = pytest.mark.django_db

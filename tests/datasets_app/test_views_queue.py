@@ -8,8 +8,8 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
+from datasets_app.curation.queues import example_lease_next
 from datasets_app.models import ExampleLease
-from datasets_app.services import example_lease_next
 from tests.factories import ExampleFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -4,8 +4,8 @@ import pytest
 from django.urls import reverse
 
 from datasets_app.blueprints.services import template_create, template_update
+from datasets_app.curation.services import example_create
 from datasets_app.models import Example, ExampleStatus, Job, Template
-from datasets_app.services import example_create
 from tests.datasets_app.test_templating import GUARDRAIL
 from tests.datasets_app.test_views_access import INLINE
 from tests.datasets_app.test_views_xss import PAYLOAD, SCRIPT, assert_inert

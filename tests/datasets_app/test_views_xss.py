@@ -5,7 +5,7 @@ import re
 import pytest
 from django.urls import reverse
 
-from datasets_app.services import example_create, example_set_status, example_update
+from datasets_app.curation.services import example_create, example_set_status, example_update
 
 pytestmark = pytest.mark.django_db
 

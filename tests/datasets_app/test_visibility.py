@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from datasets_app.selectors import dataset_list, example_get, workspace_list
+from datasets_app.curation.selectors import dataset_list, example_get, workspace_list
 from tests.factories import DatasetFactory, ExampleFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -3,9 +3,9 @@
 import pytest
 from django.conf import settings
 
-from datasets_app.content import content_hash
+from datasets_app.curation.content import content_hash
+from datasets_app.curation.tasks import dataset_rehash_task
 from datasets_app.models import Example
-from datasets_app.tasks import dataset_rehash_task
 from tests.factories import ExampleFactory
 from tests.worker import wait_for
 

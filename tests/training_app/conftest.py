@@ -1,7 +1,7 @@
 import pytest
 
+from datasets_app.curation.services import example_create
 from datasets_app.models import DatasetKind, ExampleStatus
-from datasets_app.services import example_create
 from tests.factories import DatasetFactory
 
 TINY = "smollm2-tiny-random"

@@ -6,9 +6,9 @@ It trains the real model with the default hyperparameters, about two minutes on 
 import pytest
 from django.contrib.auth import get_user_model
 
+from datasets_app.curation.services import example_set_status
 from datasets_app.demo import seed_demo
 from datasets_app.models import Dataset, ExampleStatus
-from datasets_app.services import example_set_status
 from tests.api_client import client_for
 from tests.worker import wait_for
 from training_app.ml.metrics import is_refusal

@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from datasets_app.blueprints.generators import ChatRequest, generator_get, paraphrase_prompts
-from datasets_app.content import normalize
+from datasets_app.curation.content import normalize
 from training_app.generation import LocalGenerator
 
 REQUESTS = [

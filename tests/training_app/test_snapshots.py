@@ -3,8 +3,8 @@ import json
 import pytest
 from django.core.exceptions import ValidationError
 
+from datasets_app.curation.services import example_update
 from datasets_app.errors import NotAllowed
-from datasets_app.services import example_update
 from tests.api_client import client_for
 from training_app.snapshots import snapshot_create, snapshot_rows
 
@@ -34,7 +34,7 @@ def test_later_edits_do_not_change_a_snapshot(guardrail_dataset, lead):
 
 
 def test_drafts_and_rejected_pairs_are_left_out(guardrail_dataset, lead, annotator):
-    from datasets_app.services import example_create
+    from datasets_app.curation.services import example_create
 
     example_create(dataset=guardrail_dataset, user=annotator, prompt="Unreviewed?", response="Draft.")
     snapshot = snapshot_create(dataset=guardrail_dataset, user=lead)

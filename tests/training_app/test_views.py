@@ -7,8 +7,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from datasets_app.curation.services import example_create
 from datasets_app.models import ExampleStatus, Role
-from datasets_app.services import example_create
 from tests.factories import DatasetFactory, MembershipFactory, UserFactory
 from tests.training_app.conftest import TINY, guardrail_pairs
 from training_app.models import EvalItem, PlaygroundRequest, RunLog, RunMetric, TrainingRun

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from datasets_app import selectors as dataset_selectors
+from datasets_app.curation import selectors as dataset_selectors
 from datasets_app.views.common import role_errors_are_403
 from training_app import selectors, services
 from training_app.forms import RunForm

@@ -11,6 +11,7 @@ from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from datasets_app.curation.search import PG_VECTOR, search_examples, with_tag
 from datasets_app.errors import NotAllowed
 from datasets_app.models import (
     Dataset,
@@ -24,7 +25,6 @@ from datasets_app.models import (
     Template,
     Workspace,
 )
-from datasets_app.search import PG_VECTOR, search_examples, with_tag
 
 User = AbstractBaseUser | AnonymousUser
 
