@@ -3,8 +3,10 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from datasets_app import api as dataset_api
-from datasets_app import lint_api, template_api
+from datasets_app.api import blueprints as blueprint_api
+from datasets_app.api import curation as curation_api
+from datasets_app.api import imports as import_api
+from datasets_app.api import lint as lint_api
 from training_app import api as training_api
 
 
@@ -23,26 +25,26 @@ class IdConverter:
 register_converter(IdConverter, "id")
 
 api = [
-    path("auth/token/", dataset_api.TokenView.as_view(), name="api-token"),
-    path("workspaces/", dataset_api.WorkspaceListView.as_view(), name="api-workspaces"),
-    path("workspaces/<id:pk>/", dataset_api.WorkspaceDetailView.as_view(), name="api-workspace"),
-    path("workspaces/<id:pk>/members/", dataset_api.WorkspaceMembersView.as_view(), name="api-workspace-members"),
-    path("datasets/", dataset_api.DatasetListView.as_view(), name="api-datasets"),
-    path("datasets/<id:pk>/", dataset_api.DatasetDetailView.as_view(), name="api-dataset"),
-    path("datasets/<id:pk>/examples/", dataset_api.DatasetExamplesView.as_view(), name="api-dataset-examples"),
-    path("datasets/<id:pk>/import/", dataset_api.DatasetImportView.as_view(), name="api-dataset-import"),
-    path("datasets/<id:pk>/export/", dataset_api.DatasetExportView.as_view(), name="api-dataset-export"),
+    path("auth/token/", curation_api.TokenView.as_view(), name="api-token"),
+    path("workspaces/", curation_api.WorkspaceListView.as_view(), name="api-workspaces"),
+    path("workspaces/<id:pk>/", curation_api.WorkspaceDetailView.as_view(), name="api-workspace"),
+    path("workspaces/<id:pk>/members/", curation_api.WorkspaceMembersView.as_view(), name="api-workspace-members"),
+    path("datasets/", curation_api.DatasetListView.as_view(), name="api-datasets"),
+    path("datasets/<id:pk>/", curation_api.DatasetDetailView.as_view(), name="api-dataset"),
+    path("datasets/<id:pk>/examples/", curation_api.DatasetExamplesView.as_view(), name="api-dataset-examples"),
+    path("datasets/<id:pk>/import/", import_api.DatasetImportView.as_view(), name="api-dataset-import"),
+    path("datasets/<id:pk>/export/", curation_api.DatasetExportView.as_view(), name="api-dataset-export"),
     path("datasets/<id:pk>/lint/", lint_api.DatasetLintView.as_view(), name="api-dataset-lint"),
-    path("examples/<id:pk>/", dataset_api.ExampleDetailView.as_view(), name="api-example"),
-    path("examples/<id:pk>/status/", dataset_api.ExampleStatusView.as_view(), name="api-example-status"),
-    path("examples/<id:pk>/revisions/", dataset_api.ExampleRevisionsView.as_view(), name="api-example-revisions"),
-    path("jobs/<id:pk>/", dataset_api.JobDetailView.as_view(), name="api-job"),
-    path("datasets/<id:pk>/draft-responses/", template_api.DatasetDraftView.as_view(), name="api-dataset-draft"),
-    path("templates/", template_api.TemplateListView.as_view(), name="api-templates"),
-    path("templates/<id:pk>/", template_api.TemplateDetailView.as_view(), name="api-template"),
-    path("templates/<id:pk>/preview/", template_api.TemplatePreviewView.as_view(), name="api-template-preview"),
-    path("templates/<id:pk>/generate/", template_api.TemplateGenerateView.as_view(), name="api-template-generate"),
-    path("generators/", template_api.GeneratorListView.as_view(), name="api-generators"),
+    path("examples/<id:pk>/", curation_api.ExampleDetailView.as_view(), name="api-example"),
+    path("examples/<id:pk>/status/", curation_api.ExampleStatusView.as_view(), name="api-example-status"),
+    path("examples/<id:pk>/revisions/", curation_api.ExampleRevisionsView.as_view(), name="api-example-revisions"),
+    path("jobs/<id:pk>/", import_api.JobDetailView.as_view(), name="api-job"),
+    path("datasets/<id:pk>/draft-responses/", blueprint_api.DatasetDraftView.as_view(), name="api-dataset-draft"),
+    path("templates/", blueprint_api.TemplateListView.as_view(), name="api-templates"),
+    path("templates/<id:pk>/", blueprint_api.TemplateDetailView.as_view(), name="api-template"),
+    path("templates/<id:pk>/preview/", blueprint_api.TemplatePreviewView.as_view(), name="api-template-preview"),
+    path("templates/<id:pk>/generate/", blueprint_api.TemplateGenerateView.as_view(), name="api-template-generate"),
+    path("generators/", blueprint_api.GeneratorListView.as_view(), name="api-generators"),
     path("datasets/<id:pk>/snapshots/", training_api.DatasetSnapshotsView.as_view(), name="api-dataset-snapshots"),
     path("snapshots/<id:pk>/", training_api.SnapshotDetailView.as_view(), name="api-snapshot"),
     path("snapshots/<id:pk>/download/", training_api.SnapshotDownloadView.as_view(), name="api-snapshot-download"),

@@ -1,43 +1,38 @@
-"""REST API for workspaces, datasets, examples, imports and exports."""
+"""REST API for workspaces, members, datasets, examples, their revisions and exports, and API tokens."""
 
 from datetime import UTC
 
-from django.conf import settings
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.text import get_valid_filename
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import APIException, ParseError, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from datasets_app.curation import selectors, services
-from datasets_app.curation.exports import dataset_export
-from datasets_app.errors import BulkInvalid
-from datasets_app.formats import EXPORT_CONTENT_TYPES, EXPORT_EXTENSIONS, EXPORT_FORMATS
-from datasets_app.imports.services import ImportRejected, import_upload
-from datasets_app.models import ExampleStatus, Job
-from datasets_app.serializers import (
+from datasets_app.api.common import expected_version, flatten_errors, if_match, indexed_errors, workspace_param
+from datasets_app.api.serializers import (
     DatasetSerializer,
     DatasetUpdateSerializer,
     ExampleCreateSerializer,
     ExampleSerializer,
     ExampleUpdateSerializer,
-    ImportSerializer,
-    JobSerializer,
     MemberSerializer,
     StatusActionSerializer,
     WorkspaceSerializer,
 )
+from datasets_app.curation import selectors, services
+from datasets_app.curation.exports import dataset_export
+from datasets_app.errors import BulkInvalid
+from datasets_app.formats import EXPORT_CONTENT_TYPES, EXPORT_EXTENSIONS, EXPORT_FORMATS
+from datasets_app.models import ExampleStatus
 
 MAX_BULK = 10_000
 
@@ -102,24 +97,6 @@ class WorkspaceMembersView(APIView):
             workspace=workspace, user=user, role=serializer.validated_data["role"], by=request.user
         )
         return Response({"username": user.username, "role": membership.role}, status=status.HTTP_200_OK)
-
-
-def workspace_param(request: Request) -> int | None:
-    """The `?workspace=` filter of a list: a workspace id, or None when not given (400 when not an id)."""
-    workspace = request.query_params.get("workspace")
-    if not workspace:
-        return None
-    if not workspace.isdigit() or len(workspace) > 18:
-        raise ValidationError({"workspace": "must be a workspace id"})
-    return int(workspace)
-
-
-def job_accepted(request: Request, job: Job) -> Response:
-    """202 for work queued on a worker: the job, its URL in `job_url` and in the Location header."""
-    url = request.build_absolute_uri(reverse("api-job", args=[job.pk]))
-    return Response(
-        {**JobSerializer(job).data, "job_url": url}, status=status.HTTP_202_ACCEPTED, headers={"Location": url}
-    )
 
 
 # --- datasets
@@ -252,8 +229,8 @@ class DatasetExamplesView(generics.GenericAPIView):
         if not serializer.is_valid():
             problems = [
                 {"record": n + 1, "field": f, "message": m}
-                for n, errs in _indexed(serializer.errors)
-                for f, m in _flatten(errs)
+                for n, errs in indexed_errors(serializer.errors)
+                for f, m in flatten_errors(errs)
             ]
             return Response(
                 {"detail": f"{len(problems)} problem(s); nothing was created", "problems": problems[:100]}, status=400
@@ -277,54 +254,6 @@ class DatasetExamplesView(generics.GenericAPIView):
             "results": ExampleSerializer(created, many=True).data,
         }
         return Response(body, status=status.HTTP_201_CREATED)
-
-
-def _indexed(errors: object) -> list[tuple[int, object]]:
-    """A list serializer's errors as (index, errors) pairs, whichever shape DRF gives them in."""
-    pairs = errors.items() if isinstance(errors, dict) else enumerate(errors)  # type: ignore[attr-defined]
-    return [(int(index), errs) for index, errs in pairs if errs]
-
-
-def _flatten(errors: object, prefix: str = "") -> list[tuple[str, str]]:
-    """Nested serializer errors as (field path, message) pairs, e.g. ("history[0].role", '"robot" is not a valid choice.')."""
-    if isinstance(errors, dict):
-        return [pair for key, value in errors.items() for pair in _flatten(value, _join(prefix, key))]
-    if isinstance(errors, list) and errors and all(isinstance(item, str) for item in errors):
-        return [(prefix, " ".join(errors))]
-    if isinstance(errors, list):
-        return [pair for index, value in enumerate(errors) for pair in _flatten(value, f"{prefix}[{index}]") if value]
-    return [(prefix, str(errors))]
-
-
-def _join(prefix: str, key: object) -> str:
-    if isinstance(key, int):
-        return f"{prefix}[{key}]"
-    return f"{prefix}.{key}" if prefix else str(key)
-
-
-class PreconditionRequired(APIException):
-    status_code = 428
-    default_detail = 'send If-Match with the ETag you loaded (or "version" in the body)'
-    default_code = "precondition_required"
-
-
-def expected_version(request: Request) -> int:
-    """The version the client loaded, which an edit must carry (428 without it)."""
-    version = _if_match(request)
-    if version is None:
-        raise PreconditionRequired()
-    return version
-
-
-def _if_match(request: Request) -> int | None:
-    header = request.headers.get("If-Match")
-    if header is None:
-        version = request.data.get("version") if isinstance(request.data, dict) else None
-        return version if isinstance(version, int) else None
-    value = header.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise ParseError('If-Match must be the ETag you got, e.g. "3"')
-    return int(value)
 
 
 class ExampleDetailView(APIView):
@@ -365,7 +294,7 @@ class ExampleStatusView(APIView):
         serializer = StatusActionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         example = services.example_set_status(
-            example=example, user=request.user, expected_version=_if_match(request), **serializer.validated_data
+            example=example, user=request.user, expected_version=if_match(request), **serializer.validated_data
         )
         return Response(ExampleSerializer(example).data, headers={"ETag": f'"{example.version}"'})
 
@@ -405,70 +334,7 @@ class ExampleRevisionsView(APIView):
         )
 
 
-# --- import and export
-
-
-class DatasetImportView(APIView):
-    parser_classes = [MultiPartParser, FormParser]
-
-    @extend_schema(
-        request={"multipart/form-data": ImportSerializer},
-        responses={
-            201: inline_serializer(
-                "ImportResult",
-                {
-                    "created": serializers.IntegerField(),
-                    "skipped_duplicates": serializers.IntegerField(),
-                    "format": serializers.CharField(),
-                },
-            ),
-            202: inline_serializer("ImportQueued", {"job": serializers.IntegerField(), "url": serializers.CharField()}),
-            400: OpenApiResponse(
-                description="Problems in the file, each with line or record, field and message; nothing was written."
-            ),
-            413: OpenApiResponse(description="The file is larger than the configured maximum."),
-        },
-    )
-    def post(self, request: Request, pk: int) -> Response:
-        """Import a file (format detected from content unless given). Large files are imported by a worker: 202 and a job URL."""
-        dataset = selectors.dataset_get(user=request.user, pk=pk)
-        length = request.META.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > settings.IMPORT_MAX_BYTES + 64 * 1024:
-            return _too_large()
-        serializer = ImportSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        upload = data["file"]
-        if upload.size > settings.IMPORT_MAX_BYTES:
-            return _too_large()
-        try:
-            outcome = import_upload(
-                dataset=dataset, user=request.user, upload=upload, fmt=data.get("format"),
-                on_duplicate=data["on_duplicate"], status=data["status"],
-            )  # fmt: skip
-        except ImportRejected as rejected:
-            detail = f"{len(rejected.problems)}{' or more' if rejected.more else ''} problem(s) in {upload.name}; nothing was imported"
-            return Response({"detail": detail, "problems": rejected.problems}, status=status.HTTP_400_BAD_REQUEST)
-        if isinstance(outcome, Job):
-            return Response(
-                {"job": outcome.pk, "url": reverse("api-job", args=[outcome.pk])}, status=status.HTTP_202_ACCEPTED
-            )
-        return Response(outcome.as_dict(), status=status.HTTP_201_CREATED)
-
-
-def _too_large() -> Response:
-    limit = settings.IMPORT_MAX_BYTES / (1024 * 1024)
-    return Response(
-        {"detail": f"the file is larger than the {limit:g} MB import limit"},
-        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-    )
-
-
-class JobDetailView(APIView):
-    @extend_schema(responses=JobSerializer)
-    def get(self, request: Request, pk: int) -> Response:
-        """A background job's status, progress (0 to 1), result or problems."""
-        return Response(JobSerializer(selectors.job_get(user=request.user, pk=pk)).data)
+# --- export
 
 
 class DatasetExportView(APIView):

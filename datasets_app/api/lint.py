@@ -6,13 +6,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from datasets_app.api import job_accepted
+from datasets_app.api.common import job_accepted
+from datasets_app.api.serializers import JobSerializer
 from datasets_app.curation import selectors
 from datasets_app.lint.checks import CODES
 from datasets_app.lint.jobs import dataset_lint_start
 from datasets_app.lint.report import MAX_LISTED, dataset_lint_stored
 from datasets_app.models import Job
-from datasets_app.serializers import JobSerializer
 
 
 class LintProblemSerializer(serializers.Serializer):

@@ -8,13 +8,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from datasets_app.api import expected_version, job_accepted, workspace_param
+from datasets_app.api.common import expected_version, job_accepted, workspace_param
+from datasets_app.api.serializers import JobSerializer
 from datasets_app.blueprints import services as blueprints
 from datasets_app.blueprints.generators import generator_choices
 from datasets_app.blueprints.specs import default_spec
 from datasets_app.curation import selectors
 from datasets_app.models import Dataset, Job, Template, Workspace
-from datasets_app.serializers import JobSerializer
 
 
 class TemplateSerializer(serializers.ModelSerializer):

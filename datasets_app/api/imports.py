@@ -1,0 +1,78 @@
+"""REST API for importing a file into a dataset, and for following any background job (import, generate, draft, lint)."""
+
+from django.conf import settings
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from datasets_app.api.serializers import ImportSerializer, JobSerializer
+from datasets_app.curation import selectors
+from datasets_app.imports.services import ImportRejected, import_upload
+from datasets_app.models import Job
+
+
+class DatasetImportView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": ImportSerializer},
+        responses={
+            201: inline_serializer(
+                "ImportResult",
+                {
+                    "created": serializers.IntegerField(),
+                    "skipped_duplicates": serializers.IntegerField(),
+                    "format": serializers.CharField(),
+                },
+            ),
+            202: inline_serializer("ImportQueued", {"job": serializers.IntegerField(), "url": serializers.CharField()}),
+            400: OpenApiResponse(
+                description="Problems in the file, each with line or record, field and message; nothing was written."
+            ),
+            413: OpenApiResponse(description="The file is larger than the configured maximum."),
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        """Import a file (format detected from content unless given). Large files are imported by a worker: 202 and a job URL."""
+        dataset = selectors.dataset_get(user=request.user, pk=pk)
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > settings.IMPORT_MAX_BYTES + 64 * 1024:
+            return _too_large()
+        serializer = ImportSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        upload = data["file"]
+        if upload.size > settings.IMPORT_MAX_BYTES:
+            return _too_large()
+        try:
+            outcome = import_upload(
+                dataset=dataset, user=request.user, upload=upload, fmt=data.get("format"),
+                on_duplicate=data["on_duplicate"], status=data["status"],
+            )  # fmt: skip
+        except ImportRejected as rejected:
+            detail = f"{len(rejected.problems)}{' or more' if rejected.more else ''} problem(s) in {upload.name}; nothing was imported"
+            return Response({"detail": detail, "problems": rejected.problems}, status=status.HTTP_400_BAD_REQUEST)
+        if isinstance(outcome, Job):
+            return Response(
+                {"job": outcome.pk, "url": reverse("api-job", args=[outcome.pk])}, status=status.HTTP_202_ACCEPTED
+            )
+        return Response(outcome.as_dict(), status=status.HTTP_201_CREATED)
+
+
+def _too_large() -> Response:
+    limit = settings.IMPORT_MAX_BYTES / (1024 * 1024)
+    return Response(
+        {"detail": f"the file is larger than the {limit:g} MB import limit"},
+        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    )
+
+
+class JobDetailView(APIView):
+    @extend_schema(responses=JobSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        """A background job's status, progress (0 to 1), result or problems."""
+        return Response(JobSerializer(selectors.job_get(user=request.user, pk=pk)).data)
