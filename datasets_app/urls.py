@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from datasets_app.views import editor, history, imports, lint, pages, templates
+from datasets_app.views import blueprints, editor, history, imports, lint, pages
 
 urlpatterns = [
     path("", pages.home, name="home"),
@@ -21,12 +21,12 @@ urlpatterns = [
     path("jobs/<id:pk>/", imports.job_detail, name="job"),
     path("datasets/<id:pk>/lint/", lint.dataset_lint, name="dataset-lint"),
     path("datasets/<id:pk>/settings/", lint.dataset_settings, name="dataset-settings"),
-    path("datasets/<id:pk>/draft/", templates.dataset_draft, name="dataset-draft"),
-    path("templates/", templates.template_list, name="templates"),
-    path("workspaces/<id:pk>/templates/", templates.template_list, name="workspace-templates"),
-    path("workspaces/<id:pk>/templates/new/", templates.template_new, name="template-new"),
-    path("templates/<id:pk>/", templates.template_edit, name="template"),
-    path("templates/<id:pk>/preview/", templates.template_preview, name="template-preview"),
-    path("templates/<id:pk>/generate/", templates.template_generate, name="template-generate"),
-    path("templates/<id:pk>/delete/", templates.template_delete, name="template-delete"),
+    path("datasets/<id:pk>/draft/", blueprints.dataset_draft, name="dataset-draft"),
+    path("templates/", blueprints.template_list, name="templates"),
+    path("workspaces/<id:pk>/templates/", blueprints.template_list, name="workspace-templates"),
+    path("workspaces/<id:pk>/templates/new/", blueprints.template_new, name="template-new"),
+    path("templates/<id:pk>/", blueprints.template_edit, name="template"),
+    path("templates/<id:pk>/preview/", blueprints.template_preview, name="template-preview"),
+    path("templates/<id:pk>/generate/", blueprints.template_generate, name="template-generate"),
+    path("templates/<id:pk>/delete/", blueprints.template_delete, name="template-delete"),
 ]

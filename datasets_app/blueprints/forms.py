@@ -23,8 +23,8 @@ from datasets_app.blueprints.specs import (
     REFUSAL_PLACEHOLDERS,
     JsonKeys,
 )
-from datasets_app.forms import TextField
 from datasets_app.models import Dataset, Template, TemplateKind
+from datasets_app.views.forms import TextField
 
 TOPIC_LISTS = ("blocked", "allowed")
 TOPIC_FIELDS = {"blocked": ("name", "label", "description", "redirect"), "allowed": ("name", "label", "description")}

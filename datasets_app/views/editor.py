@@ -13,9 +13,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from datasets_app.curation import queues, selectors
 from datasets_app.errors import StaleVersion
-from datasets_app.forms import EditorForm, parse_tags
 from datasets_app.models import HISTORY_ROLES, Example
 from datasets_app.views.common import ListFilters, forget_counts, role_errors_are_403
+from datasets_app.views.forms import EditorForm, parse_tags
 from datasets_app.views.markdown import render_markdown
 from datasets_app.views.textdiff import as_text, word_diff
 

@@ -14,10 +14,10 @@ from django.views.decorators.http import require_GET, require_http_methods
 from datasets_app.blueprints.generators import generator_choices
 from datasets_app.curation import selectors, services
 from datasets_app.errors import DuplicateExample
-from datasets_app.forms import ImportForm, NewExampleForm
 from datasets_app.imports.services import ImportRejected, import_upload
 from datasets_app.models import HISTORY_ROLES, Job, Template
 from datasets_app.views.common import forget_counts, is_htmx, role_errors_are_403
+from datasets_app.views.forms import ImportForm, NewExampleForm
 from datasets_app.views.markdown import render_markdown
 
 

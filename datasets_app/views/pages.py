@@ -13,7 +13,6 @@ from django.views.decorators.http import require_GET, require_POST
 
 from datasets_app.blueprints.generators import generator_choices
 from datasets_app.curation import queues, selectors
-from datasets_app.forms import BulkForm
 from datasets_app.models import ROLE_RANK, Dataset, ExampleStatus, Membership, Role
 from datasets_app.views.common import (
     ListFilters,
@@ -24,6 +23,7 @@ from datasets_app.views.common import (
     safe_next,
     status_counts,
 )
+from datasets_app.views.forms import BulkForm
 
 BULK_DONE = {
     "submit": "submitted",
