@@ -7,8 +7,8 @@ from datasets_app.curation.services import example_create
 from datasets_app.models import Example, ExampleStatus, Job
 from tests.api_client import client_for
 from tests.chat_server import answer_for, openai_settings
-from tests.datasets_app.test_lint import KNEAD
-from tests.datasets_app.test_templating import GUARDRAIL
+from tests.datasets_app.blueprints.test_services import GUARDRAIL
+from tests.datasets_app.lint.test_lint import KNEAD
 from tests.worker import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

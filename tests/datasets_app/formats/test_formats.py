@@ -306,7 +306,7 @@ def test_importing_formats_loads_neither_django_nor_pyarrow():
         "import sys, datasets_app.formats;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'pyarrow')))"
     )
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
 
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
 

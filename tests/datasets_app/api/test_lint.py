@@ -8,7 +8,7 @@ from datasets_app.blueprints.specs import MCQSpec, default_spec
 from datasets_app.curation.services import example_create
 from datasets_app.models import Example, Job, Template
 from tests.api_client import client_for
-from tests.datasets_app.test_lint import KNEAD
+from tests.datasets_app.lint.test_lint import KNEAD
 
 pytestmark = pytest.mark.django_db
 

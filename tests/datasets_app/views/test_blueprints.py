@@ -6,9 +6,9 @@ from django.urls import reverse
 from datasets_app.blueprints.services import template_create, template_update
 from datasets_app.curation.services import example_create
 from datasets_app.models import Example, ExampleStatus, Job, Template
-from tests.datasets_app.test_templating import GUARDRAIL
-from tests.datasets_app.test_views_access import INLINE
-from tests.datasets_app.test_views_xss import PAYLOAD, SCRIPT, assert_inert
+from tests.datasets_app.blueprints.test_services import GUARDRAIL
+from tests.datasets_app.views.test_access import INLINE
+from tests.datasets_app.views.test_xss import PAYLOAD, SCRIPT, assert_inert
 from tests.factories import DatasetFactory
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ import pytest
 from datasets_app.blueprints.services import template_create
 from datasets_app.models import Example, Template
 from tests.api_client import client_for
-from tests.datasets_app.test_templating import GUARDRAIL, MCQ
+from tests.datasets_app.blueprints.test_services import GUARDRAIL, MCQ
 
 pytestmark = pytest.mark.django_db
 

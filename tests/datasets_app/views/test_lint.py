@@ -9,9 +9,9 @@ from django.urls import reverse
 from datasets_app.blueprints.services import template_create
 from datasets_app.curation.services import example_create
 from datasets_app.models import Dataset, ExampleStatus, Job
-from tests.datasets_app.test_lint import KNEAD
-from tests.datasets_app.test_views_access import INLINE
-from tests.datasets_app.test_views_xss import SCRIPT, assert_inert
+from tests.datasets_app.lint.test_lint import KNEAD
+from tests.datasets_app.views.test_access import INLINE
+from tests.datasets_app.views.test_xss import SCRIPT, assert_inert
 
 pytestmark = pytest.mark.django_db
 
