@@ -57,6 +57,9 @@ def run_create(
     """Queue a fine-tuning run on a snapshot (a fresh one of `dataset` when no snapshot is given); leads only."""
     if snapshot is None and dataset is None:
         raise ValidationError({"snapshot": "give a snapshot or a dataset"})
+    if snapshot is not None and dataset is not None:
+        both = "give a snapshot or a dataset, not both"
+        raise ValidationError({"snapshot": both, "dataset": both})
     workspace = snapshot.dataset.workspace if snapshot is not None else dataset.workspace  # type: ignore[union-attr]
     role_require(user=user, workspace=workspace, role=Role.LEAD)
     base_model = base_model or workspace.default_base_model or settings.DEFAULT_BASE_MODEL

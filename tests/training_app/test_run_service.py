@@ -11,6 +11,7 @@ from tests.api_client import client_for
 from tests.training_app.conftest import FAST, TINY
 from training_app.models import TrainingRun
 from training_app.services import run_cancel, run_create, run_sweep
+from training_app.snapshots import snapshot_create
 
 pytestmark = pytest.mark.django_db
 
@@ -71,7 +72,22 @@ def test_sweeper_fails_a_run_whose_heartbeat_stopped(guardrail_dataset, lead):
 
 
 def test_runs_need_a_snapshot_or_dataset_not_both(guardrail_dataset, lead):
-    response = client_for(lead).post("/api/runs/", {}, format="json")
-    assert response.status_code == 400
+    api = client_for(lead)
+    # neither
+    assert api.post("/api/runs/", {}, format="json").status_code == 400
     with pytest.raises(ValidationError):
         run_create(user=lead)
+    # both: refused, naming both fields, before a run is queued or another snapshot is made
+    snapshot = snapshot_create(dataset=guardrail_dataset, user=lead)
+    both = {"snapshot": snapshot.pk, "dataset": guardrail_dataset.pk, "base_model": TINY}
+    response = api.post("/api/runs/", both, format="json")
+    assert response.status_code == 400
+    assert "give exactly one of snapshot or dataset" in str(response.json())
+    with pytest.raises(ValidationError) as refused:
+        run_create(user=lead, snapshot=snapshot, dataset=guardrail_dataset, base_model=TINY)
+    assert refused.value.message_dict == {
+        "snapshot": ["give a snapshot or a dataset, not both"],
+        "dataset": ["give a snapshot or a dataset, not both"],
+    }
+    assert not TrainingRun.objects.exists()
+    assert guardrail_dataset.versions.count() == 1
