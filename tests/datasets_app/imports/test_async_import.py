@@ -49,5 +49,6 @@ def test_large_bad_file_fails_the_job_with_problems_and_writes_nothing(celery_wo
     api = client_for(annotator)
     job = finished_job(api, start_import(api, dataset, jsonl(records)))
     assert job["status"] == "failed"
-    assert job["problems"][0] == {"line": 2501, "field": "response", "message": job["problems"][0]["message"]}
+    assert job["error"] == "1 problem(s) in the file"
+    assert job["problems"] == [{"line": 2501, "field": "response", "message": "is missing"}]
     assert dataset.examples.count() == 0
