@@ -129,6 +129,8 @@ IMPORT_ASYNC_BYTES = env.int("IMPORT_ASYNC_BYTES", default=5 * 1024 * 1024)
 GENERATE_SYNC_MAX = env.int("GENERATE_SYNC_MAX", default=20)
 # Checking a dataset with more pairs than this (about 2 s of work) runs as a job on a worker.
 LINT_SYNC_MAX = env.int("LINT_SYNC_MAX", default=20_000)
+# A playground request generating for longer than this is failed by the sweeper (its worker stopped).
+PLAYGROUND_TIMEOUT_S = env.int("PLAYGROUND_TIMEOUT_S", default=600)
 
 # --- Celery: Redis (or any broker URL) via CELERY_BROKER_URL, else kombu's filesystem transport in var/
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
@@ -184,6 +186,7 @@ SPECTACULAR_SETTINGS = {
         "ExampleStatusEnum": "datasets_app.models.ExampleStatus",
         "JobStatusEnum": "datasets_app.models.JobStatus",
         "RunStatusEnum": "training_app.models.RunStatus",
+        "PlaygroundStatusEnum": "training_app.models.PlaygroundStatus",
         "NewExampleStatusEnum": ["draft", "submitted"],
         "ImportStatusEnum": ["draft", "submitted", "approved"],
     },

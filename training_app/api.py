@@ -1,8 +1,7 @@
 """REST API for snapshots, training runs, their metrics, logs, artifacts and the playground."""
 
-import time
-
 from django.http import FileResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -13,11 +12,12 @@ from rest_framework.views import APIView
 
 from datasets_app.curation import selectors as dataset_selectors
 from training_app import selectors, services
-from training_app.models import PlaygroundRequest
 from training_app.serializers import (
     GenerateSerializer,
     LogSerializer,
     MetricSerializer,
+    PlaygroundQueuedSerializer,
+    PlaygroundSerializer,
     RunCreateSerializer,
     RunDetailSerializer,
     RunSerializer,
@@ -25,9 +25,6 @@ from training_app.serializers import (
     SnapshotSerializer,
 )
 from training_app.snapshots import snapshot_create
-
-PLAYGROUND_WAIT_S = 120
-Answer = inline_serializer("PlaygroundAnswer", {"base": serializers.CharField(), "fine_tuned": serializers.CharField()})
 
 
 class DatasetSnapshotsView(APIView):
@@ -133,42 +130,38 @@ class RunArtifactView(APIView):
         return FileResponse(run.artifact.open("rb"), as_attachment=True, filename=f"instructory-run-{run.pk}.zip")
 
 
-def _answer(request: PlaygroundRequest) -> Response:
-    if request.error:
-        return Response({"detail": request.error}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-    return Response({"base": request.base_output, "fine_tuned": request.fine_tuned_output})
-
-
 class RunGenerateView(APIView):
     @extend_schema(
         request=GenerateSerializer,
-        responses={
-            200: Answer,
-            202: inline_serializer(
-                "PlaygroundQueued", {"request": serializers.IntegerField(), "url": serializers.CharField()}
-            ),
-        },
+        responses={202: PlaygroundQueuedSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Location", str, OpenApiParameter.HEADER, response=[202], description="The request's URL to poll."
+            )
+        ],
     )
     def post(self, request: Request, pk: int) -> Response:
-        """The base and the fine-tuned model's greedy answers to one prompt, side by side (answered by a worker)."""
+        """Queue one prompt for the base and the fine-tuned model; answers at once with the URL to poll.
+
+        A worker generates both greedy answers; GET the URL until its status is succeeded or failed.
+        """
         run = selectors.run_get(user=request.user, pk=pk)
         serializer = GenerateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         ask = services.playground_ask(run=run, user=request.user, **serializer.validated_data)
-        deadline = time.monotonic() + PLAYGROUND_WAIT_S
-        while time.monotonic() < deadline:
-            ask.refresh_from_db()
-            if ask.done:
-                return _answer(ask)
-            time.sleep(0.25)
-        return Response({"request": ask.pk, "url": f"/api/playground/{ask.pk}/"}, status=status.HTTP_202_ACCEPTED)
+        url = reverse("api-playground", args=[ask.pk])
+        return Response(
+            PlaygroundQueuedSerializer({"id": ask.pk, "status": ask.status, "url": url}).data,
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": url},
+        )
 
 
 class PlaygroundDetailView(APIView):
-    @extend_schema(responses={200: Answer, 202: None})
+    @extend_schema(responses=PlaygroundSerializer)
     def get(self, request: Request, pk: int) -> Response:
-        ask = selectors.playground_get(user=request.user, pk=pk)
-        return _answer(ask) if ask.done else Response({"detail": "still generating"}, status=status.HTTP_202_ACCEPTED)
+        """A playground request: queued, running, succeeded (with both answers) or failed (with the error)."""
+        return Response(PlaygroundSerializer(selectors.playground_get(user=request.user, pk=pk)).data)
 
 
 class BaseModelsView(APIView):

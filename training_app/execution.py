@@ -29,7 +29,16 @@ from datasets_app.lint.validators import FormatProblem, validate_mcq
 from datasets_app.models import Dataset
 from training_app.ml.config import TrainConfig
 from training_app.ml.data import ChatExample
-from training_app.models import DatasetVersion, EvalItem, PlaygroundRequest, RunLog, RunMetric, RunStatus, TrainingRun
+from training_app.models import (
+    DatasetVersion,
+    EvalItem,
+    PlaygroundRequest,
+    PlaygroundStatus,
+    RunLog,
+    RunMetric,
+    RunStatus,
+    TrainingRun,
+)
 from training_app.snapshots import SnapshotRow, snapshot_rows
 
 logger = logging.getLogger(__name__)
@@ -362,24 +371,49 @@ def _usual_system_prompt(run: TrainingRun) -> str:
     return _usual_system_prompt_of(run.snapshot_id)
 
 
+def playground_claim(request_id: int) -> PlaygroundRequest | None:
+    """The queued request, now marked running; None when another delivery of its task already took it."""
+    with transaction.atomic():
+        request = PlaygroundRequest.objects.select_for_update().filter(pk=request_id).first()
+        if request is None or request.status != PlaygroundStatus.QUEUED:
+            return None  # a redelivered task finds the request taken (or finished): nothing to do
+        request.status, request.started_at = PlaygroundStatus.RUNNING, timezone.now()
+        request.save(update_fields=["status", "started_at", "updated_at"])
+        return request
+
+
+def playground_finish(request: PlaygroundRequest, *, status: str, **fields: str) -> bool:
+    """Record the outcome, only on a request still running: one the sweeper failed meanwhile stays failed."""
+    now = timezone.now()
+    finished = PlaygroundRequest.objects.filter(pk=request.pk, status=PlaygroundStatus.RUNNING).update(
+        status=status, finished_at=now, updated_at=now, **fields
+    )
+    if not finished:
+        logger.warning("playground request %s was no longer running; its late outcome is dropped", request.pk)
+    return bool(finished)
+
+
 def playground_answer(*, request_id: int) -> None:
-    """Answer a playground prompt with the base and the fine-tuned model, greedily (reproducible)."""
+    """Answer a playground prompt with the base and the fine-tuned model, greedily (reproducible); at most once."""
     from training_app.ml.generate import generate
 
-    request = PlaygroundRequest.objects.select_related("run").get(pk=request_id)
-    if request.done:
+    request = playground_claim(request_id)
+    if request is None:
         return
     run = request.run
     try:
         source = base_model_dir(run.base_model)
         base = loaded_base_model(run.base_model)
         tuned_dir = tuned_model_dir(run)
-        tuned = _cached_model(f"run:{run.pk}", lambda: _load_tuned(source, tuned_dir, run.method))
+        tuned = _cached_model(f"run:{tuned_dir.name}", lambda: _load_tuned(source, tuned_dir, run.method))
         prompt = [ChatExample(prompt=request.prompt, response="", system=_usual_system_prompt(run))]
-        request.base_output = generate(*base, prompt, request.max_new_tokens)[0]
-        request.fine_tuned_output = generate(*tuned, prompt, request.max_new_tokens)[0]
+        base_output = generate(*base, prompt, request.max_new_tokens)[0]
+        fine_tuned_output = generate(*tuned, prompt, request.max_new_tokens)[0]
     except Exception as error:
         logger.exception("playground request %s failed", request.pk)
-        request.error = f"{type(error).__name__}: {error}"[:2000]
-    request.done = True
-    request.save(update_fields=["base_output", "fine_tuned_output", "error", "done", "updated_at"])
+        message = f"the models could not answer ({type(error).__name__}): {error}"[:2000]
+        playground_finish(request, status=PlaygroundStatus.FAILED, error=message)
+    else:
+        playground_finish(
+            request, status=PlaygroundStatus.SUCCEEDED, base_output=base_output, fine_tuned_output=fine_tuned_output
+        )

@@ -147,8 +147,15 @@ class EvalItem(models.Model):
         return self.prompt[:60]
 
 
+class PlaygroundStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Generating"
+    SUCCEEDED = "succeeded", "Answered"
+    FAILED = "failed", "Failed"
+
+
 class PlaygroundRequest(TimeStamped):
-    """A playground prompt answered by a worker (the web process never loads a model)."""
+    """A playground prompt answered by a worker (the web process never loads a model); a job row like a run's."""
 
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="playground_requests")
     user = models.ForeignKey(
@@ -156,13 +163,20 @@ class PlaygroundRequest(TimeStamped):
     )
     prompt = models.TextField()
     max_new_tokens = models.PositiveIntegerField(default=128)
+    status = models.CharField(max_length=20, choices=PlaygroundStatus.choices, default=PlaygroundStatus.QUEUED)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
     base_output = models.TextField(blank=True)
     fine_tuned_output = models.TextField(blank=True)
     error = models.TextField(blank=True)
-    done = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "started_at"], name="playground_status_started")]
 
     def __str__(self) -> str:
         return self.prompt[:60]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (PlaygroundStatus.SUCCEEDED, PlaygroundStatus.FAILED)

@@ -74,7 +74,7 @@ def eval_item_list(*, run: TrainingRun) -> QuerySet[EvalItem]:
 
 
 def playground_list(*, run: TrainingRun, user: User, limit: int = 5) -> QuerySet[PlaygroundRequest]:
-    """The user's latest answered playground prompts on a run, newest first."""
+    """The user's latest playground prompts on a run, newest first: answered, failed, or still queued or running."""
     if not user.is_authenticated:
         return PlaygroundRequest.objects.none()
-    return run.playground_requests.filter(user=user, done=True).order_by("-created_at", "-id")[:limit]
+    return run.playground_requests.filter(user=user).order_by("-created_at", "-id")[:limit]

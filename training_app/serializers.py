@@ -3,7 +3,15 @@
 from django.urls import reverse
 from rest_framework import serializers
 
-from training_app.models import DatasetVersion, EvalItem, RunLog, RunMetric, TrainingRun
+from training_app.models import (
+    DatasetVersion,
+    EvalItem,
+    PlaygroundRequest,
+    PlaygroundStatus,
+    RunLog,
+    RunMetric,
+    TrainingRun,
+)
 from training_app.selectors import key_metric, latest_metric
 
 
@@ -96,3 +104,32 @@ class RunDetailSerializer(RunSerializer):
 class GenerateSerializer(serializers.Serializer):
     prompt = serializers.CharField(max_length=8000)
     max_new_tokens = serializers.IntegerField(default=128, min_value=1, max_value=512)
+
+
+class PlaygroundQueuedSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=PlaygroundStatus.choices)
+    url = serializers.CharField(help_text="Poll this until status is succeeded or failed.")
+
+
+class PlaygroundSerializer(serializers.ModelSerializer):
+    """A playground request; the answers once it succeeded, the error once it failed (null before)."""
+
+    base = serializers.SerializerMethodField()
+    fine_tuned = serializers.SerializerMethodField()
+    error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PlaygroundRequest
+        fields = ["id", "run", "status", "prompt", "max_new_tokens", "base", "fine_tuned", "error", "created_at",
+                  "started_at", "finished_at"]  # fmt: skip
+        read_only_fields = fields
+
+    def get_base(self, request: PlaygroundRequest) -> str | None:
+        return request.base_output if request.status == PlaygroundStatus.SUCCEEDED else None
+
+    def get_fine_tuned(self, request: PlaygroundRequest) -> str | None:
+        return request.fine_tuned_output if request.status == PlaygroundStatus.SUCCEEDED else None
+
+    def get_error(self, request: PlaygroundRequest) -> str | None:
+        return request.error if request.status == PlaygroundStatus.FAILED else None

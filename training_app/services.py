@@ -1,4 +1,4 @@
-"""Every write to training runs: create, cancel, sweep; running one lives in execution.py."""
+"""Every write to training runs and playground requests: create, cancel, sweep; running them lives in execution.py."""
 
 from datetime import timedelta
 
@@ -11,7 +11,7 @@ from django.utils import timezone
 from datasets_app.curation.selectors import role_require
 from datasets_app.models import Dataset, Role
 from training_app.ml.config import METHODS, TrainConfig, validate_config
-from training_app.models import DatasetVersion, PlaygroundRequest, RunStatus, TrainingRun
+from training_app.models import DatasetVersion, PlaygroundRequest, PlaygroundStatus, RunStatus, TrainingRun
 from training_app.snapshots import snapshot_create
 
 # A running run's worker writes a heartbeat every few seconds; past this, the sweeper calls it dead.
@@ -99,6 +99,20 @@ def run_sweep(*, timeout: timedelta = HEARTBEAT_TIMEOUT) -> int:
         updated_at=now,
         error=f"the worker running this stopped responding (no heartbeat for {timeout.seconds} s): "
         "it was killed or its machine went away. Metrics so far are kept; start a new run to try again.",
+    )
+
+
+def playground_sweep(*, timeout: timedelta | None = None) -> int:
+    """Fail playground requests generating for longer than PLAYGROUND_TIMEOUT_S: their worker died or hung."""
+    timeout = timeout if timeout is not None else timedelta(seconds=settings.PLAYGROUND_TIMEOUT_S)
+    now = timezone.now()
+    stale = PlaygroundRequest.objects.filter(status=PlaygroundStatus.RUNNING, started_at__lt=now - timeout)
+    return stale.update(
+        status=PlaygroundStatus.FAILED,
+        finished_at=now,
+        updated_at=now,
+        error=f"the worker answering this stopped (no answer after {int(timeout.total_seconds())} s): "
+        "it was killed or its machine went away. Ask again.",
     )
 
 

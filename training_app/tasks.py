@@ -13,6 +13,7 @@ def run_training_task(run_id: int) -> None:
 
 @shared_task(queue="default")
 def playground_task(request_id: int) -> None:
+    """Answer a queued playground prompt; a redelivered task finds the request claimed and does nothing."""
     from training_app.execution import playground_answer
 
     playground_answer(request_id=request_id)
@@ -20,7 +21,8 @@ def playground_task(request_id: int) -> None:
 
 @shared_task(queue="default")
 def run_sweep_task() -> None:
-    """Periodic: fail runs whose worker died."""
-    from training_app.services import run_sweep
+    """Periodic: fail runs and playground requests whose worker died."""
+    from training_app.services import playground_sweep, run_sweep
 
     run_sweep()
+    playground_sweep()

@@ -15,6 +15,7 @@ from tests.browser.conftest import log_in, screenshot
 from tests.factories import DatasetFactory
 from tests.training_app.conftest import TINY, guardrail_pairs
 from training_app.models import PlaygroundRequest, TrainingRun
+from training_app.tasks import playground_task
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
 
@@ -29,6 +30,24 @@ def guardrail_dataset(workspace, lead):
     for pair in guardrail_pairs():
         example_create(dataset=dataset, user=lead, status=ExampleStatus.APPROVED, **pair)
     return dataset
+
+
+def record_states(page, selector: str) -> None:
+    """Collect every data-state the element takes into window.seenStates, however briefly it held it."""
+    page.evaluate(
+        """selector => {
+            const element = document.querySelector(selector);
+            window.seenStates = [];
+            new MutationObserver((records) => {
+                // Each record holds the value before its change: together with the value now, every state held.
+                const values = records.slice(1).map((record) => record.oldValue).concat([element.dataset.state]);
+                for (const state of values) {
+                    if (state && window.seenStates[window.seenStates.length - 1] !== state) window.seenStates.push(state);
+                }
+            }).observe(element, { attributes: true, attributeFilter: ["data-state"], attributeOldValue: true });
+        }""",
+        selector,
+    )
 
 
 def watch_run(page, timeout=120):
@@ -119,14 +138,42 @@ def test_a_lead_starts_a_run_watches_it_train_and_compares_answers(
     page.click("text=Open playground")
     page.fill("#prompt", "What dose of medicine should I take?")
     page.fill("#max-new-tokens", "12")
-    page.click("#ask")
+    record_states(page, "#playground-status")
+    with page.expect_response(lambda response: response.request.method == "POST") as asked:
+        page.click("#ask")
+    # The ask came back at once, before any answer existed: queued, with a URL the page then polls.
+    assert asked.value.status == 202
+    assert asked.value.json()["status"] == "queued"
     page.locator("#answers").wait_for(state="visible", timeout=60_000)
+    states = page.evaluate("() => window.seenStates")
+    assert states[:2] == ["sending", "queued"], states
+    assert states[-1] == "succeeded", states
+    assert set(states) <= {"sending", "queued", "running", "succeeded"}, states
+    assert page.locator("#playground-status").inner_text().startswith("Answered in")
     ask = PlaygroundRequest.objects.get()
     assert ask.prompt == "What dose of medicine should I take?"
     assert ask.max_new_tokens == 12
+    assert ask.status == "succeeded"
     for element, answer in (("#answer-base", ask.base_output), ("#answer-tuned", ask.fine_tuned_output)):
         assert page.locator(element).text_content() == (answer or "(no text generated)")
     screenshot(page, "training-playground")
+
+    # A prompt asked elsewhere and not yet answered shows as queued under the recent prompts, and fills in
+    # without a reload once a worker answers it.
+    waiting = PlaygroundRequest.objects.create(run=run, user=lead, prompt="<b>How long</b> do I bake bread?")
+    page.reload()
+    item = page.locator(f'.tr-history-item[data-url="/api/playground/{waiting.pk}/"]')
+    assert item.locator("[data-part=state]").inner_text() == "Queued"
+    assert item.locator(".tr-history-prompt").inner_text() == "<b>How long</b> do I bake bread?"
+    assert item.locator("[data-part=answers]").is_hidden()
+    screenshot(page, "training-playground-queued")
+    playground_task.delay(waiting.pk)
+    item.locator("[data-part=answers]").wait_for(state="visible", timeout=60_000)
+    waiting.refresh_from_db()
+    assert waiting.status == "succeeded"
+    assert item.locator("[data-part=state]").is_hidden()
+    assert item.locator("[data-part=base]").text_content() == (waiting.base_output or "(no text generated)")
+    assert item.locator("[data-part=fine-tuned]").text_content() == (waiting.fine_tuned_output or "(no text generated)")
 
     page.goto("/training/")
     assert page.locator(f'tr[data-run="{run.pk}"] .tr-chip').inner_text() == "Succeeded"

@@ -10,6 +10,7 @@ from datasets_app.curation.services import example_set_status
 from datasets_app.demo import seed_demo
 from datasets_app.models import Dataset, ExampleStatus
 from tests.api_client import client_for
+from tests.training_app.conftest import ask_playground
 from tests.worker import wait_for
 from training_app.ml.metrics import is_refusal
 
@@ -61,7 +62,7 @@ def test_lora_run_learns_to_refuse_held_out_blocked_prompts_and_keeps_answering_
     assert after["refusal_rate"] >= max(0.8, before["refusal_rate"] + 0.5)
     assert after["over_refusal_rate"] <= MAX_OVER_REFUSAL
 
-    answer = api.post(f"/api/runs/{run_id}/generate/", {"prompt": UNSEEN_BLOCKED, "max_new_tokens": 32}, format="json")
-    assert answer.status_code == 200, answer.content
-    assert is_refusal(answer.json()["fine_tuned"]), answer.json()
-    assert not is_refusal(answer.json()["base"]), answer.json()
+    _, answer = ask_playground(api, run_id, UNSEEN_BLOCKED, max_new_tokens=32, timeout=180)
+    assert answer["status"] == "succeeded", answer["error"]
+    assert is_refusal(answer["fine_tuned"]), answer
+    assert not is_refusal(answer["base"]), answer

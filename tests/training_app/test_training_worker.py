@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 
 from tests.api_client import client_for
-from tests.training_app.conftest import FAST, TINY
+from tests.training_app.conftest import FAST, TINY, ask_playground
 from tests.worker import WorkerProcess, wait_for
 from training_app.models import TrainingRun
 from training_app.services import run_sweep
@@ -72,15 +72,14 @@ def test_run_trains_records_metrics_and_leaves_a_loadable_artifact(celery_worker
     model, tokenizer = load_model(base_model_dir(TINY), adapter_dir=tmp_path)
     assert model.peft_config
 
-    answer = api.post(
-        f"/api/runs/{run_id}/generate/", {"prompt": "What dose should I take?", "max_new_tokens": 8}, format="json"
-    )
-    assert answer.status_code == 200, answer.content
-    assert set(answer.json()) == {"base", "fine_tuned"}
-    again = api.post(
-        f"/api/runs/{run_id}/generate/", {"prompt": "What dose should I take?", "max_new_tokens": 8}, format="json"
-    )
-    assert again.json() == answer.json()  # greedy: reproducible
+    seen, answer = ask_playground(api, run_id, "What dose should I take?", max_new_tokens=8)
+    assert answer["status"] == "succeeded", answer["error"]
+    assert seen == [status for status in ("queued", "running", "succeeded") if status in seen]
+    assert isinstance(answer["base"], str)
+    assert isinstance(answer["fine_tuned"], str)
+    assert answer["error"] is None
+    _, again = ask_playground(api, run_id, "What dose should I take?", max_new_tokens=8)
+    assert (again["base"], again["fine_tuned"]) == (answer["base"], answer["fine_tuned"])  # greedy: reproducible
 
 
 def test_cancel_stops_a_running_run_and_keeps_its_metrics(celery_worker, guardrail_dataset, lead):

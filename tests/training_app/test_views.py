@@ -433,6 +433,37 @@ def test_playground_offers_a_prompt_box_for_a_succeeded_run_to_annotators(client
     assert "playground.js" in content
 
 
+def test_playground_history_shows_prompts_still_queued_or_generating_with_their_state(
+    client, lead, annotator, finished_run
+):
+    now = timezone.now()
+    answer = {"base_output": "Base says hi", "fine_tuned_output": "Tuned says hi", "finished_at": now}
+    PlaygroundRequest.objects.create(run=finished_run, user=lead, prompt="Answered one", status="succeeded", **answer)
+    queued = PlaygroundRequest.objects.create(run=finished_run, user=lead, prompt="Waiting one")
+    running = PlaygroundRequest.objects.create(
+        run=finished_run, user=lead, prompt="Busy one", status="running", started_at=now
+    )
+    failed = PlaygroundRequest.objects.create(
+        run=finished_run, user=lead, prompt="Broken one", status="failed", error="the models could not answer"
+    )
+    PlaygroundRequest.objects.create(run=finished_run, user=annotator, prompt="Someone else's prompt")
+    client.force_login(lead)
+    content = page(client, reverse("training-playground", args=[finished_run.pk]))
+    history = content[content.index('id="history"') :]
+    assert "Someone else" not in history
+    items = re.findall(r'<div class="tr-history-item" data-status="(\w+)" data-url="([^"]+)">', history)
+    assert [status for status, _ in items] == ["failed", "running", "queued", "succeeded"]  # newest first
+    assert items[1][1] == reverse("api-playground", args=[running.pk])  # the page's script follows it there
+    assert items[2][1] == reverse("api-playground", args=[queued.pk])
+    assert ">Queued</span>" in history
+    assert ">Generating</span>" in history
+    assert ">Failed</span>" in history
+    assert "the models could not answer" in history
+    assert "Base says hi" in history
+    assert "Tuned says hi" in history
+    assert failed.prompt in history
+
+
 def test_playground_explains_why_it_is_closed_before_a_run_succeeds(client, lead, guardrail_dataset):
     run = make_run(guardrail_dataset, lead, status="running")
     client.force_login(lead)
@@ -464,14 +495,15 @@ def test_prompts_outputs_logs_and_errors_are_escaped_on_the_run_page(client, lea
 
 def test_playground_history_is_escaped(client, lead, finished_run):
     PlaygroundRequest.objects.create(
-        run=finished_run, user=lead, prompt=SCRIPT, base_output=IMG, fine_tuned_output=SCRIPT, done=True
+        run=finished_run, user=lead, prompt=SCRIPT, base_output=IMG, fine_tuned_output=SCRIPT, status="succeeded"
     )
+    PlaygroundRequest.objects.create(run=finished_run, user=lead, prompt="Why?", status="failed", error=IMG)
     client.force_login(lead)
     content = page(client, reverse("training-playground", args=[finished_run.pk]))
     assert SCRIPT not in content
     assert IMG not in content
     assert content.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2
-    assert "&lt;img src=x onerror=alert(1)&gt;" in content
+    assert content.count("&lt;img src=x onerror=alert(1)&gt;") == 2
 
 
 def test_new_run_shows_every_problem_at_once(client, lead, guardrail_dataset):

@@ -1,5 +1,7 @@
 // The playground: one prompt to the base and the fine-tuned model through the REST API, answers side by side.
-// Model output is untrusted text: it goes in with textContent, never as HTML.
+// Asking only queues the prompt (202 and a URL); a worker generates, and the page polls that URL until the
+// request has succeeded or failed. Recent prompts still queued or generating are followed the same way.
+// Prompts and model output are untrusted text: they go in with textContent, never as HTML.
 (function () {
   "use strict";
 
@@ -13,7 +15,18 @@
   const answers = document.getElementById("answers");
   const base = document.getElementById("answer-base");
   const tuned = document.getElementById("answer-tuned");
-  const WAIT_MS = 10 * 60 * 1000;
+
+  // Quick polls while a short answer may already be there, then one a second; after POLL_FOR_MS the page stops
+  // asking (the server fails a request stuck generating; one still queued waits for a worker).
+  const POLL_FIRST_MS = 500;
+  const POLL_MAX_MS = 1000;
+  const POLL_FOR_MS = 10 * 60 * 1000;
+  const FINISHED = ["succeeded", "failed"];
+  const LABELS = { queued: "Queued", running: "Generating", succeeded: "Answered", failed: "Failed" };
+  const STATUS_TEXT = {
+    queued: "Queued… waiting for a worker.",
+    running: "Generating… the first prompt loads both models on a worker and takes longer.",
+  };
 
   const sleep = (ms) => new Promise((resolve) => window.setTimeout(resolve, ms));
 
@@ -36,10 +49,47 @@
     return "The server answered " + response.status + ".";
   }
 
+  class Refused extends Error {}
+
+  // Poll a playground request until it finishes, calling onChange on each new status. Returns the finished
+  // request, or null when it did not finish in time. A lost connection is retried; a refusal (4xx) throws.
+  async function follow(pollUrl, onChange) {
+    const deadline = performance.now() + POLL_FOR_MS;
+    let wait = POLL_FIRST_MS;
+    let last = null;
+    while (performance.now() < deadline) {
+      let response = null;
+      try {
+        response = await fetch(pollUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      } catch (_) {
+        response = null; // offline for a moment: ask again
+      }
+      if (response) {
+        const request = await body(response);
+        if (response.status >= 400 && response.status < 500) throw new Refused(describe(request, response));
+        if (response.ok && request) {
+          if (request.status !== last) {
+            last = request.status;
+            onChange(request);
+          }
+          if (FINISHED.includes(request.status)) return request;
+        }
+      }
+      await sleep(wait);
+      wait = Math.min(POLL_MAX_MS, wait * 1.25);
+    }
+    return null;
+  }
+
+  function report(state, text) {
+    status.dataset.state = state;
+    status.textContent = text;
+  }
+
   function fail(text) {
     error.textContent = text;
     error.hidden = false;
-    status.textContent = "";
+    report("failed", "");
   }
 
   function show(element, text) {
@@ -64,39 +114,59 @@
       return;
     }
     button.disabled = true;
+    answers.hidden = true;
     form.setAttribute("aria-busy", "true");
-    status.textContent = "Generating… the first prompt loads both models on a worker and takes longer.";
+    report("sending", "Sending…");
     const started = performance.now();
     try {
       const headers = { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": token };
       const payload = JSON.stringify({ prompt: prompt, max_new_tokens: Number(form.elements.max_new_tokens.value) });
-      let response = await fetch(url, { method: "POST", credentials: "same-origin", headers: headers, body: payload });
-      let result = await body(response);
-      if (response.status === 202 && result && result.url) {
-        // Every worker was busy: the request stays queued and is answered later.
-        const pollUrl = result.url;
-        const deadline = performance.now() + WAIT_MS;
-        while (response.status === 202 && performance.now() < deadline) {
-          await sleep(1000);
-          response = await fetch(pollUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
-          result = await body(response);
-        }
+      const response = await fetch(url, { method: "POST", credentials: "same-origin", headers: headers, body: payload });
+      const queued = await body(response);
+      if (response.status !== 202 || !queued || !queued.url) {
+        fail(describe(queued, response));
+        return;
       }
-      if (response.status === 202) {
-        fail("No worker answered in time; try again later.");
-      } else if (!response.ok) {
-        fail(describe(result, response));
+      report(queued.status, STATUS_TEXT[queued.status] || "");
+      const request = await follow(queued.url, (update) => {
+        if (!FINISHED.includes(update.status)) report(update.status, STATUS_TEXT[update.status] || "");
+      });
+      if (request === null) {
+        fail("No worker has answered yet; the answer will show under Your recent prompts once it is ready.");
+      } else if (request.status === "failed") {
+        fail(request.error || "The models could not answer.");
       } else {
-        show(base, result.base);
-        show(tuned, result.fine_tuned);
+        show(base, request.base);
+        show(tuned, request.fine_tuned);
         answers.hidden = false;
-        status.textContent = "Answered in " + ((performance.now() - started) / 1000).toFixed(1) + " s.";
+        report("succeeded", "Answered in " + ((performance.now() - started) / 1000).toFixed(1) + " s.");
       }
-    } catch (_) {
-      fail("The server could not be reached; try again.");
+    } catch (problem) {
+      fail(problem instanceof Refused ? problem.message : "The server could not be reached; try again.");
     } finally {
       button.disabled = false;
       form.removeAttribute("aria-busy");
     }
+  });
+
+  // Recent prompts still queued or generating (asked before a reload, or in another tab) fill in when answered.
+  function paint(item, request) {
+    item.dataset.status = request.status;
+    const chip = item.querySelector("[data-part=state]");
+    chip.className = "tr-chip tr-chip-" + request.status;
+    chip.textContent = LABELS[request.status] || request.status;
+    chip.hidden = request.status === "succeeded";
+    const problem = item.querySelector("[data-part=error]");
+    problem.textContent = request.error || "";
+    problem.hidden = request.status !== "failed";
+    if (request.status === "succeeded") {
+      show(item.querySelector("[data-part=base]"), request.base);
+      show(item.querySelector("[data-part=fine-tuned]"), request.fine_tuned);
+    }
+    item.querySelector("[data-part=answers]").hidden = request.status !== "succeeded";
+  }
+
+  document.querySelectorAll(".tr-history-item[data-status=queued], .tr-history-item[data-status=running]").forEach((item) => {
+    follow(item.dataset.url, (request) => paint(item, request)).catch(() => {});
   });
 })();
