@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -12,8 +13,20 @@ VAR_DIR = Path(env.str("INSTRUCTORY_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-# The fallback key is only for a laptop; production sets DJANGO_SECRET_KEY.
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-local-key-change-me-" + str(BASE_DIR))
+# DJANGO_SECRET_KEY wins; else the key `make` generated once into the var dir (web, workers and `manage.py serve`
+# read the same file); else only DEBUG may run, on a fixed key. Never a silent fixed key in production.
+SECRET_KEY_FILE = VAR_DIR / "secret_key"
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or (
+    SECRET_KEY_FILE.read_text().strip() if SECRET_KEY_FILE.is_file() else ""
+)
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY is not set and there is no key file at {SECRET_KEY_FILE}. Set DJANGO_SECRET_KEY, "
+            "or run `make secret-key` once to create that file (`make run` and `make test` do), "
+            "or set DJANGO_DEBUG=1 to run on a development key."
+        )
+    SECRET_KEY = "insecure-local-key-change-me-" + str(BASE_DIR)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -112,10 +125,19 @@ STORAGES = {
 if STORAGE_BACKEND.endswith("FileSystemStorage") and not STORAGES["default"]["OPTIONS"]:
     STORAGES["default"]["OPTIONS"] = {"location": str(MEDIA_ROOT)}
 
-# --- security
+# --- security; the HTTPS settings are off for a laptop and on in docker-compose.yml (TLS ends at a proxy in front)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SSL_REDIRECT", default=False)
+# The container health probe asks over plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
+# Only behind a proxy that terminates TLS and sets X-Forwarded-Proto itself (a client could send it otherwise).
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
