@@ -1,5 +1,6 @@
 """Instructory settings: every value comes from the environment, with defaults that run on a laptop."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -42,6 +43,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "datasets_app",
     "training_app",
 ]
@@ -57,6 +59,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "project.middleware.ContentSecurityPolicyMiddleware",
     "project.middleware.RejectNulInQueryMiddleware",
+    # Last, so its lockout answer (project/login_limits.py) passes through the headers above.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -102,6 +106,28 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- failed logins (django-axes): every login path (browser, admin, API token) goes through authenticate(),
+# where the first backend refuses a locked account or address; project/login_limits.py has the details.
+AUTHENTICATION_BACKENDS = [
+    "project.login_limits.LoginLimitBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# How many proxies in front of the app append to X-Forwarded-For; 0: the client is REMOTE_ADDR, the header is ignored.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+LOGIN_LOCKOUT_ACCOUNT_FAILURES = env.int("LOGIN_LOCKOUT_ACCOUNT_FAILURES", default=5)
+LOGIN_LOCKOUT_ADDRESS_FAILURES = env.int("LOGIN_LOCKOUT_ADDRESS_FAILURES", default=20)
+AXES_HANDLER = "project.login_limits.LoginLimitHandler"
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+# Axes knows one limit; the handler applies the two above, and Axes' own check (on the larger) agrees with it.
+AXES_FAILURE_LIMIT = max(LOGIN_LOCKOUT_ACCOUNT_FAILURES, LOGIN_LOCKOUT_ADDRESS_FAILURES)
+# A lock ends by itself this long after the last failure that counted; failures while locked do not extend it,
+# so no one can keep a real user out for good.
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "project.login_limits.client_ip"
+AXES_USERNAME_CALLABLE = "project.login_limits.client_username"
+AXES_LOCKOUT_CALLABLE = "project.login_limits.lockout_response"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -191,6 +217,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "project.api_errors.exception_handler",
     "URL_FORMAT_OVERRIDE": None,  # ?format= names a dataset file format on export, not a renderer
     "DEFAULT_THROTTLE_RATES": {"login": env.str("LOGIN_THROTTLE_RATE", default="30/min")},
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,  # throttles key on the same client address as the login lockout
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Instructory API",

@@ -89,6 +89,7 @@ def test_the_compose_stack_passes_check_deploy(tmp_path):
     for name in ("DJANGO_SECURE_PROXY_SSL_HEADER", "DJANGO_SSL_REDIRECT", "DJANGO_SECURE_COOKIES"):
         assert environment[name] == "1", name
     assert int(environment["DJANGO_HSTS_SECONDS"]) >= 31536000
+    assert environment["TRUSTED_PROXY_COUNT"] == "1"
     assert "DJANGO_DEBUG" not in environment  # off by default
     # The check connects to no database or broker; only this machine's paths differ from the containers'.
     environment |= {"INSTRUCTORY_VAR_DIR": str(tmp_path), "MEDIA_ROOT": str(tmp_path / "media")}
