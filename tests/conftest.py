@@ -1,4 +1,5 @@
 import pytest
+from django.core.cache import cache
 
 from datasets_app.models import Role
 from tests.factories import DatasetFactory, MembershipFactory, UserFactory, WorkspaceFactory
@@ -10,6 +11,14 @@ pytest_plugins = ["tests.chat_server", "tests.worker"]
 def fast_password_hashing(settings):
     """Tests create many users; the production hasher is slow on purpose."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache: the API's login throttle counts requests there."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture
