@@ -14,7 +14,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from datasets_app.blueprints import services as blueprints
-from datasets_app.blueprints.forms import (
+from datasets_app.blueprints.specs import SpecError, default_spec, parse_spec
+from datasets_app.curation import selectors
+from datasets_app.errors import StaleVersion
+from datasets_app.models import Job, Role, Template, Workspace
+from datasets_app.views.blueprint_forms import (
     GENERAL,
     DraftForm,
     FieldErrors,
@@ -26,10 +30,6 @@ from datasets_app.blueprints.forms import (
     spec_fields,
     spec_from_post,
 )
-from datasets_app.blueprints.specs import SpecError, default_spec, parse_spec
-from datasets_app.curation import selectors
-from datasets_app.errors import StaleVersion
-from datasets_app.models import Job, Role, Template, Workspace
 from datasets_app.views.common import forget_counts, is_htmx, parse_id, role_errors_are_403, safe_next
 
 PREVIEW_ROWS = 200

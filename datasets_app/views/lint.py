@@ -10,11 +10,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from datasets_app.blueprints.forms import DatasetSettingsForm
 from datasets_app.curation import selectors, services
 from datasets_app.lint.jobs import dataset_lint_start
 from datasets_app.lint.report import dataset_lint_stored
 from datasets_app.models import Dataset, Job, JobStatus, Role
+from datasets_app.views.blueprint_forms import DatasetSettingsForm
 from datasets_app.views.common import role_errors_are_403
 
 REPORT_ROWS = 500
