@@ -20,7 +20,7 @@ from datasets_app.curation.content import normalize
 from datasets_app.curation.selectors import role_require
 from datasets_app.curation.services import example_update, examples_bulk_create
 from datasets_app.errors import StaleVersion
-from datasets_app.jobs.services import job_claim, job_finish, job_progress
+from datasets_app.jobs.services import job_beating, job_claim, job_finish, job_progress
 from datasets_app.models import Dataset, Example, ExampleStatus, Job, JobStatus, Role, Template, Workspace
 
 logger = logging.getLogger(__name__)
@@ -293,15 +293,16 @@ def generate_job_run(*, job_id: int) -> None:
     job = job_claim(job_id)
     if job is None:
         return
-    try:
-        result = _draft_job(job) if job.kind == Job.Kind.DRAFT else _generate_job(job).as_dict()
-    except (GeneratorError, ValidationError, SpecError, Template.DoesNotExist) as error:
-        job_finish(job, status=JobStatus.FAILED, error=_message(error), phase="failed")
-    except Exception as error:
-        logger.exception("%s job %s failed", job.kind, job.pk)
-        job_finish(job, status=JobStatus.FAILED, error=f"the job failed: {error}", phase="failed")
-    else:
-        job_finish(job, status=JobStatus.SUCCEEDED, result=result, progress=1.0, phase="done")
+    with job_beating(job):
+        try:
+            result = _draft_job(job) if job.kind == Job.Kind.DRAFT else _generate_job(job).as_dict()
+        except (GeneratorError, ValidationError, SpecError, Template.DoesNotExist) as error:
+            job_finish(job, status=JobStatus.FAILED, error=_message(error), phase="failed")
+        except Exception as error:
+            logger.exception("%s job %s failed", job.kind, job.pk)
+            job_finish(job, status=JobStatus.FAILED, error=f"the job failed: {error}", phase="failed")
+        else:
+            job_finish(job, status=JobStatus.SUCCEEDED, result=result, progress=1.0, phase="done")
 
 
 def _message(error: Exception) -> str:

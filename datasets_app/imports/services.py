@@ -16,7 +16,7 @@ from django.utils.text import get_valid_filename
 from datasets_app.curation.content import content_hash
 from datasets_app.curation.selectors import role_require
 from datasets_app.formats import IMPORT_FORMATS, Problem, Record, UnknownFormat, detect_format, read_records
-from datasets_app.jobs.services import job_claim, job_finish, job_progress
+from datasets_app.jobs.services import job_beating, job_claim, job_finish, job_progress
 from datasets_app.lint.checks import lint_rules, pair_problems
 from datasets_app.models import Dataset, ExampleStatus, Job, JobStatus, Role
 
@@ -253,22 +253,23 @@ def import_job_run(*, job_id: int) -> None:
         return
 
     params = job.params
-    try:
-        with job.file.open("rb") as stream:
-            outcome = dataset_import(
-                dataset=job.dataset, user=job.created_by, stream=stream, filename=params["filename"], fmt=params["format"],
-                on_duplicate=params["on_duplicate"], status=params["status"],
-                progress=lambda phase, fraction: job_progress(job, phase, fraction),
-            )  # fmt: skip
-    except ImportRejected as rejected:
-        job_finish(job, status=JobStatus.FAILED, problems=rejected.problems, error=str(rejected), phase="rejected")
-    except Exception as error:
-        logger.exception("import job %s failed", job.pk)
-        job_finish(job, status=JobStatus.FAILED, error=f"the import failed: {error}", phase="failed")
-    else:
-        job_finish(job, status=JobStatus.SUCCEEDED, result=outcome.as_dict(), progress=1.0, phase="done")
-    finally:
-        job.file.delete(save=False)
+    with job_beating(job):
+        try:
+            with job.file.open("rb") as stream:
+                outcome = dataset_import(
+                    dataset=job.dataset, user=job.created_by, stream=stream, filename=params["filename"], fmt=params["format"],
+                    on_duplicate=params["on_duplicate"], status=params["status"],
+                    progress=lambda phase, fraction: job_progress(job, phase, fraction),
+                )  # fmt: skip
+        except ImportRejected as rejected:
+            job_finish(job, status=JobStatus.FAILED, problems=rejected.problems, error=str(rejected), phase="rejected")
+        except Exception as error:
+            logger.exception("import job %s failed", job.pk)
+            job_finish(job, status=JobStatus.FAILED, error=f"the import failed: {error}", phase="failed")
+        else:
+            job_finish(job, status=JobStatus.SUCCEEDED, result=outcome.as_dict(), progress=1.0, phase="done")
+        finally:
+            job.file.delete(save=False)
 
 
 def import_upload(

@@ -3,12 +3,16 @@
 Each feature creates and runs its own kind of job with these; nothing here knows a feature.
 """
 
+import logging
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
+from datasets_app.jobs.heartbeat import Heartbeat
 from datasets_app.models import Job, JobStatus
+
+logger = logging.getLogger(__name__)
 
 HEARTBEAT_TIMEOUT = timedelta(seconds=90)
 
@@ -25,15 +29,33 @@ def job_claim(job_id: int) -> Job | None:
         return job
 
 
-def job_finish(job: Job, *, status: str, **fields: object) -> None:
+def job_finish(job: Job, *, status: str, **fields: object) -> bool:
+    """End a running job once; False when it had already ended (the sweeper failed it): that status stays.
+
+    A success clears any error. Call it inside the transaction that commits the job's work, so the
+    work and the job's end are one commit.
+    """
     now = timezone.now()
-    Job.objects.filter(pk=job.pk).update(status=status, finished_at=now, heartbeat_at=now, updated_at=now, **fields)
+    if status == JobStatus.SUCCEEDED:
+        fields.setdefault("error", "")
+    running = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING)
+    ended = running.update(status=status, finished_at=now, heartbeat_at=now, updated_at=now, **fields)
+    if not ended:
+        logger.warning("job %s had already ended; its late %s outcome is dropped", job.pk, status)
+    return bool(ended)
 
 
 def job_progress(job: Job, phase: str, fraction: float) -> None:
-    """Record progress; it doubles as the heartbeat the sweeper watches."""
+    """Record progress (and a heartbeat) on a running job."""
     now = timezone.now()
-    Job.objects.filter(pk=job.pk).update(phase=phase, progress=fraction, heartbeat_at=now, updated_at=now)
+    Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+        phase=phase, progress=fraction, heartbeat_at=now, updated_at=now
+    )
+
+
+def job_beating(job: Job) -> Heartbeat:
+    """A heartbeat for the job while its body runs: `with job_beating(job): ...`."""
+    return Heartbeat(Job, job.pk)
 
 
 def job_sweep(*, now: object = None) -> int:

@@ -7,7 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from datasets_app.curation.selectors import role_require
-from datasets_app.jobs.services import job_claim, job_finish, job_progress
+from datasets_app.jobs.services import job_beating, job_claim, job_finish, job_progress
 from datasets_app.lint.report import LintReport, dataset_lint_refresh
 from datasets_app.models import Dataset, Job, JobStatus, Role
 
@@ -45,15 +45,16 @@ def lint_job_run(*, job_id: int) -> None:
     job = job_claim(job_id)
     if job is None:
         return
-    try:
-        report = dataset_lint_refresh(
-            dataset=job.dataset,
-            user=job.created_by,
-            progress=lambda phase, fraction: job_progress(job, phase, fraction),
-        )
-    except Exception as error:
-        logger.exception("lint job %s failed", job.pk)
-        job_finish(job, status=JobStatus.FAILED, error=f"the check failed: {error}", phase="failed")
-    else:
-        summary = {key: value for key, value in report.as_dict(limit=0).items() if key in LINT_SUMMARY}
-        job_finish(job, status=JobStatus.SUCCEEDED, result=summary, progress=1.0, phase="done")
+    with job_beating(job):
+        try:
+            report = dataset_lint_refresh(
+                dataset=job.dataset,
+                user=job.created_by,
+                progress=lambda phase, fraction: job_progress(job, phase, fraction),
+            )
+        except Exception as error:
+            logger.exception("lint job %s failed", job.pk)
+            job_finish(job, status=JobStatus.FAILED, error=f"the check failed: {error}", phase="failed")
+        else:
+            summary = {key: value for key, value in report.as_dict(limit=0).items() if key in LINT_SUMMARY}
+            job_finish(job, status=JobStatus.SUCCEEDED, result=summary, progress=1.0, phase="done")
