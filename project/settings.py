@@ -135,13 +135,17 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_DIR = Path(env.str("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("queue", "processed", "control"):
+    # project/celery.py points filesystem:// at project/broker.py, which claims messages into claimed/ by a rename
+    # and moves files that cannot be decoded to bad/.
+    for sub in ("queue", "processed", "control", "claimed", "bad"):
         (CELERY_BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
         "control_folder": str(CELERY_BROKER_DIR / "control"),
+        "claimed_folder": str(CELERY_BROKER_DIR / "claimed"),
+        "bad_folder": str(CELERY_BROKER_DIR / "bad"),
         "store_processed": False,
         "polling_interval": 0.1,  # a folder listing is cheap; a task starts within 0.1 s instead of 1 s
     }
