@@ -16,7 +16,6 @@ from datasets_app.models import Dataset, ExampleStatus, Job, JobStatus, Role
 from datasets_app.selectors import role_require
 
 logger = logging.getLogger(__name__)
-HEARTBEAT_TIMEOUT = timedelta(seconds=90)
 LINT_SUMMARY = ("checked", "pairs_with_problems", "counts")  # what a finished check keeps on its job row
 
 
@@ -99,11 +98,12 @@ def import_job_run(*, job_id: int) -> None:
 
 def job_sweep(*, now: object = None) -> int:
     """Fail running jobs whose worker stopped sending heartbeats; returns how many."""
-    cutoff = (now or timezone.now()) - HEARTBEAT_TIMEOUT
+    timeout = settings.JOB_HEARTBEAT_TIMEOUT_S
+    cutoff = (now or timezone.now()) - timedelta(seconds=timeout)
     stale = Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
     return stale.update(
         status=JobStatus.FAILED,
-        error="the worker running this job stopped responding (no heartbeat for 90 s); start it again",
+        error=f"the worker running this job stopped responding (no heartbeat for {timeout} s); start it again",
         finished_at=timezone.now(),
         updated_at=timezone.now(),
     )

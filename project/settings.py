@@ -157,9 +157,24 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Sweeps fail jobs and runs whose worker stopped sending heartbeats (killed, out of memory, machine gone). Beat, a
+# process of its own, only enqueues them and any worker runs them; one left waiting past its interval is dropped,
+# as a newer one is queued behind it.
+JOB_SWEEP_INTERVAL_S = env.float("JOB_SWEEP_INTERVAL_S", default=30.0)
+RUN_SWEEP_INTERVAL_S = env.float("RUN_SWEEP_INTERVAL_S", default=15.0)
+JOB_HEARTBEAT_TIMEOUT_S = env.int("JOB_HEARTBEAT_TIMEOUT_S", default=90)
+RUN_HEARTBEAT_TIMEOUT_S = env.int("RUN_HEARTBEAT_TIMEOUT_S", default=60)
 CELERY_BEAT_SCHEDULE = {
-    "sweep-stale-jobs": {"task": "datasets_app.tasks.job_sweep_task", "schedule": 30.0},
-    "sweep-stale-runs": {"task": "training_app.tasks.run_sweep_task", "schedule": 15.0},
+    "sweep-stale-jobs": {
+        "task": "datasets_app.tasks.job_sweep_task",
+        "schedule": JOB_SWEEP_INTERVAL_S,
+        "options": {"expires": JOB_SWEEP_INTERVAL_S},
+    },
+    "sweep-stale-runs": {
+        "task": "training_app.tasks.run_sweep_task",
+        "schedule": RUN_SWEEP_INTERVAL_S,
+        "options": {"expires": RUN_SWEEP_INTERVAL_S},
+    },
 }
 
 # --- REST API
