@@ -79,7 +79,10 @@ class Channel(filesystem.Channel):
 
     def _set_aside(self, claimed: str, name: str, error: Exception) -> None:
         bad = os.path.join(self.bad_folder, name)
-        os.replace(claimed, bad)
+        try:
+            os.replace(claimed, bad)
+        except OSError:
+            bad = claimed  # left where it was claimed: no consumer lists that folder either
         logger.error("Skipped a broker message that cannot be decoded (%s); it was moved to %s", error, bad)
 
     def get_table(self, exchange):
