@@ -5,7 +5,8 @@ kombu 5.7's transport (kombu/transport/filesystem.py) has races that kill or sta
   can take it half-written and die with "Unrecoverable error: JSONDecodeError";
 - a consumer claims a message with shutil.move into the system temp folder (a copy and a delete when that is another
   file system), so two consumers can both run one message, or read a file the other one is rewriting;
-- binding a queue opens the exchange's control file with "wb" before locking it, which empties it under a reader.
+- binding a queue opens the exchange's control file with "wb" before locking it, so processes starting together
+  (web workers, the worker, beat) empty it under each other's reads and leave it as invalid JSON.
 
 Here a message is written under a temporary name that no consumer lists and renamed into place; a consumer claims it
 with one rename on the same file system, which exactly one consumer wins; a file that still cannot be decoded is

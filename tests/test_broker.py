@@ -3,6 +3,8 @@
 Each test runs its workers and producers on a broker folder of its own, whatever broker the suite is configured for.
 """
 
+import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -10,10 +12,9 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from kombu import Connection, Exchange, Queue
 
 from tests.worker import WorkerProcess, wait_for
-
-pytestmark = [pytest.mark.django_db, pytest.mark.worker]
 
 INCLUDE = ["--include", "tests.broker_load"]
 
@@ -38,6 +39,8 @@ def messages(broker_dir: Path) -> list[Path]:
     return sorted((broker_dir / "queue").glob("*.default.msg"))
 
 
+@pytest.mark.worker
+@pytest.mark.django_db
 def test_many_producers_and_two_workers_on_one_folder_run_every_message_exactly_once(tmp_path):
     broker_dir, out = tmp_path / "broker", tmp_path / "out"
     out.mkdir()
@@ -72,6 +75,8 @@ def test_many_producers_and_two_workers_on_one_folder_run_every_message_exactly_
     assert not list((broker_dir / "bad").iterdir())
 
 
+@pytest.mark.worker
+@pytest.mark.django_db
 def test_a_message_file_cut_short_is_set_aside_and_the_worker_runs_the_next_one(tmp_path):
     broker_dir, out = tmp_path / "broker", tmp_path / "out"
     out.mkdir()
@@ -96,3 +101,28 @@ def test_a_message_file_cut_short_is_set_aside_and_the_worker_runs_the_next_one(
     assert sorted(path.name for path in out.iterdir()) == ["good-0-0"]
     assert sorted(path.name.partition(".")[0] for path in (broker_dir / "bad").iterdir()) == ["0_cut", "0_empty"]
     assert "cannot be decoded" in "".join(worker.log)
+
+
+def declare(folder: Path, queue: str, start) -> None:
+    options = {"data_folder_in": str(folder / "queue"), "data_folder_out": str(folder / "queue")}
+    with Connection("filesystem://", transport_options={**options, "control_folder": str(folder / "control")}) as conn:
+        channel = conn.default_channel
+        start.wait()
+        Queue(queue, Exchange("tasks"), routing_key=queue)(channel).declare()
+
+
+def test_queues_declared_by_many_processes_at_once_all_stay_bound(tmp_path):
+    # As on a fresh `make run`: web workers, the worker and beat declare their queues on one exchange at once.
+    context = multiprocessing.get_context("fork")
+    for trial in range(10):
+        folder, start = tmp_path / str(trial), context.Event()
+        (folder / "queue").mkdir(parents=True)
+        declarers = [context.Process(target=declare, args=(folder, f"q{n}", start)) for n in range(12)]
+        for process in declarers:
+            process.start()
+        start.set()
+        for process in declarers:
+            process.join(timeout=60)
+        assert [process.exitcode for process in declarers] == [0] * 12
+        table = json.loads((folder / "control" / "tasks.exchange").read_text())
+        assert sorted(queue for _, _, queue in table) == sorted(f"q{n}" for n in range(12))
