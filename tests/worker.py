@@ -26,7 +26,9 @@ def database_url() -> str:
 
 
 class WorkerProcess:
-    def __init__(self, queues: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, queues: str, env: dict[str, str] | None = None, args: list[str] | None = None, name: str = ""
+    ) -> None:
         env = {**os.environ, **(env or {}), "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"}
         self.log: list[str] = []
         self.ready = threading.Event()
@@ -47,7 +49,8 @@ class WorkerProcess:
                 "--without-gossip",
                 "--without-mingle",
                 "-n",
-                f"test-{os.getpid()}-{queues}@%h",
+                f"{name or f'test-{os.getpid()}-{queues}'}@%h",
+                *(args or []),
             ],
             cwd=Path(settings.BASE_DIR),
             env=env,

@@ -14,9 +14,6 @@ from training_app.ml.config import METHODS, TrainConfig, validate_config
 from training_app.models import DatasetVersion, PlaygroundRequest, PlaygroundStatus, RunStatus, TrainingRun
 from training_app.snapshots import snapshot_create
 
-# A running run's worker writes a heartbeat every few seconds; past this, the sweeper calls it dead.
-HEARTBEAT_TIMEOUT = timedelta(seconds=60)
-
 
 def base_model_names() -> list[str]:
     return list(settings.BASE_MODELS)
@@ -89,15 +86,19 @@ def run_cancel(*, run: TrainingRun, user: AbstractBaseUser) -> TrainingRun:
     return locked
 
 
-def run_sweep(*, timeout: timedelta = HEARTBEAT_TIMEOUT) -> int:
-    """Fail running runs whose worker stopped sending heartbeats (killed, out of memory, machine gone)."""
+def run_sweep(*, timeout: timedelta | None = None) -> int:
+    """Fail running runs whose worker stopped sending heartbeats (killed, out of memory, machine gone).
+
+    A running run's worker beats every few seconds; past RUN_HEARTBEAT_TIMEOUT_S (or `timeout`) it is called dead.
+    """
+    timeout = timeout or timedelta(seconds=settings.RUN_HEARTBEAT_TIMEOUT_S)
     now = timezone.now()
     stale = TrainingRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=now - timeout)
     return stale.update(
         status=RunStatus.FAILED,
         finished_at=now,
         updated_at=now,
-        error=f"the worker running this stopped responding (no heartbeat for {timeout.seconds} s): "
+        error=f"the worker running this stopped responding (no heartbeat for {timeout.total_seconds():.0f} s): "
         "it was killed or its machine went away. Metrics so far are kept; start a new run to try again.",
     )
 

@@ -6,6 +6,7 @@ Each feature creates and runs its own kind of job with these; nothing here knows
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -13,8 +14,6 @@ from datasets_app.jobs.heartbeat import Heartbeat
 from datasets_app.models import Job, JobStatus
 
 logger = logging.getLogger(__name__)
-
-HEARTBEAT_TIMEOUT = timedelta(seconds=90)
 
 
 def job_claim(job_id: int) -> Job | None:
@@ -60,11 +59,12 @@ def job_beating(job: Job) -> Heartbeat:
 
 def job_sweep(*, now: object = None) -> int:
     """Fail running jobs whose worker stopped sending heartbeats; returns how many."""
-    cutoff = (now or timezone.now()) - HEARTBEAT_TIMEOUT
+    timeout = settings.JOB_HEARTBEAT_TIMEOUT_S
+    cutoff = (now or timezone.now()) - timedelta(seconds=timeout)
     stale = Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
     return stale.update(
         status=JobStatus.FAILED,
-        error="the worker running this job stopped responding (no heartbeat for 90 s); start it again",
+        error=f"the worker running this job stopped responding (no heartbeat for {timeout} s); start it again",
         finished_at=timezone.now(),
         updated_at=timezone.now(),
     )
