@@ -1,4 +1,4 @@
-"""`manage.py serve` (what `make run` runs) keeps the app up when its worker is killed.
+"""`manage.py serve` (what `make run` runs) keeps the app up when a worker is killed.
 
 Serve runs on the suite's test database but on a filesystem broker and var folder of its own, with sweeps every
 second and a short heartbeat timeout, so a killed worker's run is failed within seconds instead of a minute.
@@ -52,6 +52,7 @@ class Serve:
             **SWEEPS,
             "DATABASE_URL": database_url(),
             "INSTRUCTORY_VAR_DIR": str(var_dir),
+            "DJANGO_SECRET_KEY": settings.SECRET_KEY,  # the suite's key: this var folder has no key file
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),  # where the test's snapshots are
             "INSTRUCTORY_MODEL_CACHE": str(settings.MODEL_CACHE_DIR),
             "CELERY_BROKER_URL": "filesystem://",
@@ -78,7 +79,7 @@ class Serve:
         return "".join(self.log)
 
     def children(self) -> dict[str, psutil.Process]:
-        """Serve's own children by role: "web", "worker" and "beat" (while they run)."""
+        """Serve's own children by role: "web", "worker", "trainer" and "beat" (while they run)."""
         found = {}
         try:
             children = psutil.Process(self.process.pid).children()
@@ -92,7 +93,7 @@ class Serve:
             if any(arg.endswith("gunicorn") for arg in argv):
                 found["web"] = child
             elif "worker" in argv:
-                found["worker"] = child
+                found["trainer" if "training" in argv else "worker"] = child
             elif "beat" in argv:
                 found["beat"] = child
         return found
@@ -134,29 +135,30 @@ def training_dataset(workspace, lead):
 
 def test_a_killed_worker_is_restarted_its_run_is_failed_and_new_work_runs(serve, training_dataset, lead):
     token = Token.objects.create(user=lead).key
-    wait_for(lambda: {"web", "worker", "beat"} <= set(serve.children()), timeout=30)
+    wait_for(lambda: {"web", "worker", "trainer", "beat"} <= set(serve.children()), timeout=30)
     long_run = {"dataset": training_dataset.pk, "base_model": TINY, "hyperparameters": {**FAST, "epochs": 60}}
     wait_for(lambda: _try(lambda: serve.api("GET", "/healthz", token)), timeout=60)
     run_id = serve.api("POST", "/api/runs/", token, long_run)["id"]
     wait_for(lambda: TrainingRun.objects.get(pk=run_id).step >= 1, timeout=180, interval=0.1)
 
     before = serve.children()
-    before["worker"].send_signal(signal.SIGKILL)
+    before["trainer"].send_signal(signal.SIGKILL)
 
-    wait_for(lambda: "started the worker again" in serve.text(), timeout=30)
+    wait_for(lambda: "started the trainer again" in serve.text(), timeout=30)
     after = serve.children()
-    assert after["worker"].pid != before["worker"].pid
-    assert after["beat"].pid == before["beat"].pid
-    assert after["web"].pid == before["web"].pid
-    assert f"the worker (pid {before['worker'].pid}) was killed by SIGKILL" in serve.text()
+    assert after["trainer"].pid != before["trainer"].pid
+    assert {role: after[role].pid for role in ("web", "worker", "beat")} == {
+        role: before[role].pid for role in ("web", "worker", "beat")
+    }
+    assert f"the trainer (pid {before['trainer'].pid}) was killed by SIGKILL" in serve.text()
 
-    # the sweep, enqueued by beat and run by the new worker, fails the run the killed worker held
+    # the sweep, enqueued by beat and run by the default worker, fails the run the killed trainer held
     wait_for(lambda: TrainingRun.objects.get(pk=run_id).status == RunStatus.FAILED, timeout=90)
     assert "stopped responding (no heartbeat for 10 s)" in TrainingRun.objects.get(pk=run_id).error
     assert not TrainingRun.objects.filter(status=RunStatus.RUNNING).exists()
     assert not Job.objects.filter(status=JobStatus.RUNNING).exists()
 
-    # and the new worker takes new work
+    # and the new trainer takes new work
     short_run = {"dataset": training_dataset.pk, "base_model": TINY, "hyperparameters": FAST}
     new_id = serve.api("POST", "/api/runs/", token, short_run)["id"]
     wait_for(lambda: TrainingRun.objects.get(pk=new_id).finished, timeout=120)
@@ -169,7 +171,7 @@ def test_a_killed_worker_is_restarted_its_run_is_failed_and_new_work_runs(serve,
 
 
 def test_beat_keeps_enqueueing_sweeps_while_the_worker_keeps_dying_until_serve_stops_everything(serve, tmp_path):
-    wait_for(lambda: {"web", "worker", "beat"} <= set(serve.children()), timeout=30)
+    wait_for(lambda: {"web", "worker", "trainer", "beat"} <= set(serve.children()), timeout=30)
     first = serve.children()
     killed: set[int] = set()
 

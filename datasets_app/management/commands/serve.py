@@ -1,4 +1,4 @@
-"""Serve the web app, a Celery worker and Celery beat until Ctrl+C, restarting whichever of them dies."""
+"""Serve the web app, Celery workers (default and training queues) and Celery beat until Ctrl+C, restarting whichever dies."""
 
 import os
 import signal
@@ -48,7 +48,7 @@ def describe_exit(code: int) -> str:
 
 
 class Command(BaseCommand):
-    help = "Run gunicorn on 127.0.0.1:8000, a Celery worker and Celery beat; restart any that dies; Ctrl+C stops all."
+    help = "Run gunicorn on 127.0.0.1:8000, two Celery workers and Celery beat; restart any that dies; Ctrl+C stops all."
 
     def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
         parser.add_argument("--bind", default="127.0.0.1:8000")
@@ -58,9 +58,12 @@ class Command(BaseCommand):
         web = [str(bin_dir / "gunicorn"), "project.wsgi", "--bind", options["bind"], "--workers", "2", "--threads", "4"]
         celery = [str(bin_dir / "celery"), "-A", "project"]
         schedule = settings.CELERY_BEAT_SCHEDULE_FILENAME
+        log = ["--loglevel", "info"]
         children = [
             Child("web server", [*web, "--access-logfile", "-"]),
-            Child("worker", [*celery, "worker", "-Q", "default,training", "--concurrency", "1", "--loglevel", "info"]),
+            # Two workers, as in production: a long training run never holds up imports, checks and the sweeps.
+            Child("worker", [*celery, "worker", "-Q", "default", "-n", "default@%h", "--concurrency", "2", *log]),
+            Child("trainer", [*celery, "worker", "-Q", "training", "-n", "training@%h", "--concurrency", "1", *log]),
             # Beat only enqueues the sweeps and a worker runs them, so a killed worker is swept once one is back.
             Child("beat", [*celery, "beat", "--schedule", schedule, "--loglevel", "info"]),
         ]
