@@ -48,7 +48,9 @@ def describe_exit(code: int) -> str:
 
 
 class Command(BaseCommand):
-    help = "Run gunicorn on 127.0.0.1:8000, two Celery workers and Celery beat; restart any that dies; Ctrl+C stops all."
+    help = (
+        "Run gunicorn on 127.0.0.1:8000, two Celery workers and Celery beat; restart any that dies; Ctrl+C stops all."
+    )
 
     def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
         parser.add_argument("--bind", default="127.0.0.1:8000")
