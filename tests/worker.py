@@ -118,14 +118,15 @@ def web_broker(url: str) -> Iterator[None]:
     """This process (the web side: API requests, services) publishes to `url` meanwhile."""
     from project.celery import app
 
-    def use(broker_url: str) -> None:
+    def use(write_url: str | None) -> None:
         for pool in (app._pool, getattr(app.amqp, "_producer_pool", None)):
             if pool is not None:
                 pool.force_close_all()
-        app.conf.broker_url = broker_url
+        # Publishing reads broker_write_url; Celery's broker_url prefers $CELERY_BROKER_URL over any setting.
+        app.conf.broker_write_url = write_url
         app._pool, app.amqp._producer_pool = None, None
 
-    previous = app.conf.broker_url
+    previous = app.conf.get("broker_write_url")
     use(url)
     try:
         yield
