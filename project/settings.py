@@ -183,8 +183,8 @@ PLAYGROUND_TIMEOUT_S = env.int("PLAYGROUND_TIMEOUT_S", default=600)
 # --- Celery: Redis (or any broker URL) via CELERY_BROKER_URL, else kombu's filesystem transport in var/
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_DIR = Path(env.str("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
-# Publishing to a dead broker fails within about this long instead of hanging (a refused connection fails at once);
-# the row stays queued and the dispatcher sends it once the broker is back (datasets_app/jobs/outbox.py).
+# Publishing to a dead broker fails after about this long instead of hanging (kombu retries a refused connection
+# until then); the row stays queued and the dispatcher sends it once the broker is back (datasets_app/jobs/outbox.py).
 BROKER_TIMEOUT_S = env.float("BROKER_TIMEOUT_S", default=2.0)
 CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_TIMEOUT_S
 # Redis: bounds each connect and each reply (kombu waits forever by default); other transports ignore these.
