@@ -119,11 +119,9 @@ def web_broker(url: str) -> Iterator[None]:
     from project.celery import app
 
     def use(write_url: str | None) -> None:
-        for pool in (app._pool, getattr(app.amqp, "_producer_pool", None)):
-            if pool is not None:
-                pool.force_close_all()
         # Publishing reads broker_write_url; Celery's broker_url prefers $CELERY_BROKER_URL over any setting.
         app.conf.broker_write_url = write_url
+        # The app finds the pools of the new URL in kombu's registry (where those of the old one stay, open).
         app._pool, app.amqp._producer_pool = None, None
 
     previous = app.conf.get("broker_write_url")
