@@ -15,6 +15,18 @@ class TimeStamped(models.Model):
         abstract = True
 
 
+class Dispatched(models.Model):
+    """A row whose Celery task goes through the outbox (datasets_app/jobs/outbox.py): sent, and sent again while queued."""
+
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its task last reached the broker; null until a send succeeded."
+    )
+    dispatch_count = models.PositiveIntegerField(default=0, help_text="How many sends of its task reached the broker.")
+
+    class Meta:
+        abstract = True
+
+
 class Role(models.TextChoices):
     ANNOTATOR = "annotator", "Annotator"
     LEAD = "lead", "Lead"
@@ -238,7 +250,7 @@ class JobStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class Job(TimeStamped):
+class Job(TimeStamped, Dispatched):
     """A background job on a dataset (an import, a generation); the row is the source of truth, not the broker."""
 
     class Kind(models.TextChoices):
@@ -248,6 +260,7 @@ class Job(TimeStamped):
         LINT = "lint", "Check dataset"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
+    task = models.CharField(max_length=200, blank=True, help_text="The Celery task that runs it, by name.")
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="jobs")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -183,13 +183,18 @@ PLAYGROUND_TIMEOUT_S = env.int("PLAYGROUND_TIMEOUT_S", default=600)
 # --- Celery: Redis (or any broker URL) via CELERY_BROKER_URL, else kombu's filesystem transport in var/
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_DIR = Path(env.str("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
-CELERY_BROKER_TRANSPORT_OPTIONS = {}
+# Publishing to a dead broker fails after about this long instead of hanging (kombu retries a refused connection
+# until then); the row stays queued and the dispatcher sends it once the broker is back (datasets_app/jobs/outbox.py).
+BROKER_TIMEOUT_S = env.float("BROKER_TIMEOUT_S", default=2.0)
+CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_TIMEOUT_S
+# Redis: bounds each connect and each reply (kombu waits forever by default); other transports ignore these.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": BROKER_TIMEOUT_S, "socket_timeout": BROKER_TIMEOUT_S}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # project/celery.py points filesystem:// at project/broker.py, which claims messages into claimed/ by a rename
     # and moves files that cannot be decoded to bad/.
     for sub in ("queue", "processed", "control", "claimed", "bad"):
         (CELERY_BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
@@ -214,6 +219,14 @@ JOB_SWEEP_INTERVAL_S = env.float("JOB_SWEEP_INTERVAL_S", default=30.0)
 RUN_SWEEP_INTERVAL_S = env.float("RUN_SWEEP_INTERVAL_S", default=15.0)
 JOB_HEARTBEAT_TIMEOUT_S = env.int("JOB_HEARTBEAT_TIMEOUT_S", default=90)
 RUN_HEARTBEAT_TIMEOUT_S = env.int("RUN_HEARTBEAT_TIMEOUT_S", default=60)
+# The outbox's dispatcher: every DISPATCH_INTERVAL_S it sends the queued rows whose task never reached the broker,
+# and those sent but still queued DISPATCH_DEADLINE_S later (the broker lost them; the wait doubles with each send,
+# up to DISPATCH_DEADLINE_MAX_S, so a run waiting behind a long one is not sent over and over).
+DISPATCH_INTERVAL_S = env.float("DISPATCH_INTERVAL_S", default=10.0)
+DISPATCH_DEADLINE_S = env.float("DISPATCH_DEADLINE_S", default=60.0)
+DISPATCH_DEADLINE_MAX_S = env.float("DISPATCH_DEADLINE_MAX_S", default=900.0)
+# A tick no worker took up for a while (all busy, or none running) is dropped rather than piled up behind the others.
+_EVERY_TICK = {"expires": max(3 * DISPATCH_INTERVAL_S, 30.0)}
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {
         "task": "datasets_app.jobs.tasks.job_sweep_task",
@@ -224,6 +237,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "training_app.tasks.run_sweep_task",
         "schedule": RUN_SWEEP_INTERVAL_S,
         "options": {"expires": RUN_SWEEP_INTERVAL_S},
+    },
+    "dispatch-jobs": {
+        "task": "datasets_app.jobs.tasks.job_dispatch_task",
+        "schedule": DISPATCH_INTERVAL_S,
+        "options": _EVERY_TICK,
+    },
+    "dispatch-runs": {
+        "task": "training_app.tasks.run_dispatch_task",
+        "schedule": DISPATCH_INTERVAL_S,
+        "options": _EVERY_TICK,
     },
 }
 

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 
-from datasets_app.models import Dataset, Example, TimeStamped
+from datasets_app.models import Dataset, Dispatched, Example, TimeStamped
 
 
 class DatasetVersion(TimeStamped):
@@ -47,7 +47,7 @@ class RunStatus(models.TextChoices):
 FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
-class TrainingRun(TimeStamped):
+class TrainingRun(TimeStamped, Dispatched):
     """One fine-tuning run; the row is the source of truth, not the broker."""
 
     snapshot = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="runs")
@@ -154,7 +154,7 @@ class PlaygroundStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class PlaygroundRequest(TimeStamped):
+class PlaygroundRequest(TimeStamped, Dispatched):
     """A playground prompt answered by a worker (the web process never loads a model); a job row like a run's."""
 
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="playground_requests")

@@ -9,10 +9,15 @@ from django.db import transaction
 from django.utils import timezone
 
 from datasets_app.curation.selectors import role_require
+from datasets_app.jobs.outbox import dispatch_due, dispatch_on_commit
 from datasets_app.models import Dataset, Role
 from training_app.ml.config import METHODS, TrainConfig, validate_config
 from training_app.models import DatasetVersion, PlaygroundRequest, PlaygroundStatus, RunStatus, TrainingRun
 from training_app.snapshots import snapshot_create
+
+# The tasks that execute the rows, by name (training_app/tasks.py); the outbox sends them.
+RUN_TASK = "training_app.tasks.run_training_task"
+PLAYGROUND_TASK = "training_app.tasks.playground_task"
 
 
 def base_model_names() -> list[str]:
@@ -66,9 +71,7 @@ def run_create(
     run = TrainingRun.objects.create(
         snapshot=snapshot, base_model=base_model, method=method, hyperparameters=config, created_by=user
     )
-    from training_app.tasks import run_training_task
-
-    transaction.on_commit(lambda: run_training_task.delay(run.pk))
+    dispatch_on_commit(run, RUN_TASK)  # with the broker down, run_dispatch sends it once the broker is back
     return run
 
 
@@ -130,7 +133,11 @@ def playground_ask(
     if not 1 <= max_new_tokens <= 512:
         raise ValidationError({"max_new_tokens": "must be between 1 and 512"})
     request = PlaygroundRequest.objects.create(run=run, user=user, prompt=prompt, max_new_tokens=max_new_tokens)
-    from training_app.tasks import playground_task
-
-    transaction.on_commit(lambda: playground_task.delay(request.pk))
+    dispatch_on_commit(request, PLAYGROUND_TASK)
     return request
+
+
+def run_dispatch() -> int:
+    """Periodic: send the tasks of queued runs and playground requests that never reached the broker, or were lost
+    by it (the outbox); returns how many were sent. A second delivery is harmless: the claim takes a row once."""
+    return dispatch_due(TrainingRun, RUN_TASK) + dispatch_due(PlaygroundRequest, PLAYGROUND_TASK)

@@ -26,3 +26,11 @@ def run_sweep_task() -> None:
 
     run_sweep()
     playground_sweep()
+
+
+@shared_task(queue="default")
+def run_dispatch_task() -> None:
+    """Periodic: send the tasks of queued runs and playground requests the broker never got or lost (the outbox)."""
+    from training_app.services import run_dispatch
+
+    run_dispatch()

@@ -20,7 +20,7 @@ from datasets_app.curation.content import normalize
 from datasets_app.curation.selectors import role_require
 from datasets_app.curation.services import example_update, examples_bulk_create
 from datasets_app.errors import StaleVersion
-from datasets_app.jobs.services import job_beating, job_claim, job_finish, job_progress
+from datasets_app.jobs.services import job_beating, job_claim, job_create, job_finish, job_progress
 from datasets_app.models import Dataset, Example, ExampleStatus, Job, JobStatus, Role, Template, Workspace
 
 logger = logging.getLogger(__name__)
@@ -240,10 +240,7 @@ def _check_target(*, template: Template, dataset: Dataset, user: AbstractBaseUse
 def _job_create(*, kind: str, dataset: Dataset, user: AbstractBaseUser, params: dict[str, Any]) -> Job:
     from datasets_app.blueprints.tasks import generate_job_task
 
-    with transaction.atomic():
-        job = Job.objects.create(kind=kind, dataset=dataset, created_by=user, params=params)
-        transaction.on_commit(lambda: generate_job_task.delay(job.pk))
-    return job
+    return job_create(kind=kind, dataset=dataset, user=user, task=generate_job_task.name, params=params)
 
 
 @transaction.atomic

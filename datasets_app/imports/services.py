@@ -16,7 +16,7 @@ from django.utils.text import get_valid_filename
 from datasets_app.curation.content import content_hash
 from datasets_app.curation.selectors import role_require
 from datasets_app.formats import IMPORT_FORMATS, Problem, Record, UnknownFormat, detect_format, read_records
-from datasets_app.jobs.services import job_beating, job_claim, job_finish, job_progress
+from datasets_app.jobs.services import job_beating, job_claim, job_create, job_file_discard, job_finish, job_progress
 from datasets_app.lint.checks import lint_rules, pair_problems
 from datasets_app.models import Dataset, ExampleStatus, Job, JobStatus, Role
 
@@ -232,18 +232,16 @@ def import_job_create(
         user=user, workspace=dataset.workspace, role=Role.LEAD if status in ("approved", "rejected") else Role.ANNOTATOR
     )
     fmt = resolve_format(upload, fmt, upload.name or "")
-    job = Job(
-        kind=Job.Kind.IMPORT,
-        dataset=dataset,
-        created_by=user,
-        params={"filename": upload.name, "format": fmt, "on_duplicate": on_duplicate, "status": status},
-    )
-    job.file.save(upload.name or "upload", upload, save=False)
-    job.save()
     from datasets_app.imports.tasks import import_job_task
 
-    transaction.on_commit(lambda: import_job_task.delay(job.pk))
-    return job
+    return job_create(
+        kind=Job.Kind.IMPORT,
+        dataset=dataset,
+        user=user,
+        task=import_job_task.name,
+        params={"filename": upload.name, "format": fmt, "on_duplicate": on_duplicate, "status": status},
+        upload=upload,
+    )
 
 
 def import_job_run(*, job_id: int) -> None:
@@ -269,7 +267,7 @@ def import_job_run(*, job_id: int) -> None:
         else:
             job_finish(job, status=JobStatus.SUCCEEDED, result=outcome.as_dict(), progress=1.0, phase="done")
         finally:
-            job.file.delete(save=False)
+            job_file_discard(job)
 
 
 def import_upload(

@@ -1,19 +1,63 @@
-"""Background jobs of any kind: claim, progress (the heartbeat), finish, and the sweep of jobs whose worker died.
+"""Background jobs of any kind: create (through the outbox), claim, progress (the heartbeat), finish, and the
+sweeps: of jobs whose worker died, of queued jobs whose task never reached a worker, and of uploads no job needs.
 
 Each feature creates and runs its own kind of job with these; nothing here knows a feature.
 """
 
 import logging
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files import File
+from django.core.files.storage import Storage
 from django.db import transaction
 from django.utils import timezone
 
 from datasets_app.jobs.heartbeat import Heartbeat
-from datasets_app.models import Job, JobStatus
+from datasets_app.jobs.outbox import dispatch_due, dispatch_on_commit
+from datasets_app.models import Dataset, Job, JobStatus
 
 logger = logging.getLogger(__name__)
+
+UPLOADS = "jobs"  # the folder of Job.file in storage (its upload_to)
+# A file there that no job names is an upload whose request died before its job was saved; younger ones may
+# belong to a request still saving its job.
+ORPHAN_UPLOAD_AGE = timedelta(hours=1)
+
+
+@transaction.atomic
+def job_create(
+    *,
+    kind: str,
+    dataset: Dataset,
+    user: AbstractBaseUser,
+    task: str,
+    params: dict | None = None,
+    upload: File | None = None,
+) -> Job:
+    """A queued job whose task (a name) is sent when the transaction commits, and sent again until a worker starts it.
+
+    With the broker down this still succeeds: the dispatcher (job_dispatch) sends the job once the broker is back.
+    """
+    job = Job(kind=kind, dataset=dataset, created_by=user, task=task, params=params or {})
+    if upload is not None:
+        job.file.save(upload.name or "upload", upload, save=False)
+    job.save()
+    dispatch_on_commit(job, task)
+    return job
+
+
+def job_dispatch_again(job: Job) -> None:
+    """Send a queued job's task again when the transaction commits, if no send of it has reached the broker yet."""
+    if job.status == JobStatus.QUEUED and job.dispatched_at is None:
+        dispatch_on_commit(job, job.task)
+
+
+def job_dispatch(*, now: datetime | None = None) -> int:
+    """Periodic: send the tasks of queued jobs that never reached the broker, or were lost by it; returns how many."""
+    return dispatch_due(Job, lambda job: job.task, now=now)
 
 
 def job_claim(job_id: int) -> Job | None:
@@ -57,14 +101,56 @@ def job_beating(job: Job) -> Heartbeat:
     return Heartbeat(Job, job.pk)
 
 
-def job_sweep(*, now: object = None) -> int:
-    """Fail running jobs whose worker stopped sending heartbeats; returns how many."""
+def job_sweep(*, now: datetime | None = None) -> int:
+    """Fail running jobs whose worker stopped sending heartbeats, then delete the uploads no job needs; returns how
+    many jobs failed."""
     timeout = settings.JOB_HEARTBEAT_TIMEOUT_S
     cutoff = (now or timezone.now()) - timedelta(seconds=timeout)
     stale = Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
-    return stale.update(
+    failed = stale.update(
         status=JobStatus.FAILED,
         error=f"the worker running this job stopped responding (no heartbeat for {timeout} s); start it again",
         finished_at=timezone.now(),
         updated_at=timezone.now(),
     )
+    job_uploads_sweep(now=now)
+    return failed
+
+
+def job_file_discard(job: Job) -> None:
+    """Delete a job's stored upload and forget its name."""
+    if job.file.name:
+        job.file.storage.delete(job.file.name)
+        Job.objects.filter(pk=job.pk, file=job.file.name).update(file="")
+
+
+def job_uploads_sweep(*, now: datetime | None = None) -> int:
+    """Delete the uploads of jobs that ended (a killed worker never deleted its own) and files under the uploads
+    folder that no job names, once an hour old (their request died before its job was saved); returns how many.
+
+    Only the storage API, so it works on S3-compatible storage as on the file system.
+    """
+    deleted = 0
+    for job in Job.objects.filter(status__in=(JobStatus.SUCCEEDED, JobStatus.FAILED)).exclude(file=""):
+        job_file_discard(job)
+        deleted += 1
+    storage = Job._meta.get_field("file").storage
+    named = set(Job.objects.exclude(file="").values_list("file", flat=True))
+    cutoff = (now or timezone.now()) - ORPHAN_UPLOAD_AGE
+    for name in _files_under(storage, UPLOADS):
+        if name not in named and storage.get_modified_time(name) < cutoff:
+            storage.delete(name)
+            logger.info("deleted %s: no job names it", name)
+            deleted += 1
+    return deleted
+
+
+def _files_under(storage: Storage, folder: str) -> Iterator[str]:
+    try:
+        folders, files = storage.listdir(folder)
+    except FileNotFoundError:
+        return  # nothing was ever uploaded
+    for name in files:
+        yield f"{folder}/{name}"
+    for sub in folders:
+        yield from _files_under(storage, f"{folder}/{sub}")

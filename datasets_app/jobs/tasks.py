@@ -5,7 +5,15 @@ from celery import shared_task
 
 @shared_task(queue="default")
 def job_sweep_task() -> None:
-    """Periodic: fail jobs whose worker died."""
+    """Periodic: fail jobs whose worker died, and delete the uploads no job needs."""
     from datasets_app.jobs.services import job_sweep
 
     job_sweep()
+
+
+@shared_task(queue="default")
+def job_dispatch_task() -> None:
+    """Periodic: send the tasks of queued jobs that never reached the broker or were lost by it (the outbox)."""
+    from datasets_app.jobs.services import job_dispatch
+
+    job_dispatch()

@@ -7,7 +7,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from datasets_app.curation.selectors import role_require
-from datasets_app.jobs.services import job_beating, job_claim, job_finish, job_progress
+from datasets_app.jobs.services import (
+    job_beating,
+    job_claim,
+    job_create,
+    job_dispatch_again,
+    job_finish,
+    job_progress,
+)
 from datasets_app.lint.report import LintReport, dataset_lint_refresh
 from datasets_app.models import Dataset, Job, JobStatus, Role
 
@@ -30,14 +37,16 @@ def lint_job_create(*, dataset: Dataset, user: AbstractBaseUser) -> Job:
     """Queue a whole-dataset check; a check that is queued and not yet started is reused, not doubled."""
     role_require(user=user, workspace=dataset.workspace, role=Role.ANNOTATOR)
     Dataset.objects.select_for_update().filter(pk=dataset.pk).first()  # two requests at once queue one check
-    waiting = Job.objects.filter(dataset=dataset, kind=Job.Kind.LINT, status=JobStatus.QUEUED).first()
-    if waiting is not None:
-        return waiting
-    job = Job.objects.create(kind=Job.Kind.LINT, dataset=dataset, created_by=user)
     from datasets_app.lint.tasks import lint_job_task
 
-    transaction.on_commit(lambda: lint_job_task.delay(job.pk))
-    return job
+    # Every queued job's task is sent until a worker starts it (the outbox), so a queued check will run.
+    waiting = Job.objects.filter(
+        dataset=dataset, kind=Job.Kind.LINT, status=JobStatus.QUEUED, task=lint_job_task.name
+    ).first()
+    if waiting is not None:
+        job_dispatch_again(waiting)  # its send failed (the broker was down): try now rather than at the next pass
+        return waiting
+    return job_create(kind=Job.Kind.LINT, dataset=dataset, user=user, task=lint_job_task.name)
 
 
 def lint_job_run(*, job_id: int) -> None:
