@@ -142,6 +142,16 @@ WHITENOISE_USE_FINDERS = True  # serve static/ directly; collectstatic is option
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
 
+# --- cache: the counts of huge datasets and the API's login throttle live here, so it must be one cache for every
+# web server and worker. CACHE_URL names it (django-environ: redis://host:6379/1, dbcache://table, ...); by default
+# files under the var dir, which every process on this machine shares. Several machines need Redis, in a database
+# of its own, not the broker's (clearing the cache empties the whole Redis database).
+CACHES = {"default": env.cache("CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}")}
+# Counting a million pairs by status takes tens of milliseconds: datasets this large keep their counts in the cache
+# for up to COUNTS_CACHE_S seconds, and every write that changes their pairs (curation services) forgets them.
+COUNTS_CACHE_MIN_PAIRS = env.int("COUNTS_CACHE_MIN_PAIRS", default=100_000)
+COUNTS_CACHE_S = env.int("COUNTS_CACHE_S", default=30)
+
 # --- storage: uploads, snapshots and model artifacts go through this API, never a bare path.
 STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage")
 STORAGES = {

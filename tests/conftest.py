@@ -15,7 +15,8 @@ def fast_password_hashing(settings):
 
 @pytest.fixture(autouse=True)
 def empty_cache():
-    """Each test starts with an empty cache: the API's login throttle counts requests there."""
+    """Each test starts with an empty cache: the API's login throttle counts requests there, and huge datasets'
+    counts are kept there. It is the file cache in the var dir, which the tests' worker processes share."""
     cache.clear()
     yield
     cache.clear()

@@ -34,6 +34,16 @@ def test_app_services_share_one_database_and_broker():
     assert broker.startswith("redis://redis:")
 
 
+def test_app_services_share_one_redis_cache_apart_from_the_broker():
+    services = compose()["services"]
+    caches = {services[name]["environment"]["CACHE_URL"] for name in (*APP_SERVICES, "beat")}
+    assert len(caches) == 1
+    cache = caches.pop()
+    assert cache.startswith("redis://redis:")
+    # clearing the cache empties its whole Redis database: never the one the queues live in
+    assert cache != services["web"]["environment"]["CELERY_BROKER_URL"]
+
+
 def test_app_services_are_built_from_one_dockerfile_and_differ_only_by_command():
     services = compose()["services"]
     assert {services[name]["build"] for name in APP_SERVICES} == {"."}

@@ -1,6 +1,7 @@
 """Production settings: no start without a secret key, one key file shared by every process, HTTPS behind the proxy,
 and the compose stack's environment passes `manage.py check --deploy`."""
 
+import json
 import os
 import re
 import secrets
@@ -80,6 +81,28 @@ def test_make_creates_one_private_key_file_that_django_then_uses(tmp_path):
     assert key_django_uses(debug="0", env_key="", var_dir=tmp_path) == key
     assert key_django_uses(debug="1", env_key="", var_dir=tmp_path) == key
     assert key_django_uses(debug="0", env_key="k" * 60, var_dir=tmp_path) == "k" * 60  # the variable wins
+
+
+def cache_django_uses(*, var_dir: Path, cache_url: str | None = None) -> dict:
+    env = {"DJANGO_DEBUG": "1", "DJANGO_SECRET_KEY": "", "INSTRUCTORY_VAR_DIR": str(var_dir)}
+    if cache_url is not None:
+        env["CACHE_URL"] = cache_url
+    code = "import json; from django.conf import settings; print('cache:', json.dumps(settings.CACHES['default']))"
+    result = manage("shell", "-c", code, env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.split("cache: ", 1)[1])
+
+
+def test_every_process_on_a_machine_shares_one_cache_by_default_and_cache_url_names_another(tmp_path):
+    # files in the var dir: the web server and its workers all read and write the same ones
+    assert cache_django_uses(var_dir=tmp_path) == {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(tmp_path / "cache"),
+    }
+    assert cache_django_uses(var_dir=tmp_path, cache_url="redis://cache.internal:6379/1") == {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://cache.internal:6379/1",
+    }
 
 
 def test_the_compose_stack_passes_check_deploy(tmp_path):

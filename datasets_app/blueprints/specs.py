@@ -11,8 +11,6 @@ from typing import Any, ClassVar
 
 from datasets_app.curation.content import normalize
 
-# Leftover placeholders in a pair's text: only these names, so code with braces is not flagged.
-PLACEHOLDER = re.compile(r"\{(topic|level|label|description|redirect)\}")
 _NAMED = re.compile(r"\{(\w*)\}")  # any {name}, to catch unknown placeholders in a pattern
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
 REFUSAL_PLACEHOLDERS = ("topic", "description", "redirect")

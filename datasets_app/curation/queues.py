@@ -9,8 +9,8 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from datasets_app.curation.selectors import role_require
@@ -22,6 +22,8 @@ LEASE_TTL = timedelta(minutes=10)
 QUEUE_STATUSES = {"review": ExampleStatus.SUBMITTED, "draft": ExampleStatus.DRAFT, "rejected": ExampleStatus.REJECTED}
 QUEUE_ROLES = {"review": Role.LEAD, "draft": Role.ANNOTATOR, "rejected": Role.ANNOTATOR}
 QUEUE_CANDIDATES = 20
+# "LEAS": the first key of the queues' PostgreSQL advisory locks; the second is the dataset id.
+LEASE_LOCK_SPACE = 0x4C454153
 
 
 @transaction.atomic
@@ -32,17 +34,46 @@ def example_lease_next(
 
     The claim is a conditional UPDATE of an expired or own lease, or an INSERT that the unique example
     column lets only one of two racing users win, so two people never get the same pair at once.
+    None means no pair of the queue was free: claims in one dataset take turns (see _claims_take_turns), and
+    a candidate lost anyway (an expired lease its holder renewed meanwhile) is skipped and the queue read
+    again, until a read finds no pair that was not tried already.
     """
     role_require(user=user, workspace=dataset.workspace, role=QUEUE_ROLES[queue])
+    _claims_take_turns(dataset=dataset)
     now = timezone.now()
     held = ExampleLease.objects.filter(expires_at__gt=now).exclude(user_id=user.pk).values("example_id")
     free = dataset.examples.filter(status=QUEUE_STATUSES[queue]).exclude(id__in=held).order_by("id")
-    for candidates in (free.filter(id__gt=after_id or 0), free.filter(id__lte=after_id or 0)):
-        for pk in candidates.values_list("id", flat=True)[:QUEUE_CANDIDATES]:
+    tried: set[int] = set()
+    while candidates := _lease_candidates(free.exclude(id__in=tried), after_id=after_id or 0):
+        for pk in candidates:
             if _lease_claim(example_id=pk, user=user, now=now):
                 ExampleLease.objects.filter(user_id=user.pk, example__dataset=dataset).exclude(example_id=pk).delete()
                 return Example.objects.select_related("dataset__workspace").get(pk=pk)
+        tried.update(candidates)  # each round rules out at least one pair, so the loop ends
     return None
+
+
+def _claims_take_turns(*, dataset: Dataset) -> None:
+    """Make this transaction's claims wait for other claims in the dataset to commit, so it reads their leases.
+
+    Without turns a reviewer's candidates can all be taken by others who, in the same moment, give back
+    pairs it never read, and it is told "none" with pairs free (PostgreSQL's READ COMMITTED: re-reading
+    excluding what was lost still misses pairs given back after they were tried). SQLite needs nothing:
+    its IMMEDIATE transactions already take the write lock before the first read. On PostgreSQL a
+    transaction-level advisory lock per dataset (released at commit) does it without locking any row that
+    other writes use; a claim holds it for a few milliseconds.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LEASE_LOCK_SPACE, dataset.pk % 2**31])
+
+
+def _lease_candidates(free: QuerySet[Example], *, after_id: int) -> list[int]:
+    """Up to QUEUE_CANDIDATES free pair ids in queue order: those after `after_id`, then from the start."""
+    ids = list(free.filter(id__gt=after_id).values_list("id", flat=True)[:QUEUE_CANDIDATES])
+    if len(ids) < QUEUE_CANDIDATES:
+        ids += free.filter(id__lte=after_id).values_list("id", flat=True)[: QUEUE_CANDIDATES - len(ids)]
+    return ids
 
 
 def _lease_claim(*, example_id: int, user: AbstractBaseUser, now: datetime) -> bool:

@@ -1,11 +1,14 @@
 """Reads scoped to what the user may see."""
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
@@ -180,6 +183,32 @@ def example_status_counts(*, datasets: list[Dataset]) -> dict[int, dict[str, int
     for dataset_id, status, n in rows:
         counts[dataset_id][status] = n
         counts[dataset_id]["total"] += n
+    return counts
+
+
+def status_counts_key(dataset_id: int) -> str:
+    """Where a dataset's counts by status are cached (services forget it when they change the dataset's pairs)."""
+    return f"instructory:status-counts:{dataset_id}"
+
+
+def dataset_status_counts(*, datasets: list[Dataset]) -> dict[int, dict[str, Any]]:
+    """{dataset id: {status: count, ..., "total": n, "as_of": unix time or None}} for the pages that show them.
+
+    Exact for ordinary datasets (as_of None). Datasets of COUNTS_CACHE_MIN_PAIRS pairs or more are counted once and
+    kept in the shared cache (as_of: when counted) until a service changes their pairs, from a web request, the API
+    or a worker (dataset_counts_forget), or for COUNTS_CACHE_S seconds at most.
+    """
+    keys = {dataset.pk: status_counts_key(dataset.pk) for dataset in datasets}
+    cached = cache.get_many(list(keys.values()))
+    counts = {pk: cached[key] for pk, key in keys.items() if key in cached}
+    missing = [dataset for dataset in datasets if dataset.pk not in counts]
+    if missing:
+        now = time.time()
+        for pk, row in example_status_counts(datasets=missing).items():
+            large = row["total"] >= settings.COUNTS_CACHE_MIN_PAIRS
+            counts[pk] = {**row, "as_of": now if large else None}
+            if large:
+                cache.set(keys[pk], counts[pk], settings.COUNTS_CACHE_S)
     return counts
 
 

@@ -3,11 +3,12 @@
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from datasets_app.curation.content import content_hash
-from datasets_app.curation.selectors import role_require
+from datasets_app.curation.selectors import role_require, status_counts_key
 from datasets_app.errors import BulkInvalid, DuplicateExample, StaleVersion
 from datasets_app.lint.checks import TEMPLATE_CODES, describe, example_relint, lint_rules
 from datasets_app.lint.jobs import lint_job_create
@@ -69,6 +70,17 @@ def _require_valid(example: Example) -> None:
     if failed:
         more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
         raise ValidationError(f"can't approve: {'; '.join(describe(item) for item in failed[:3])}{more}")
+
+
+def dataset_counts_forget(*, dataset_id: int) -> None:
+    """The dataset's pairs or their statuses changed: once this transaction commits, count them afresh.
+
+    Every service that adds, deletes or moves pairs between statuses calls it, so the cached counts of a huge
+    dataset (selectors.dataset_status_counts) follow writes from web requests, the API and workers alike. After
+    the commit, or a page could count the old rows again and cache them; robust, since the write is done by then.
+    """
+    key = status_counts_key(dataset_id)
+    transaction.on_commit(lambda: cache.delete(key), robust=True)
 
 
 @transaction.atomic
@@ -138,6 +150,7 @@ def dataset_update(*, dataset: Dataset, user: AbstractBaseUser, **fields: Any) -
 @transaction.atomic
 def dataset_delete(*, dataset: Dataset, user: AbstractBaseUser) -> None:
     role_require(user=user, workspace=dataset.workspace, role=Role.LEAD)
+    dataset_counts_forget(dataset_id=dataset.pk)
     dataset.delete()
 
 
@@ -183,6 +196,7 @@ def example_create(
             raise DuplicateExample(existing=existing)
     example.save()
     _record_revision(example=example, user=user, action=ExampleRevision.Action.CREATE, before={})
+    dataset_counts_forget(dataset_id=dataset.pk)
     return example
 
 
@@ -210,6 +224,8 @@ def example_update(*, example: Example, user: AbstractBaseUser, expected_version
     locked.updated_by = user
     locked.save()
     _record_revision(example=locked, user=user, action=ExampleRevision.Action.EDIT, before=before)
+    if locked.status != before["status"]:
+        dataset_counts_forget(dataset_id=locked.dataset_id)
     return locked
 
 
@@ -240,6 +256,7 @@ def example_set_status(
     _record_revision(
         example=locked, user=user, action=ExampleRevision.Action.STATUS, before=before, comment=comment.strip()
     )
+    dataset_counts_forget(dataset_id=locked.dataset_id)
     return locked
 
 
@@ -282,6 +299,7 @@ def _fields_at(revision: ExampleRevision) -> dict[str, Any]:
 def example_delete(*, example: Example, user: AbstractBaseUser) -> None:
     """Deleting pairs is for leads."""
     role_require(user=user, workspace=example.dataset.workspace, role=Role.LEAD)
+    dataset_counts_forget(dataset_id=example.dataset_id)
     example.delete()
 
 
@@ -327,4 +345,5 @@ def examples_bulk_create(
         fresh.append(example)
     if problems:
         raise BulkInvalid(problems)
+    dataset_counts_forget(dataset_id=dataset.pk)
     return Example.objects.bulk_create(fresh, batch_size=1000), skipped

@@ -15,6 +15,7 @@ from django.utils.text import get_valid_filename
 
 from datasets_app.curation.content import content_hash
 from datasets_app.curation.selectors import role_require
+from datasets_app.curation.services import dataset_counts_forget
 from datasets_app.formats import IMPORT_FORMATS, Problem, Record, UnknownFormat, detect_format, read_records
 from datasets_app.jobs.services import job_beating, job_claim, job_create, job_file_discard, job_finish, job_progress
 from datasets_app.lint.checks import lint_rules, pair_problems
@@ -102,6 +103,7 @@ def dataset_import(
             transaction.set_rollback(True)
             raise ImportRejected(rows.problems[:MAX_PROBLEMS], more=len(rows.problems) > MAX_PROBLEMS)
         skipped = 0 if on_duplicate == "keep" else _drop_duplicates(dataset.pk, after_id=last_id)
+        dataset_counts_forget(dataset_id=dataset.pk)
     return ImportOutcome(created=written - skipped, skipped_duplicates=skipped, format=fmt)
 
 

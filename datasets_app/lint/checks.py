@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from datasets_app.blueprints.specs import PLACEHOLDER, GuardrailSpec, MCQSpec, Spec, spec_or_none
+from datasets_app.blueprints.specs import GuardrailSpec, MCQSpec, Spec, spec_or_none
+from datasets_app.lint.placeholders import find_placeholders
 from datasets_app.lint.tokens import count_tokens
 from datasets_app.lint.validators import FormatProblem, validate_guardrail, validate_mcq
 from datasets_app.models import Example, ExampleStatus, Template, Workspace
@@ -104,13 +105,10 @@ def _blanks(prompt: str, response: str, status: str) -> list[dict]:
 
 
 def _placeholders(name: str, text: str) -> list[dict]:
-    if "{" not in text:
-        return []
     return [
-        problem("placeholder", f"leftover placeholder {match.group(0)}", field=name,
-                line=text.count("\n", 0, match.start()) + 1)
-        for match in PLACEHOLDER.finditer(text)
-    ]  # fmt: skip
+        problem("placeholder", f"leftover placeholder {found.text}", field=name, line=found.line)
+        for found in find_placeholders(text)
+    ]
 
 
 def _too_long(texts: list[str], rules: LintRules) -> list[dict]:

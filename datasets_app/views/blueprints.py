@@ -30,7 +30,7 @@ from datasets_app.views.blueprint_forms import (
     spec_fields,
     spec_from_post,
 )
-from datasets_app.views.common import forget_counts, is_htmx, parse_id, role_errors_are_403, safe_next
+from datasets_app.views.common import is_htmx, parse_id, role_errors_are_403, safe_next
 
 PREVIEW_ROWS = 200
 _OP = re.compile(r"^(add|remove)-(blocked|allowed)(?:-(\d{1,3}))?$")
@@ -290,7 +290,6 @@ def template_generate(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect(f"{back}?dataset={dataset.pk}")
     if isinstance(outcome, Job):
         return redirect("job", pk=outcome.pk)
-    forget_counts(dataset)
     messages.success(
         request,
         f"Generated {outcome.created} new pair{'' if outcome.created == 1 else 's'} from {template.name}; "

@@ -1,25 +1,18 @@
-"""What the HTML views share: role errors as 403, the list filters, safe redirects, cached counts."""
+"""What the HTML views share: role errors as 403, the list filters, safe redirects."""
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from datasets_app.curation import selectors
 from datasets_app.errors import NotAllowed
-from datasets_app.models import Dataset, ExampleStatus
+from datasets_app.models import ExampleStatus
 
-# Counting a million pairs by status takes tens of milliseconds; for datasets that large the counts are
-# kept for a short while (per process) instead of being counted on every page view.
-LARGE_DATASET = 100_000
-COUNTS_MAX_AGE_S = 30
 MAX_ID_DIGITS = 18
 
 
@@ -92,24 +85,3 @@ class ListFilters:
         """These filters (plus `extra`) as a query string without the leading '?'; empty values left out."""
         values = {**asdict(self), **extra}
         return urlencode({name: value for name, value in values.items() if value not in ("", None)})
-
-
-def status_counts(datasets: list[Dataset], *, fresh: bool = False) -> dict[int, dict[str, Any]]:
-    """Counts by status per dataset; exact for ordinary datasets, up to COUNTS_MAX_AGE_S old for huge ones."""
-    keys = {dataset.pk: f"instructory:status-counts:{dataset.pk}" for dataset in datasets}
-    cached = {} if fresh else cache.get_many(list(keys.values()))
-    counts = {pk: cached[key] for pk, key in keys.items() if key in cached}
-    missing = [dataset for dataset in datasets if dataset.pk not in counts]
-    if missing:
-        now = time.time()
-        for pk, row in selectors.example_status_counts(datasets=missing).items():
-            row = {**row, "as_of": now if row["total"] >= LARGE_DATASET else None}
-            counts[pk] = row
-            if row["as_of"] is not None:
-                cache.set(keys[pk], row, COUNTS_MAX_AGE_S)
-    return counts
-
-
-def forget_counts(dataset: Dataset) -> None:
-    """After a change made here, count this dataset afresh on the next page view."""
-    cache.delete(f"instructory:status-counts:{dataset.pk}")

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from datasets_app.curation import queues, selectors
 from datasets_app.errors import StaleVersion
 from datasets_app.models import HISTORY_ROLES, Example
-from datasets_app.views.common import ListFilters, forget_counts, role_errors_are_403
+from datasets_app.views.common import ListFilters, role_errors_are_403
 from datasets_app.views.forms import EditorForm, parse_tags
 from datasets_app.views.markdown import render_markdown
 from datasets_app.views.textdiff import as_text, word_diff
@@ -115,7 +115,6 @@ def _save(request: HttpRequest, example: Example) -> HttpResponse:
         for field, messages_ in found.items():
             form.add_error(field if field in form.fields else None, messages_)
         return _invalid(request, example, form)
-    forget_counts(example.dataset)
     if data["intent"] == "save":
         queues.example_lease_renew(example=saved, user=request.user)
         messages.success(request, f"Saved (version {saved.version}).")

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 from datasets_app.curation import selectors, services
 from datasets_app.errors import StaleVersion
 from datasets_app.models import ExampleRevision
-from datasets_app.views.common import forget_counts, parse_id, role_errors_are_403
+from datasets_app.views.common import parse_id, role_errors_are_403
 from datasets_app.views.editor import FIELD_LABELS
 from datasets_app.views.textdiff import as_text, word_diff
 
@@ -65,6 +65,5 @@ def example_restore(request: HttpRequest, pk: int) -> HttpResponse:
     except StaleVersion:
         messages.error(request, "Someone changed this pair while you were reading its history; look again.")
         return redirect(history_url)
-    forget_counts(example.dataset)
     messages.success(request, f"Restored version {version} as version {restored.version}.")
     return redirect(f"{reverse('example', args=[example.pk])}?saved={example.pk}")

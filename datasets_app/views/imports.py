@@ -16,7 +16,7 @@ from datasets_app.curation import selectors, services
 from datasets_app.errors import DuplicateExample
 from datasets_app.imports.services import ImportRejected, import_upload
 from datasets_app.models import HISTORY_ROLES, Job, Template
-from datasets_app.views.common import forget_counts, is_htmx, role_errors_are_403
+from datasets_app.views.common import is_htmx, role_errors_are_403
 from datasets_app.views.forms import ImportForm, NewExampleForm
 from datasets_app.views.markdown import render_markdown
 
@@ -39,7 +39,6 @@ def example_new(request: HttpRequest, pk: int) -> HttpResponse:
             for field, errors in error.message_dict.items():
                 form.add_error(field if field in form.fields else None, errors)
         else:
-            forget_counts(dataset)
             saved = f"saved=new-{dataset.pk}"
             if form.cleaned_data["intent"] == "another":
                 messages.success(request, f"Added #{example.pk}. Here is a fresh form for the next one.")
@@ -100,7 +99,6 @@ def dataset_import_page(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "datasets_app/import.html", context, status=400)
     if isinstance(outcome, Job):
         return redirect("job", pk=outcome.pk)
-    forget_counts(dataset)
     context.update(outcome=outcome, filename=upload.name, form=ImportForm())
     return render(request, "datasets_app/import.html", context)
 
@@ -114,8 +112,6 @@ def _limits() -> dict[str, float]:
 def job_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A background job's progress (import, generation, drafting, a dataset check); htmx polls the fragment until it has finished."""
     job = selectors.job_get(user=request.user, pk=pk)
-    if job.finished:
-        forget_counts(job.dataset)
     context = {"job": job, "dataset": job.dataset, "title": _job_title(job)}
     if is_htmx(request):
         return render(request, "datasets_app/partials/job_status.html", context)

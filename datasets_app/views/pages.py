@@ -16,12 +16,10 @@ from datasets_app.curation import queues, selectors
 from datasets_app.models import ROLE_RANK, Dataset, ExampleStatus, Membership, Role
 from datasets_app.views.common import (
     ListFilters,
-    forget_counts,
     is_htmx,
     parse_id,
     role_errors_are_403,
     safe_next,
-    status_counts,
 )
 from datasets_app.views.forms import BulkForm
 
@@ -40,7 +38,7 @@ QUEUE_LABELS = {"review": "pairs waiting for review", "draft": "drafts to finish
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     datasets = list(selectors.dataset_list(user=request.user).order_by("workspace__name", "name"))
-    counts = status_counts(datasets)
+    counts = selectors.dataset_status_counts(datasets=datasets)
     roles = dict(Membership.objects.filter(user=request.user).values_list("workspace_id", "role"))
     workspaces = [
         {
@@ -85,7 +83,7 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
     }
     if is_htmx(request) and request.headers.get("HX-Target") == "examples":
         return render(request, "datasets_app/partials/example_table.html", context)
-    counts = status_counts([dataset])[dataset.pk]
+    counts = selectors.dataset_status_counts(datasets=[dataset])[dataset.pk]
     context["counts"] = counts
     context["tabs"] = [
         {
@@ -148,7 +146,6 @@ def dataset_bulk(request: HttpRequest, pk: int) -> HttpResponse:
         for message in error.messages:
             messages.error(request, message)
         return redirect(back)
-    forget_counts(dataset)
     done = len(outcome.changed)
     messages.success(request, f"{done} pair{'' if done == 1 else 's'} {BULK_DONE[action]}.")
     if outcome.skipped:

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from datasets_app.blueprints.specs import PLACEHOLDER, MCQSpec, SpecError, default_spec, parse_spec
+from datasets_app.blueprints.specs import MCQSpec, SpecError, default_spec, parse_spec
 
 GUARDRAIL = {
     "system_prompt": "You are Acme Kitchen's assistant.",
@@ -137,8 +137,3 @@ def test_labels_follow_the_label_style(style, labels):
 
 def test_an_unknown_kind_is_refused():
     assert problems_of("essay", {}) == ["kind: must be guardrail or mcq, not 'essay'"]
-
-
-def test_the_placeholder_pattern_ignores_other_braces():
-    text = "Use {topic} here, but f'{value}' and {'a': 1} are code."
-    assert [match.group(0) for match in PLACEHOLDER.finditer(text)] == ["{topic}"]
