@@ -9,11 +9,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from datasets_app.api.common import expected_version, job_accepted, workspace_param
-from datasets_app.api.serializers import JobSerializer
+from datasets_app.api.serializers import JobSerializer, TextCap, capped
 from datasets_app.blueprints import services as blueprints
 from datasets_app.blueprints.generators import generator_choices
 from datasets_app.blueprints.specs import default_spec
 from datasets_app.curation import selectors
+from datasets_app.curation.limits import TEXT_MAX_CHARS
 from datasets_app.models import Dataset, Job, Template, Workspace
 
 
@@ -28,11 +29,14 @@ class TemplateSerializer(serializers.ModelSerializer):
         fields = ["id", "workspace", "name", "kind", "description", "spec", "version", "created_at", "updated_at"]
         read_only_fields = ["version"]
         validators = []  # name uniqueness is checked by the service, per workspace
+        extra_kwargs = {"description": capped("description")}
 
 
 class TemplateUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True)
+    description = serializers.CharField(
+        required=False, allow_blank=True, validators=[TextCap(TEXT_MAX_CHARS["description"])]
+    )
     spec = serializers.JSONField(required=False)
     version = serializers.IntegerField(required=False, help_text="The version you loaded (or send If-Match).")
 
@@ -73,6 +77,7 @@ class GenerateResultSerializer(serializers.Serializer):
     skipped = serializers.IntegerField()
     drafted = serializers.IntegerField()
     paraphrased = serializers.IntegerField()
+    cut = serializers.IntegerField(help_text="Model drafts cut to PAIR_TEXT_MAX_CHARS.")
 
 
 class DraftRequestSerializer(serializers.Serializer):

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from datasets_app.curation.content import content_hash
+from datasets_app.curation.limits import pair_text_errors, pair_text_require, texts_require
 from datasets_app.curation.selectors import role_require
 from datasets_app.errors import BulkInvalid, DuplicateExample, StaleVersion
 from datasets_app.lint.checks import TEMPLATE_CODES, describe, example_relint, lint_rules
@@ -29,6 +30,15 @@ STATUS_ACTIONS = {
     "reject": (ExampleStatus.REJECTED, Role.LEAD),
     "reopen": (ExampleStatus.DRAFT, Role.ANNOTATOR),
 }
+
+
+def _require_fits(example: Example) -> None:
+    """The pair's text within the caps (limits.py); checked before anything hashes, lints or stores it."""
+    pair_text_require(
+        prompt=example.prompt, response=example.response, system_prompt=example.system_prompt,
+        history=example.history if isinstance(example.history, list) else [],
+        tags=example.tags if isinstance(example.tags, list) else [],
+    )  # fmt: skip
 
 
 def _snapshot(example: Example) -> dict[str, Any]:
@@ -74,6 +84,7 @@ def _require_valid(example: Example) -> None:
 @transaction.atomic
 def workspace_create(*, name: str, user: AbstractBaseUser, description: str = "") -> Workspace:
     """A new workspace; its creator becomes its admin."""
+    texts_require(name=name, description=description)
     workspace = Workspace(name=name.strip(), description=description, created_by=user)
     workspace.full_clean()
     workspace.save()
@@ -104,6 +115,7 @@ def dataset_create(
 ) -> Dataset:
     """A new dataset; leads and admins only."""
     role_require(user=user, workspace=workspace, role=Role.LEAD)
+    texts_require(name=name, description=description, guidelines=guidelines)
     dataset = Dataset(
         workspace=workspace,
         name=name.strip(),
@@ -126,6 +138,7 @@ def dataset_update(*, dataset: Dataset, user: AbstractBaseUser, **fields: Any) -
         if name not in ("name", "kind", "description", "guidelines", "template", "require_valid"):
             raise ValueError(f"{name} cannot be changed")
         setattr(dataset, name, value)
+    texts_require(**{name: value for name, value in fields.items() if name in ("name", "description", "guidelines")})
     if dataset.template is not None and dataset.template.workspace_id != dataset.workspace_id:
         raise ValidationError({"template": ["the template must be in the dataset's workspace"]})
     dataset.full_clean()
@@ -174,6 +187,7 @@ def example_create(
         created_by=user,
         updated_by=user,
     )
+    _require_fits(example)
     _rehash(example)
     example.full_clean(exclude=["content_hash"])
     example_relint(example, template=dataset.template)
@@ -201,6 +215,7 @@ def example_update(*, example: Example, user: AbstractBaseUser, expected_version
         setattr(locked, name, value)
     if _snapshot(locked) == before:
         return locked
+    _require_fits(locked)
     if locked.status == ExampleStatus.APPROVED and not membership.allows(Role.LEAD):
         locked.status = ExampleStatus.SUBMITTED  # an annotator's change to approved data needs review again
     _rehash(locked)
@@ -227,6 +242,7 @@ def example_set_status(
         raise StaleVersion(current=locked)
     if action == "reject" and not comment.strip():
         raise ValidationError({"comment": "a rejection needs a comment that tells the annotator what to fix"})
+    texts_require(comment=comment)
     before = _snapshot(locked)
     locked.status = status
     locked.review_comment = comment.strip() if action in ("approve", "reject") else locked.review_comment
@@ -253,6 +269,7 @@ def example_restore(*, revision: ExampleRevision, user: AbstractBaseUser, expect
     before = _snapshot(locked)
     for name, value in _fields_at(revision).items():
         setattr(locked, name, value)
+    _require_fits(locked)
     _rehash(locked)
     locked.full_clean(exclude=["content_hash"])
     example_relint(locked, template=locked.dataset.template)
@@ -313,6 +330,13 @@ def examples_bulk_create(
     fresh, skipped, problems = [], 0, {}
     for index, item in enumerate(items):
         example = Example(dataset=dataset, created_by=user, updated_by=user, **item)
+        too_long = pair_text_errors(
+            prompt=example.prompt, response=example.response, system_prompt=example.system_prompt,
+            history=example.history or [], tags=example.tags or [],
+        )  # fmt: skip
+        if too_long:
+            problems[index] = {field: [message] for field, message in too_long.items()}
+            continue
         _rehash(example)
         try:
             example.clean()
