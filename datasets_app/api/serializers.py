@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 
-from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
 from rest_framework import serializers
 
 from datasets_app.curation.limits import (
@@ -13,8 +13,18 @@ from datasets_app.curation.limits import (
     pair_text_max,
     too_long,
 )
-from datasets_app.curation.selectors import membership_get
-from datasets_app.models import HISTORY_ROLES, Dataset, Example, ExampleStatus, Job, Workspace
+from datasets_app.curation.selectors import membership_get, template_list, workspace_list
+from datasets_app.models import (
+    HISTORY_ROLES,
+    Dataset,
+    Example,
+    ExampleStatus,
+    Invitation,
+    Job,
+    Role,
+    Template,
+    Workspace,
+)
 
 
 class TextCap:
@@ -78,17 +88,71 @@ class WorkspaceSerializer(serializers.ModelSerializer):
 
 class MemberSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=TEXT_MAX_CHARS["username"])
-    role = serializers.ChoiceField(choices=["annotator", "lead", "admin"])
+    role = serializers.ChoiceField(choices=Role.choices)
 
-    def validate_username(self, value: str) -> object:
-        user = get_user_model().objects.filter(username=value).first()
-        if user is None:
-            raise serializers.ValidationError(f"no user named {value!r}")
-        return user
+
+class InviteSerializer(MemberSerializer):
+    """Who to invite (any username: whether it exists is not told) and with which role."""
+
+
+class InvitationSerializer(serializers.ModelSerializer):
+    """A pending invitation as its workspace's admins see it."""
+
+    invited_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "username", "role", "status", "invited_by", "created_at", "expires_at"]
+        read_only_fields = fields
+
+
+class InvitationWorkspaceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Workspace
+        fields = ["id", "name"]
+
+
+class MyInvitationSerializer(serializers.ModelSerializer):
+    """An invitation as the invited user sees it: which workspace, which role, from whom."""
+
+    workspace = InvitationWorkspaceSerializer(read_only=True)
+    invited_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "workspace", "role", "invited_by", "created_at", "expires_at"]
+        read_only_fields = fields
+
+
+class VisibleRelatedField(serializers.PrimaryKeyRelatedField):
+    """The id of a row the requesting user can see. A missing id and someone else's get the same 400 and the
+    same words, so ids cannot be probed; `visible(user=...)` is the selector that scopes the rows."""
+
+    default_error_messages = {
+        "does_not_exist": "no {noun} with this id among yours",
+        "incorrect_type": "must be the id of a {noun}",
+    }
+
+    def __init__(self, *, visible: Callable[..., QuerySet], noun: str, **kwargs: object) -> None:
+        self.visible, self.noun = visible, noun
+        super().__init__(**kwargs)
+
+    def get_queryset(self) -> QuerySet:
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        return self.visible(user=user) if user is not None else self.queryset.none()
+
+    def to_internal_value(self, data: object) -> object:
+        if isinstance(data, bool) or not isinstance(data, int | str) or not str(data).isdigit() or len(str(data)) > 18:
+            self.fail("incorrect_type", noun=self.noun)
+        found = self.get_queryset().filter(pk=int(data)).first()
+        if found is None:
+            self.fail("does_not_exist", noun=self.noun)
+        return found
 
 
 class DatasetSerializer(serializers.ModelSerializer):
-    workspace = serializers.PrimaryKeyRelatedField(queryset=Workspace.objects.all())
+    workspace = VisibleRelatedField(queryset=Workspace.objects.all(), visible=workspace_list, noun="workspace")
     counts = serializers.SerializerMethodField(help_text="Pairs by status, and the total.")
 
     class Meta:
@@ -109,12 +173,16 @@ class DatasetSerializer(serializers.ModelSerializer):
 
 
 class DatasetUpdateSerializer(serializers.ModelSerializer):
+    template = VisibleRelatedField(
+        queryset=Template.objects.all(), visible=template_list, noun="template", required=False, allow_null=True,
+        help_text="A template of the same workspace whose validator checks the pairs.",
+    )  # fmt: skip
+
     class Meta:
         model = Dataset
         fields = ["name", "description", "kind", "guidelines", "template", "require_valid"]
         validators = []
         extra_kwargs = {
-            "template": {"help_text": "A template of the same workspace whose validator checks the pairs."},
             "description": capped("description"),
             "guidelines": capped("guidelines"),
         }

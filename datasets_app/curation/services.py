@@ -4,12 +4,13 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 
 from datasets_app.curation.content import content_hash
 from datasets_app.curation.limits import pair_text_errors, pair_text_require, texts_require
 from datasets_app.curation.selectors import role_require
-from datasets_app.errors import BulkInvalid, DuplicateExample, StaleVersion
+from datasets_app.errors import BulkInvalid, DuplicateExample, NotAMember, StaleVersion
 from datasets_app.lint.checks import TEMPLATE_CODES, describe, example_relint, lint_rules
 from datasets_app.lint.jobs import lint_job_create
 from datasets_app.models import (
@@ -83,11 +84,19 @@ def _require_valid(example: Example) -> None:
 
 @transaction.atomic
 def workspace_create(*, name: str, user: AbstractBaseUser, description: str = "") -> Workspace:
-    """A new workspace; its creator becomes its admin."""
+    """A new workspace; its creator becomes its admin. Names are unique per creator only, so creating one
+    tells no one what other teams have called theirs."""
     texts_require(name=name, description=description)
     workspace = Workspace(name=name.strip(), description=description, created_by=user)
-    workspace.full_clean()
-    workspace.save()
+    taken = ValidationError({"name": [f"you already have a workspace named {workspace.name!r}"]})
+    if Workspace.objects.filter(created_by=user, name=workspace.name).exists():
+        raise taken
+    workspace.full_clean(validate_constraints=False)
+    try:
+        with transaction.atomic():
+            workspace.save()
+    except IntegrityError as error:  # the same user, twice at once
+        raise taken from error
     Membership.objects.create(workspace=workspace, user=user, role=Role.ADMIN)
     return workspace
 
@@ -96,10 +105,26 @@ def workspace_create(*, name: str, user: AbstractBaseUser, description: str = ""
 def membership_set(
     *, workspace: Workspace, user: AbstractBaseUser, role: str, by: AbstractBaseUser | None
 ) -> Membership:
-    """Add a member or change their role; only workspace admins may (by=None is the system itself)."""
-    if by is not None:
-        role_require(user=by, workspace=workspace, role=Role.ADMIN)
-    membership, _ = Membership.objects.update_or_create(workspace=workspace, user=user, defaults={"role": Role(role)})
+    """Change a member's role (workspace admins). People join by accepting an invitation (curation/invitations.py);
+    only the system itself (by=None: the demo, scripts) adds a member directly.
+
+    Raises NotAMember for someone who is not a member; refuses to leave the workspace without an admin.
+    """
+    role = Role(role)
+    if by is None:
+        membership, _ = Membership.objects.update_or_create(workspace=workspace, user=user, defaults={"role": role})
+        return membership
+    role_require(user=by, workspace=workspace, role=Role.ADMIN)
+    membership = Membership.objects.select_for_update().filter(workspace=workspace, user=user).first()
+    if membership is None:
+        raise NotAMember(user)
+    if membership.role == Role.ADMIN and role != Role.ADMIN:
+        admins = Membership.objects.select_for_update().filter(workspace=workspace, role=Role.ADMIN)
+        if admins.count() == 1:
+            raise ValidationError({"role": ["the workspace needs an admin: make someone else admin first"]})
+    if membership.role != role:
+        membership.role = role
+        membership.save(update_fields=["role", "updated_at"])
     return membership
 
 
@@ -151,7 +176,13 @@ def dataset_update(*, dataset: Dataset, user: AbstractBaseUser, **fields: Any) -
 @transaction.atomic
 def dataset_delete(*, dataset: Dataset, user: AbstractBaseUser) -> None:
     role_require(user=user, workspace=dataset.workspace, role=Role.LEAD)
-    dataset.delete()
+    try:
+        with transaction.atomic():
+            dataset.delete()
+    except ProtectedError as error:  # fine-tuning runs keep their snapshots of it
+        raise ValidationError(
+            "the dataset has fine-tuning runs that were trained on its snapshots; it cannot be deleted while they exist"
+        ) from error
 
 
 @transaction.atomic

@@ -7,7 +7,7 @@ from django import forms
 from datasets_app.curation.limits import TEXT_MAX_CHARS, pair_text_errors
 from datasets_app.curation.queues import BULK_ACTIONS, QUEUE_STATUSES
 from datasets_app.formats import IMPORT_FORMATS
-from datasets_app.models import HISTORY_ROLES, ExampleStatus
+from datasets_app.models import HISTORY_ROLES, ExampleStatus, Role
 
 MAX_BULK_SELECTION = 1000
 
@@ -157,3 +157,17 @@ class ImportForm(forms.Form):
 
     def clean_status(self) -> str:
         return self.cleaned_data["status"] or "draft"
+
+
+class InviteForm(forms.Form):
+    """A username to invite and the role offered; whether anyone has that name is never said."""
+
+    username = forms.CharField(max_length=TEXT_MAX_CHARS["username"])
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
+
+
+class RoleForm(forms.Form):
+    """A member's new role."""
+
+    username = forms.CharField(max_length=TEXT_MAX_CHARS["username"])
+    role = forms.ChoiceField(choices=Role.choices)
