@@ -141,3 +141,18 @@ def test_duplicate_dataset_name_is_a_clear_400(dataset, lead):
     )
     assert response.status_code == 400
     assert "already exists" in str(response.json())
+
+
+def test_a_dataset_that_runs_were_trained_on_is_not_deleted_and_the_answer_says_why(dataset, lead):
+    from training_app.models import DatasetVersion, TrainingRun
+
+    snapshot = DatasetVersion.objects.create(
+        dataset=dataset, number=1, file="snapshots/x.jsonl", content_hash="x", n_train=1, n_validation=1
+    )
+    TrainingRun.objects.create(snapshot=snapshot, base_model="smollm2-tiny-random", status="succeeded")
+
+    response = client_for(lead).delete(f"/api/datasets/{dataset.pk}/")
+
+    assert response.status_code == 400
+    assert "fine-tuning runs" in response.json()["non_field_errors"][0]
+    assert Dataset.objects.filter(pk=dataset.pk).exists()
