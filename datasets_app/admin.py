@@ -1,10 +1,12 @@
 """Admin pages; staff who are not superusers see only their own workspaces' rows."""
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from datasets_app.models import Dataset, Example, ExampleRevision, Membership, Workspace
+from datasets_app.curation.limits import pair_text_errors
+from datasets_app.models import Dataset, Example, ExampleRevision, Invitation, Membership, Workspace
 
 
 class WorkspaceScopedAdmin(admin.ModelAdmin):
@@ -47,6 +49,15 @@ class MembershipAdmin(WorkspaceScopedAdmin):
     raw_id_fields = ("user", "workspace")
 
 
+@admin.register(Invitation)
+class InvitationAdmin(WorkspaceScopedAdmin):
+    list_display = ("username", "workspace", "role", "status", "invited_by", "expires_at")
+    list_filter = ("status", "role")
+    search_fields = ("username", "workspace__name")
+    raw_id_fields = ("workspace", "invited_by")
+    readonly_fields = ("responded_at", "created_at", "updated_at")
+
+
 @admin.register(Dataset)
 class DatasetAdmin(WorkspaceScopedAdmin):
     list_display = ("name", "workspace", "kind", "created_by", "updated_at")
@@ -55,8 +66,29 @@ class DatasetAdmin(WorkspaceScopedAdmin):
     raw_id_fields = ("workspace", "created_by")
 
 
+class ExampleAdminForm(forms.ModelForm):
+    """The admin is a write path too: the same text caps as everywhere (curation/limits.py)."""
+
+    class Meta:
+        model = Example
+        fields = "__all__"  # noqa: DJ007 - the admin's own field list decides what is shown
+
+    def clean(self) -> dict:
+        cleaned = super().clean() or {}
+        errors = pair_text_errors(
+            prompt=cleaned.get("prompt") or "", response=cleaned.get("response") or "",
+            system_prompt=cleaned.get("system_prompt") or "",
+            history=cleaned.get("history") if isinstance(cleaned.get("history"), list) else [],
+            tags=cleaned.get("tags") if isinstance(cleaned.get("tags"), list) else [],
+        )  # fmt: skip
+        for field, message in errors.items():
+            self.add_error(field if field in self.fields else field.partition("[")[0], message)
+        return cleaned
+
+
 @admin.register(Example)
 class ExampleAdmin(WorkspaceScopedAdmin):
+    form = ExampleAdminForm
     workspace_path = "dataset__workspace"
     list_display = ("id", "dataset", "short_prompt", "status", "source", "version", "updated_at")
     list_filter = ("status", "dataset__kind")

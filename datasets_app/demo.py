@@ -79,10 +79,10 @@ def seed_demo() -> dict[str, int]:
     its pairs, an annotator writes the answers the template leaves open, and the lead reviews.
     """
     users = {spec["username"]: _demo_user(spec) for spec in DEMO_USERS}
-    workspace = Workspace.objects.filter(name=WORKSPACE_NAME).first() or workspace_create(
+    workspace = Workspace.objects.filter(name=WORKSPACE_NAME, created_by=users["admin"]).first() or workspace_create(
         name=WORKSPACE_NAME, user=users["admin"], description="Two demo datasets to try Instructory with."
     )
-    for spec in DEMO_USERS:
+    for spec in DEMO_USERS:  # the system adds the demo team directly (people otherwise join by invitation)
         membership_set(workspace=workspace, user=users[spec["username"]], role=spec["role"], by=None)
     created = {}
     for spec in DEMO_DATASETS:

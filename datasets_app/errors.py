@@ -17,6 +17,10 @@ class NotAllowed(Exception):
     """The user's role does not allow the action (HTTP 403)."""
 
 
+class NotAMember(Exception):
+    """The user named is not a member of the workspace; answered exactly like a name nobody has."""
+
+
 class DuplicateExample(ValidationError):
     """The dataset already holds a pair with the same normalized content."""
 

@@ -38,7 +38,8 @@ ROLE_RANK = {Role.ANNOTATOR: 1, Role.LEAD: 2, Role.ADMIN: 3}
 
 
 class Workspace(TimeStamped):
-    name = models.CharField(max_length=200, unique=True)
+    # Unique per creator, not site-wide: a site-wide check would tell anyone the names other teams use.
+    name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     default_base_model = models.CharField(max_length=100, blank=True)
     created_by = models.ForeignKey(
@@ -47,7 +48,8 @@ class Workspace(TimeStamped):
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces")
 
     class Meta:
-        ordering = ["name"]
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["created_by", "name"], name="unique_workspace_name_per_creator")]
 
     def __str__(self) -> str:
         return self.name
@@ -67,6 +69,45 @@ class Membership(TimeStamped):
 
     def allows(self, role: str) -> bool:
         return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(role)]
+
+
+class InvitationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    REVOKED = "revoked", "Revoked"
+
+
+class Invitation(TimeStamped):
+    """A workspace admin's offer of a role to a username; the Membership exists only once that user accepts.
+
+    Kept by username rather than by user, so that inviting a name no one has is indistinguishable, to
+    the admin, from inviting someone who exists: the same row, the same answers, the same list.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invitations")
+    username = models.CharField(max_length=150)
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.ANNOTATOR)
+    status = models.CharField(max_length=20, choices=InvitationStatus.choices, default=InvitationStatus.PENDING)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    expires_at = models.DateTimeField()
+    responded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "username"],
+                condition=models.Q(status="pending"),
+                name="unique_pending_invitation",
+            )
+        ]
+        indexes = [models.Index(fields=["username", "status"], name="invitation_username_status")]
+
+    def __str__(self) -> str:
+        return f"{self.username} to {self.workspace} as {self.role} ({self.status})"
 
 
 class DatasetKind(models.TextChoices):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from datasets_app.views import blueprints, editor, history, imports, lint, pages
+from datasets_app.views import blueprints, editor, history, imports, lint, members, pages
 
 urlpatterns = [
     path("", pages.home, name="home"),
@@ -22,6 +22,12 @@ urlpatterns = [
     path("datasets/<id:pk>/lint/", lint.dataset_lint, name="dataset-lint"),
     path("datasets/<id:pk>/settings/", lint.dataset_settings, name="dataset-settings"),
     path("datasets/<id:pk>/draft/", blueprints.dataset_draft, name="dataset-draft"),
+    path("workspaces/<id:pk>/members/", members.workspace_members, name="workspace-members"),
+    path("workspaces/<id:pk>/members/invite/", members.workspace_invite, name="workspace-invite"),
+    path("workspaces/<id:pk>/members/role/", members.workspace_role, name="workspace-role"),
+    path("workspaces/<id:pk>/invitations/<id:invitation>/revoke/", members.invitation_revoke, name="invitation-revoke"),
+    path("invitations/<id:pk>/accept/", members.invitation_accept, name="invitation-accept"),
+    path("invitations/<id:pk>/decline/", members.invitation_decline, name="invitation-decline"),
     path("templates/", blueprints.template_list, name="templates"),
     path("workspaces/<id:pk>/templates/", blueprints.template_list, name="workspace-templates"),
     path("workspaces/<id:pk>/templates/new/", blueprints.template_new, name="template-new"),

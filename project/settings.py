@@ -183,6 +183,12 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", default=200 * 1024 * 1024)
 # Files above this size are imported by a Celery task (202 + job URL).
 IMPORT_ASYNC_BYTES = env.int("IMPORT_ASYNC_BYTES", default=5 * 1024 * 1024)
+# The longest text of a pair field (prompt, response, system prompt, each earlier turn), in characters, and of a
+# pair's text all together; every write path refuses more (datasets_app/curation/limits.py).
+PAIR_TEXT_MAX_CHARS = env.int("PAIR_TEXT_MAX_CHARS", default=100_000)
+PAIR_TOTAL_MAX_CHARS = env.int("PAIR_TOTAL_MAX_CHARS", default=400_000)
+# A workspace invitation not accepted within this many days lapses (the admin can invite again).
+INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=14)
 # Template generation with more new pairs than this (or any model drafting) runs as a job on a worker.
 GENERATE_SYNC_MAX = env.int("GENERATE_SYNC_MAX", default=20)
 # Checking a dataset with more pairs than this (about 2 s of work) runs as a job on a worker.
@@ -290,6 +296,7 @@ SPECTACULAR_SETTINGS = {
         "PlaygroundStatusEnum": "training_app.models.PlaygroundStatus",
         "NewExampleStatusEnum": ["draft", "submitted"],
         "ImportStatusEnum": ["draft", "submitted", "approved"],
+        "WorkspaceRoleEnum": "datasets_app.models.Role",
     },
 }
 

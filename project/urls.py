@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from datasets_app.api import blueprints as blueprint_api
 from datasets_app.api import curation as curation_api
 from datasets_app.api import imports as import_api
+from datasets_app.api import invitations as invitation_api
 from datasets_app.api import lint as lint_api
 from training_app import api as training_api
 
@@ -29,6 +30,19 @@ api = [
     path("workspaces/", curation_api.WorkspaceListView.as_view(), name="api-workspaces"),
     path("workspaces/<id:pk>/", curation_api.WorkspaceDetailView.as_view(), name="api-workspace"),
     path("workspaces/<id:pk>/members/", curation_api.WorkspaceMembersView.as_view(), name="api-workspace-members"),
+    path(
+        "workspaces/<id:pk>/invitations/",
+        invitation_api.WorkspaceInvitationsView.as_view(),
+        name="api-workspace-invitations",
+    ),
+    path(
+        "workspaces/<id:pk>/invitations/<id:invitation>/",
+        invitation_api.WorkspaceInvitationDetailView.as_view(),
+        name="api-workspace-invitation",
+    ),
+    path("invitations/", invitation_api.MyInvitationsView.as_view(), name="api-invitations"),
+    path("invitations/<id:pk>/accept/", invitation_api.InvitationAcceptView.as_view(), name="api-invitation-accept"),
+    path("invitations/<id:pk>/decline/", invitation_api.InvitationDeclineView.as_view(), name="api-invitation-decline"),
     path("datasets/", curation_api.DatasetListView.as_view(), name="api-datasets"),
     path("datasets/<id:pk>/", curation_api.DatasetDetailView.as_view(), name="api-dataset"),
     path("datasets/<id:pk>/examples/", curation_api.DatasetExamplesView.as_view(), name="api-dataset-examples"),

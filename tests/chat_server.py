@@ -29,6 +29,7 @@ class ChatServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), ChatHandler)
         self.requests: list[dict] = []
         self.failures: list[tuple[int, str]] = []  # (status, message) served before normal answers
+        self.replies: list[str] = []  # answers served, in order, before the computed ones
         self.lock = threading.Lock()
 
     @property
@@ -44,6 +45,7 @@ class ChatHandler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
             failure = self.server.failures.pop(0) if self.server.failures else None
+            reply = self.server.replies.pop(0) if self.server.replies and not failure else None
         if failure:
             self._send(failure[0], {"error": {"message": failure[1]}})
         elif self.path != "/v1/chat/completions":
@@ -51,7 +53,7 @@ class ChatHandler(BaseHTTPRequestHandler):
         elif self.headers.get("Authorization") != f"Bearer {API_KEY}":
             self._send(401, {"error": {"message": "Incorrect API key provided"}})
         else:
-            content = answer_for(body["messages"])
+            content = reply if reply is not None else answer_for(body["messages"])
             self._send(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]})
 
     def _send(self, code: int, payload: dict) -> None:

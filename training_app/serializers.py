@@ -14,6 +14,8 @@ from training_app.models import (
 )
 from training_app.selectors import key_metric, latest_metric
 
+ID_MAX = 2**63 - 1  # a larger number cannot be a row id (and is a 400, not a database error)
+
 
 class SnapshotSerializer(serializers.ModelSerializer):
     download_url = serializers.SerializerMethodField()
@@ -33,8 +35,12 @@ class SnapshotCreateSerializer(serializers.Serializer):
 
 
 class RunCreateSerializer(serializers.Serializer):
-    snapshot = serializers.IntegerField(required=False, help_text="Train on this snapshot ...")
-    dataset = serializers.IntegerField(required=False, help_text="... or on a fresh snapshot of this dataset.")
+    snapshot = serializers.IntegerField(
+        required=False, min_value=1, max_value=ID_MAX, help_text="Train on this snapshot ..."
+    )
+    dataset = serializers.IntegerField(
+        required=False, min_value=1, max_value=ID_MAX, help_text="... or on a fresh snapshot of this dataset."
+    )
     base_model = serializers.CharField(required=False, allow_blank=True, default="")
     method = serializers.CharField(required=False, default="lora")
     hyperparameters = serializers.DictField(required=False, default=dict)

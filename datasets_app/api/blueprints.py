@@ -9,16 +9,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from datasets_app.api.common import expected_version, job_accepted, workspace_param
-from datasets_app.api.serializers import JobSerializer
+from datasets_app.api.serializers import JobSerializer, TextCap, VisibleRelatedField, capped
 from datasets_app.blueprints import services as blueprints
 from datasets_app.blueprints.generators import generator_choices
 from datasets_app.blueprints.specs import default_spec
 from datasets_app.curation import selectors
+from datasets_app.curation.limits import TEXT_MAX_CHARS
 from datasets_app.models import Dataset, Job, Template, Workspace
 
 
 class TemplateSerializer(serializers.ModelSerializer):
-    workspace = serializers.PrimaryKeyRelatedField(queryset=Workspace.objects.all())
+    workspace = VisibleRelatedField(
+        queryset=Workspace.objects.all(), visible=selectors.workspace_list, noun="workspace"
+    )
     spec = serializers.JSONField(
         required=False, help_text="The kind's settings; see the README. Left out: a starting spec for the kind."
     )
@@ -28,17 +31,22 @@ class TemplateSerializer(serializers.ModelSerializer):
         fields = ["id", "workspace", "name", "kind", "description", "spec", "version", "created_at", "updated_at"]
         read_only_fields = ["version"]
         validators = []  # name uniqueness is checked by the service, per workspace
+        extra_kwargs = {"description": capped("description")}
 
 
 class TemplateUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True)
+    description = serializers.CharField(
+        required=False, allow_blank=True, validators=[TextCap(TEXT_MAX_CHARS["description"])]
+    )
     spec = serializers.JSONField(required=False)
     version = serializers.IntegerField(required=False, help_text="The version you loaded (or send If-Match).")
 
 
 class PreviewRequestSerializer(serializers.Serializer):
-    dataset = serializers.IntegerField(required=False, help_text="Mark prompts this dataset already has.")
+    dataset = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**63 - 1, help_text="Mark prompts this dataset already has."
+    )
     paraphrases = serializers.IntegerField(required=False, min_value=0, max_value=5)
 
 
@@ -59,7 +67,7 @@ class PreviewSerializer(serializers.Serializer):
 
 
 class GenerateRequestSerializer(serializers.Serializer):
-    dataset = serializers.IntegerField()
+    dataset = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     generator = serializers.CharField(
         required=False,
         allow_null=True,
@@ -73,6 +81,7 @@ class GenerateResultSerializer(serializers.Serializer):
     skipped = serializers.IntegerField()
     drafted = serializers.IntegerField()
     paraphrased = serializers.IntegerField()
+    cut = serializers.IntegerField(help_text="Model drafts cut to PAIR_TEXT_MAX_CHARS.")
 
 
 class DraftRequestSerializer(serializers.Serializer):
@@ -112,12 +121,11 @@ class TemplateListView(APIView):
     @extend_schema(request=TemplateSerializer, responses={201: TemplateSerializer})
     def post(self, request: Request) -> Response:
         """Create a template (leads)."""
-        serializer = TemplateSerializer(data=request.data)
+        serializer = TemplateSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        workspace = get_object_or_404(selectors.workspace_list(user=request.user), pk=data["workspace"].pk)
         template = blueprints.template_create(
-            workspace=workspace,
+            workspace=data["workspace"],
             user=request.user,
             name=data["name"],
             kind=data["kind"],

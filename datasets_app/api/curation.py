@@ -10,7 +10,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -30,9 +30,9 @@ from datasets_app.api.serializers import (
 )
 from datasets_app.curation import selectors, services
 from datasets_app.curation.exports import dataset_export
-from datasets_app.errors import BulkInvalid
+from datasets_app.errors import BulkInvalid, NotAMember
 from datasets_app.formats import EXPORT_CONTENT_TYPES, EXPORT_EXTENSIONS, EXPORT_FORMATS
-from datasets_app.models import ExampleStatus
+from datasets_app.models import ExampleStatus, Role
 
 MAX_BULK = 10_000
 
@@ -86,17 +86,29 @@ class WorkspaceMembersView(APIView):
         members = workspace.memberships.select_related("user").order_by("user__username")
         return Response([{"username": m.user.username, "role": m.role} for m in members])
 
-    @extend_schema(request=MemberSerializer, responses=MemberSerializer)
+    @extend_schema(
+        request=MemberSerializer,
+        responses={200: MemberSerializer, 404: OpenApiResponse(description="No member by that name.")},
+    )
     def post(self, request: Request, pk: int) -> Response:
-        """Add a member or change their role (workspace admins only)."""
+        """Change a member's role (workspace admins only). People join by invitation (/invitations/).
+
+        A name that is not a member's gets the same 404 whether or not anyone has it."""
         workspace = get_object_or_404(selectors.workspace_list(user=request.user), pk=pk)
+        selectors.role_require(user=request.user, workspace=workspace, role=Role.ADMIN)
         serializer = MemberSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = serializer.validated_data["username"]
-        membership = services.membership_set(
-            workspace=workspace, user=user, role=serializer.validated_data["role"], by=request.user
-        )
-        return Response({"username": user.username, "role": membership.role}, status=status.HTTP_200_OK)
+        username = serializer.validated_data["username"]
+        member = selectors.member_list(workspace=workspace).filter(user__username=username).first()
+        try:
+            if member is None:
+                raise NotAMember(username)
+            membership = services.membership_set(
+                workspace=workspace, user=member.user, role=serializer.validated_data["role"], by=request.user
+            )
+        except NotAMember:
+            raise NotFound(f"no member named {username!r} in this workspace") from None
+        return Response({"username": username, "role": membership.role}, status=status.HTTP_200_OK)
 
 
 # --- datasets
@@ -117,7 +129,7 @@ class DatasetListView(generics.ListCreateAPIView):
 
     def perform_create(self, serializer: DatasetSerializer) -> None:
         data = serializer.validated_data
-        workspace = get_object_or_404(selectors.workspace_list(user=self.request.user), pk=data.pop("workspace").pk)
+        workspace = data.pop("workspace")  # one the user belongs to: the field sees no other
         serializer.instance = services.dataset_create(workspace=workspace, user=self.request.user, **data)
 
 
@@ -130,7 +142,7 @@ class DatasetDetailView(APIView):
     @extend_schema(request=DatasetUpdateSerializer, responses=DatasetSerializer)
     def patch(self, request: Request, pk: int) -> Response:
         dataset = selectors.dataset_get(user=request.user, pk=pk)
-        serializer = DatasetUpdateSerializer(data=request.data, partial=True)
+        serializer = DatasetUpdateSerializer(data=request.data, partial=True, context={"request": request})
         serializer.is_valid(raise_exception=True)
         dataset = services.dataset_update(dataset=dataset, user=request.user, **serializer.validated_data)
         return Response(DatasetSerializer(dataset, context={"request": request}).data)

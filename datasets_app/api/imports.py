@@ -4,6 +4,7 @@ from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -12,11 +13,30 @@ from rest_framework.views import APIView
 from datasets_app.api.serializers import ImportSerializer, JobSerializer
 from datasets_app.curation import selectors
 from datasets_app.imports.services import ImportRejected, import_upload
+from datasets_app.imports.uploads import bound_uploads, too_large_message, upload_refusal, upload_was_cut
 from datasets_app.models import Job
+
+
+class UploadRefused(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "upload_refused"
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class DatasetImportView(APIView):
     parser_classes = [MultiPartParser, FormParser]
+
+    def initial(self, request: Request, *args: object, **kwargs: object) -> None:
+        """Before authentication (a session login's CSRF check reads the body): refuse an upload by its declared
+        size, unread, and bound what is read to IMPORT_MAX_BYTES (imports/uploads.py)."""
+        refused = upload_refusal(request._request) if request.method == "POST" else None
+        if refused is not None:
+            raise UploadRefused(*refused)
+        bound_uploads(request._request)
+        super().initial(request, *args, **kwargs)
 
     @extend_schema(
         request={"multipart/form-data": ImportSerializer},
@@ -33,16 +53,17 @@ class DatasetImportView(APIView):
             400: OpenApiResponse(
                 description="Problems in the file, each with line or record, field and message; nothing was written."
             ),
-            413: OpenApiResponse(description="The file is larger than the configured maximum."),
+            411: OpenApiResponse(description="The upload has no Content-Length; nothing of it was read."),
+            413: OpenApiResponse(description="The file is larger than IMPORT_MAX_BYTES; refused before it is read."),
         },
     )
     def post(self, request: Request, pk: int) -> Response:
         """Import a file (format detected from content unless given). Large files are imported by a worker: 202 and a job URL."""
         dataset = selectors.dataset_get(user=request.user, pk=pk)
-        length = request.META.get("CONTENT_LENGTH") or "0"
-        if length.isdigit() and int(length) > settings.IMPORT_MAX_BYTES + 64 * 1024:
+        data = request.data
+        if upload_was_cut(request._request):
             return _too_large()
-        serializer = ImportSerializer(data=request.data)
+        serializer = ImportSerializer(data=data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         upload = data["file"]
@@ -64,11 +85,7 @@ class DatasetImportView(APIView):
 
 
 def _too_large() -> Response:
-    limit = settings.IMPORT_MAX_BYTES / (1024 * 1024)
-    return Response(
-        {"detail": f"the file is larger than the {limit:g} MB import limit"},
-        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-    )
+    return Response({"detail": too_large_message()}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
 
 
 class JobDetailView(APIView):

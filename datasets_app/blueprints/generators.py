@@ -28,6 +28,7 @@ RETRIES = 2
 RETRY_BACKOFF_S = 0.5
 RETRY_STATUSES = frozenset({408, 429})  # plus every 5xx
 ERROR_MESSAGE_CHARS = 300
+MAX_RESPONSE_BYTES = 16 << 20  # one chat completion; a body past this is refused, never held whole
 
 
 class GeneratorError(Exception):
@@ -137,12 +138,14 @@ class OpenAIChatGenerator(Generator):
         request = urllib.request.Request(self.url, data=json.dumps(body).encode(), headers=headers, method="POST")  # noqa: S310
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                raw = response.read()
+                raw = response.read(MAX_RESPONSE_BYTES + 1)
         except urllib.error.HTTPError as error:
             raise self._http_error(error) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             reason = getattr(error, "reason", error)
             raise _Retryable(f"could not reach {self.url}: {str(reason) or type(reason).__name__}") from None
+        if len(raw) > MAX_RESPONSE_BYTES:
+            raise GeneratorError(f"{self.url} answered with more than {MAX_RESPONSE_BYTES >> 20} MB; not read further")
         try:
             return json.loads(raw)
         except ValueError:
@@ -155,7 +158,7 @@ class OpenAIChatGenerator(Generator):
         return GeneratorError(message)
 
     def _server_message(self, error: urllib.error.HTTPError) -> str:
-        text = error.read().decode("utf-8", "replace")
+        text = error.read(64 * 1024).decode("utf-8", "replace")
         try:
             detail = json.loads(text).get("error", text)
             text = detail.get("message", str(detail)) if isinstance(detail, dict) else str(detail)

@@ -1,6 +1,8 @@
 """Templates: create and edit them, preview what they generate, generate pairs, and have a model draft responses.
 
 Model work (drafting, paraphrasing) only ever runs on a worker: the web process never loads a model.
+A model draft longer than PAIR_TEXT_MAX_CHARS is cut to that length (the job's result counts them as
+"cut"; the pair stays a draft for an annotator to check), so one runaway answer does not lose the batch.
 """
 
 import logging
@@ -17,9 +19,10 @@ from django.utils import timezone
 from datasets_app.blueprints.generators import ChatRequest, Generator, GeneratorError, generator_get, paraphrase_prompts
 from datasets_app.blueprints.specs import GuardrailSpec, MCQSpec, SpecError, parse_spec
 from datasets_app.curation.content import normalize
+from datasets_app.curation.limits import pair_text_max, texts_require
 from datasets_app.curation.selectors import role_require
 from datasets_app.curation.services import example_update, examples_bulk_create
-from datasets_app.errors import StaleVersion
+from datasets_app.errors import BulkInvalid, StaleVersion
 from datasets_app.jobs.services import job_beating, job_claim, job_create, job_finish, job_progress
 from datasets_app.models import Dataset, Example, ExampleStatus, Job, JobStatus, Role, Template, Workspace
 
@@ -45,6 +48,7 @@ def template_create(
 ) -> Template:
     """A new template (leads only); its spec is checked and stored in normal form."""
     role_require(user=user, workspace=workspace, role=Role.LEAD)
+    texts_require(name=name, description=description)
     template = Template(
         workspace=workspace,
         name=name.strip(),
@@ -65,6 +69,7 @@ def template_update(*, template: Template, user: AbstractBaseUser, expected_vers
     locked = Template.objects.select_for_update().get(pk=template.pk)
     if locked.version != expected_version:
         raise StaleVersion(current=locked)
+    texts_require(**{name: value for name, value in fields.items() if name in ("name", "description")})
     if "spec" in fields:
         fields["spec"] = _checked_spec(locked.kind, fields["spec"])
     if "name" in fields:
@@ -178,6 +183,7 @@ class GenerateOutcome:
     skipped: int
     drafted: int = 0
     paraphrased: int = 0
+    cut: int = 0  # drafts cut to PAIR_TEXT_MAX_CHARS
     example_ids: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -186,6 +192,7 @@ class GenerateOutcome:
             "skipped": self.skipped,
             "drafted": self.drafted,
             "paraphrased": self.paraphrased,
+            "cut": self.cut,
         }
 
 
@@ -255,12 +262,16 @@ def _generate_now(
     paraphrased: int = 0,
 ) -> GenerateOutcome:
     """Write the plan's new pairs in one transaction (all or nothing) and link the dataset to the template."""
-    answers = iter(drafted)
+    fitted = [_fit(answer) for answer in drafted]
+    answers = iter(text for text, _ in fitted)
     items = []
     for pair in plan.new:
         response = next(answers) if pair.drafted and drafter else pair.response
         items.append(_item(template, pair, response, drafter if pair.drafted else None))
-    created, skipped = examples_bulk_create(dataset=dataset, user=user, items=items)
+    try:
+        created, skipped = examples_bulk_create(dataset=dataset, user=user, items=items)
+    except BulkInvalid as invalid:
+        raise ValidationError({"spec": _too_long(invalid, items)}) from invalid
     if dataset.template_id is None:
         Dataset.objects.filter(pk=dataset.pk).update(template=template, updated_at=timezone.now())
     return GenerateOutcome(
@@ -268,8 +279,25 @@ def _generate_now(
         skipped=len(plan.pairs) - len(plan.new) + skipped,
         drafted=len(drafted),
         paraphrased=paraphrased,
+        cut=sum(1 for _, cut in fitted if cut),
         example_ids=[example.pk for example in created],
     )
+
+
+def _fit(answer: str) -> tuple[str, bool]:
+    """A model's answer within PAIR_TEXT_MAX_CHARS, and whether it had to be cut."""
+    cap = pair_text_max()
+    return (answer[:cap], True) if len(answer) > cap else (answer, False)
+
+
+def _too_long(invalid: BulkInvalid, items: list[dict[str, Any]]) -> list[str]:
+    """What generating refused, pair by pair (a spec whose texts make pairs over the caps)."""
+    messages = [
+        f"the pair for {items[index]['prompt'][:60]!r}: {field}: {' '.join(errors)}"
+        for index, problems in sorted(invalid.problems.items())
+        for field, errors in problems.items()
+    ]
+    return messages[:10] + ([f"and {len(messages) - 10} more"] if len(messages) > 10 else [])
 
 
 def _item(template: Template, pair: PlannedPair, response: str, drafter: Generator | None) -> dict[str, Any]:
@@ -381,18 +409,20 @@ def _draft_candidates(dataset: Dataset, example_ids: Iterable[int] | None) -> li
 def _draft_job(job: Job) -> dict[str, Any]:
     drafter = generator_get(job.params["generator"])
     examples = list(Example.objects.filter(pk__in=job.params["examples"], dataset=job.dataset).order_by("id"))
-    drafted, skipped = 0, 0
+    drafted, skipped, cut = 0, 0, 0
     for start in range(0, len(examples), DRAFT_BATCH):
         job_progress(job, "drafting", start / max(len(examples), 1))
         batch = examples[start : start + DRAFT_BATCH]
         requests = [ChatRequest(e.prompt, e.system_prompt, tuple(e.history)) for e in batch]
         answers = drafter.generate(requests, max_new_tokens=DRAFT_MAX_NEW_TOKENS)
         for example, answer in zip(batch, answers, strict=True):
-            if _fill_draft(example, answer, drafter, job.created_by):
+            text, was_cut = _fit(answer)
+            if _fill_draft(example, text, drafter, job.created_by):
                 drafted += 1
+                cut += was_cut
             else:
                 skipped += 1
-    return {"drafted": drafted, "skipped": skipped}
+    return {"drafted": drafted, "skipped": skipped, "cut": cut}
 
 
 @transaction.atomic

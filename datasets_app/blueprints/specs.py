@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 from datasets_app.curation.content import normalize
+from datasets_app.formats.records import too_long
 
 _NAMED = re.compile(r"\{(\w*)\}")  # any {name}, to catch unknown placeholders in a pattern
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
@@ -26,6 +27,11 @@ LABEL_STYLES = {
 }
 OUTPUTS = ("text", "json")
 MIN_OPTIONS, MAX_OPTIONS = 2, 6
+# Caps on what a spec holds: each text (a pattern, a label, a seed prompt), each list (topics, seeds,
+# levels), and the pairs the whole template generates, so one spec cannot ask for millions of pairs.
+SPEC_TEXT_MAX_CHARS = 10_000
+SPEC_LIST_MAX = 500
+SPEC_PAIRS_MAX = 10_000
 
 
 class SpecError(ValueError):
@@ -241,6 +247,9 @@ class _Reader:
         if not isinstance(value, str):
             self.fail(key, "must be text")
             return default
+        if len(value) > SPEC_TEXT_MAX_CHARS:
+            self.fail(key, too_long(len(value), SPEC_TEXT_MAX_CHARS))
+            return default
         if required and not value.strip():
             self.fail(key, "may not be blank")
         if one_line and "\n" in value:
@@ -268,6 +277,9 @@ class _Reader:
         if not isinstance(value, list):
             self.fail(key, "must be a list")
             return []
+        if len(value) > SPEC_LIST_MAX:
+            self.fail(key, f"at most {SPEC_LIST_MAX} items (got {len(value)})")
+            return []
         return value
 
     def texts(self, key: str, *, seen: dict[str, str] | None = None) -> tuple[str, ...]:
@@ -278,6 +290,8 @@ class _Reader:
             path = f"{key}[{index}]"
             if not isinstance(value, str):
                 self.fail(path, "must be text")
+            elif len(value) > SPEC_TEXT_MAX_CHARS:
+                self.fail(path, too_long(len(value), SPEC_TEXT_MAX_CHARS))
             elif not value.strip():
                 self.fail(path, "may not be blank")
             elif normalize(value) in seen:
@@ -312,6 +326,9 @@ def _guardrail(reader: _Reader) -> GuardrailSpec:
     allowed = tuple(_topic(child, blocked=False, names=names, seeds=seeds) for child in reader.children("allowed"))
     if not blocked:
         reader.fail("blocked", "needs at least one topic to refuse")
+    pairs = sum(len(topic.seeds) for topic in blocked + allowed)
+    if pairs > SPEC_PAIRS_MAX:
+        reader.problems.append(f"spec: generates {pairs} pairs; at most {SPEC_PAIRS_MAX} per template")
     return GuardrailSpec(
         system_prompt=reader.text("system_prompt").strip(),
         refusal=refusal,
@@ -358,6 +375,9 @@ def _mcq(reader: _Reader) -> MCQSpec:
     topics, levels = reader.texts("topics"), reader.texts("levels")
     if not topics:
         reader.fail("topics", "needs at least one topic")
+    elif len(topics) * max(len(levels), 1) > SPEC_PAIRS_MAX:
+        pairs = len(topics) * max(len(levels), 1)
+        reader.problems.append(f"spec: generates {pairs} pairs; at most {SPEC_PAIRS_MAX} per template")
     explanation = reader.flag("explanation", default=defaults.explanation)
     explanation_prefix = reader.text("explanation_prefix", default=defaults.explanation_prefix, one_line=True)
     if explanation and output == "text" and not explanation_prefix.strip():

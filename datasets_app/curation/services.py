@@ -5,11 +5,13 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 
 from datasets_app.curation.content import content_hash
+from datasets_app.curation.limits import pair_text_errors, pair_text_require, texts_require
 from datasets_app.curation.selectors import role_require, status_counts_key
-from datasets_app.errors import BulkInvalid, DuplicateExample, StaleVersion
+from datasets_app.errors import BulkInvalid, DuplicateExample, NotAMember, StaleVersion
 from datasets_app.lint.checks import TEMPLATE_CODES, describe, example_relint, lint_rules
 from datasets_app.lint.jobs import lint_job_create
 from datasets_app.models import (
@@ -30,6 +32,15 @@ STATUS_ACTIONS = {
     "reject": (ExampleStatus.REJECTED, Role.LEAD),
     "reopen": (ExampleStatus.DRAFT, Role.ANNOTATOR),
 }
+
+
+def _require_fits(example: Example) -> None:
+    """The pair's text within the caps (limits.py); checked before anything hashes, lints or stores it."""
+    pair_text_require(
+        prompt=example.prompt, response=example.response, system_prompt=example.system_prompt,
+        history=example.history if isinstance(example.history, list) else [],
+        tags=example.tags if isinstance(example.tags, list) else [],
+    )  # fmt: skip
 
 
 def _snapshot(example: Example) -> dict[str, Any]:
@@ -85,10 +96,19 @@ def dataset_counts_forget(*, dataset_id: int) -> None:
 
 @transaction.atomic
 def workspace_create(*, name: str, user: AbstractBaseUser, description: str = "") -> Workspace:
-    """A new workspace; its creator becomes its admin."""
+    """A new workspace; its creator becomes its admin. Names are unique per creator only, so creating one
+    tells no one what other teams have called theirs."""
+    texts_require(name=name, description=description)
     workspace = Workspace(name=name.strip(), description=description, created_by=user)
-    workspace.full_clean()
-    workspace.save()
+    taken = ValidationError({"name": [f"you already have a workspace named {workspace.name!r}"]})
+    if Workspace.objects.filter(created_by=user, name=workspace.name).exists():
+        raise taken
+    workspace.full_clean(validate_constraints=False)
+    try:
+        with transaction.atomic():
+            workspace.save()
+    except IntegrityError as error:  # the same user, twice at once
+        raise taken from error
     Membership.objects.create(workspace=workspace, user=user, role=Role.ADMIN)
     return workspace
 
@@ -97,10 +117,26 @@ def workspace_create(*, name: str, user: AbstractBaseUser, description: str = ""
 def membership_set(
     *, workspace: Workspace, user: AbstractBaseUser, role: str, by: AbstractBaseUser | None
 ) -> Membership:
-    """Add a member or change their role; only workspace admins may (by=None is the system itself)."""
-    if by is not None:
-        role_require(user=by, workspace=workspace, role=Role.ADMIN)
-    membership, _ = Membership.objects.update_or_create(workspace=workspace, user=user, defaults={"role": Role(role)})
+    """Change a member's role (workspace admins). People join by accepting an invitation (curation/invitations.py);
+    only the system itself (by=None: the demo, scripts) adds a member directly.
+
+    Raises NotAMember for someone who is not a member; refuses to leave the workspace without an admin.
+    """
+    role = Role(role)
+    if by is None:
+        membership, _ = Membership.objects.update_or_create(workspace=workspace, user=user, defaults={"role": role})
+        return membership
+    role_require(user=by, workspace=workspace, role=Role.ADMIN)
+    membership = Membership.objects.select_for_update().filter(workspace=workspace, user=user).first()
+    if membership is None:
+        raise NotAMember(user)
+    if membership.role == Role.ADMIN and role != Role.ADMIN:
+        admins = Membership.objects.select_for_update().filter(workspace=workspace, role=Role.ADMIN)
+        if admins.count() == 1:
+            raise ValidationError({"role": ["the workspace needs an admin: make someone else admin first"]})
+    if membership.role != role:
+        membership.role = role
+        membership.save(update_fields=["role", "updated_at"])
     return membership
 
 
@@ -116,6 +152,7 @@ def dataset_create(
 ) -> Dataset:
     """A new dataset; leads and admins only."""
     role_require(user=user, workspace=workspace, role=Role.LEAD)
+    texts_require(name=name, description=description, guidelines=guidelines)
     dataset = Dataset(
         workspace=workspace,
         name=name.strip(),
@@ -138,6 +175,7 @@ def dataset_update(*, dataset: Dataset, user: AbstractBaseUser, **fields: Any) -
         if name not in ("name", "kind", "description", "guidelines", "template", "require_valid"):
             raise ValueError(f"{name} cannot be changed")
         setattr(dataset, name, value)
+    texts_require(**{name: value for name, value in fields.items() if name in ("name", "description", "guidelines")})
     if dataset.template is not None and dataset.template.workspace_id != dataset.workspace_id:
         raise ValidationError({"template": ["the template must be in the dataset's workspace"]})
     dataset.full_clean()
@@ -151,7 +189,13 @@ def dataset_update(*, dataset: Dataset, user: AbstractBaseUser, **fields: Any) -
 def dataset_delete(*, dataset: Dataset, user: AbstractBaseUser) -> None:
     role_require(user=user, workspace=dataset.workspace, role=Role.LEAD)
     dataset_counts_forget(dataset_id=dataset.pk)
-    dataset.delete()
+    try:
+        with transaction.atomic():
+            dataset.delete()
+    except ProtectedError as error:  # fine-tuning runs keep their snapshots of it
+        raise ValidationError(
+            "the dataset has fine-tuning runs that were trained on its snapshots; it cannot be deleted while they exist"
+        ) from error
 
 
 @transaction.atomic
@@ -187,6 +231,7 @@ def example_create(
         created_by=user,
         updated_by=user,
     )
+    _require_fits(example)
     _rehash(example)
     example.full_clean(exclude=["content_hash"])
     example_relint(example, template=dataset.template)
@@ -215,6 +260,7 @@ def example_update(*, example: Example, user: AbstractBaseUser, expected_version
         setattr(locked, name, value)
     if _snapshot(locked) == before:
         return locked
+    _require_fits(locked)
     if locked.status == ExampleStatus.APPROVED and not membership.allows(Role.LEAD):
         locked.status = ExampleStatus.SUBMITTED  # an annotator's change to approved data needs review again
     _rehash(locked)
@@ -243,6 +289,7 @@ def example_set_status(
         raise StaleVersion(current=locked)
     if action == "reject" and not comment.strip():
         raise ValidationError({"comment": "a rejection needs a comment that tells the annotator what to fix"})
+    texts_require(comment=comment)
     before = _snapshot(locked)
     locked.status = status
     locked.review_comment = comment.strip() if action in ("approve", "reject") else locked.review_comment
@@ -270,6 +317,7 @@ def example_restore(*, revision: ExampleRevision, user: AbstractBaseUser, expect
     before = _snapshot(locked)
     for name, value in _fields_at(revision).items():
         setattr(locked, name, value)
+    _require_fits(locked)
     _rehash(locked)
     locked.full_clean(exclude=["content_hash"])
     example_relint(locked, template=locked.dataset.template)
@@ -331,6 +379,13 @@ def examples_bulk_create(
     fresh, skipped, problems = [], 0, {}
     for index, item in enumerate(items):
         example = Example(dataset=dataset, created_by=user, updated_by=user, **item)
+        too_long = pair_text_errors(
+            prompt=example.prompt, response=example.response, system_prompt=example.system_prompt,
+            history=example.history or [], tags=example.tags or [],
+        )  # fmt: skip
+        if too_long:
+            problems[index] = {field: [message] for field, message in too_long.items()}
+            continue
         _rehash(example)
         try:
             example.clean()

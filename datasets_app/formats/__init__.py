@@ -1,6 +1,6 @@
 """Import and export of instruction-tuning datasets: pure Python, no Django, no ORM.
 
-    read_records(stream, fmt=None) -> Iterator[Record | Problem]
+    read_records(stream, fmt=None, limits=ReadLimits()) -> Iterator[Record | Problem]
     write_records(records, fmt) -> Iterator[bytes]
 
 One module per format (pairs and csvpairs, alpaca, sharegpt, openai, parquet); detect guesses the
@@ -14,7 +14,7 @@ alpaca). Reading refuses text the database could not store (NUL, unpaired surrog
 """
 
 from datasets_app.formats.detect import detect_format
-from datasets_app.formats.records import Problem, Record, UnknownFormat
+from datasets_app.formats.records import Problem, ReadLimits, Record, UnknownFormat, too_long
 from datasets_app.formats.registry import (
     EXPORT_CONTENT_TYPES,
     EXPORT_EXTENSIONS,
@@ -30,9 +30,11 @@ __all__ = [
     "EXPORT_FORMATS",
     "IMPORT_FORMATS",
     "Problem",
+    "ReadLimits",
     "Record",
     "UnknownFormat",
     "detect_format",
     "read_records",
+    "too_long",
     "write_records",
 ]

@@ -22,11 +22,11 @@ from typing import Any, BinaryIO
 
 from datasets_app.formats import checks
 from datasets_app.formats.jsonstream import array_chunks, read_objects
-from datasets_app.formats.records import Problem, Record
+from datasets_app.formats.records import Problem, ReadLimits, Record
 
 
-def read(stream: BinaryIO) -> Iterator[Record | Problem]:
-    return read_objects(stream, from_object)
+def read(stream: BinaryIO, limits: ReadLimits | None = None) -> Iterator[Record | Problem]:
+    return read_objects(stream, from_object, limits or ReadLimits())
 
 
 def from_object(value: Any, position: int, unit: str) -> Record | list[Problem]:
@@ -40,7 +40,7 @@ def from_object(value: Any, position: int, unit: str) -> Record | list[Problem]:
     tags = checks.tags(value.get("tags"), "tags", issues)
     if issues:
         return checks.problems(issues, position, unit)
-    return Record(prompt, response, system, history, tags, position)
+    return Record(prompt, response, system, history, tags, position, unit)
 
 
 def _prompt(value: dict[str, Any], issues: checks.Issues) -> str:

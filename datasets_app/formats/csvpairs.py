@@ -2,7 +2,9 @@
 
 Reading: the header may use ",", ";" or tab, any column order and letter case; other columns are
 ignored. tags is a JSON list or names separated by ";"; history is a JSON list of turns. A row is
-placed at the line where it starts (quoted text can span lines).
+placed at the line where it starts (quoted text can span lines). A row larger than
+`ReadLimits.record_bytes` is reported with the column it ran out in, and ends the read (its end cannot
+be found without holding it); no line or cell is ever held past that size.
 Writing: header prompt,response,system,tags,history with tags and history as JSON (empty cells when
 empty). Text is kept exactly, newlines, quotes and commas included; nothing is escaped against
 spreadsheet formulas, because that would change the text.
@@ -10,19 +12,18 @@ spreadsheet formulas, because that would change the text.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 from datasets_app.formats import pairs
-from datasets_app.formats.jsonstream import BOM, CHUNK_CHARS, CHUNK_RECORDS, encode
-from datasets_app.formats.records import Problem, Record
+from datasets_app.formats.jsonstream import BOM, CHUNK_CHARS, CHUNK_RECORDS, encode, over_limit
+from datasets_app.formats.records import Problem, ReadLimits, Record
 
 COLUMNS = ("prompt", "response", "system", "tags", "history")
 DELIMITERS = (",", ";", "\t")
-# The csv module refuses fields over 128 KiB by default; long answers are normal here.
-FIELD_LIMIT = 256 << 20
 
 
 def header_names(line: str, delimiter: str = ",") -> list[str]:
@@ -42,10 +43,17 @@ def header_delimiter(line: str) -> str | None:
     return None
 
 
-def read(stream: BinaryIO) -> Iterator[Record | Problem]:
-    csv.field_size_limit(max(csv.field_size_limit(), FIELD_LIMIT))
-    lines = _Lines(stream)
-    header = next((line for line in lines if line.strip()), None)
+def read(stream: BinaryIO, limits: ReadLimits | None = None) -> Iterator[Record | Problem]:
+    limit = (limits or ReadLimits()).record_bytes
+    # The csv module refuses cells over 128 KiB by default; long answers are normal here. A cell is never
+    # larger than its row, which _Lines bounds, so this limit is only a backstop.
+    csv.field_size_limit(limit + 1)
+    lines = _Lines(stream, limit)
+    try:
+        header = next((line for line in lines if line.strip()), None)
+    except _RowTooLong:
+        yield Problem(None, "file", "", f"the header line {over_limit(limit)}")
+        return
     if header is None:
         yield Problem(None, "file", "", "the file is empty")
         return
@@ -67,9 +75,15 @@ def _rows(lines: _Lines, names: list[str], delimiter: str) -> Iterator[Record | 
     reader = csv.reader(lines, delimiter=delimiter)
     while True:
         start = lines.number + 1
+        lines.new_row()
         try:
             row = next(reader)
         except StopIteration:
+            return
+        except _RowTooLong:
+            column = lines.column_at_cut(delimiter)
+            field = names[column] if column < width else ""
+            yield Problem(start, "line", field, f"{over_limit(lines.limit)}; nothing after it was read")
             return
         except csv.Error as error:
             lines.bad.clear()
@@ -91,20 +105,41 @@ def _rows(lines: _Lines, names: list[str], delimiter: str) -> Iterator[Record | 
             yield Problem(start, "line", "", message)
 
 
-class _Lines:
-    """Decoded lines of a binary stream, counted; undecodable ones are noted, not raised."""
+class _RowTooLong(Exception):
+    """A row (or line) is larger than the limit."""
 
-    def __init__(self, stream: BinaryIO) -> None:
-        self._raw = iter(stream.readline, b"")
+
+class _Lines:
+    """Decoded lines of a binary stream, counted; undecodable ones are noted, not raised.
+
+    The lines of one row together may be at most `limit` bytes: past that, _RowTooLong (the csv
+    reader passes it on), so neither a line nor a quoted cell spanning lines grows past it.
+    """
+
+    def __init__(self, stream: BinaryIO, limit: int) -> None:
+        self._stream = stream
+        self.limit = limit
         self.number = 0
         self.bad: list[int] = []
+        self._offset = 0  # bytes read so far
+        self._row_offset = 0  # where the current row starts
+        self._row_bytes = 0
 
     def __iter__(self) -> _Lines:
         return self
 
+    def new_row(self) -> None:
+        self._row_offset, self._row_bytes = self._offset, 0
+
     def __next__(self) -> str:
-        raw = next(self._raw)
+        raw = self._stream.readline(self.limit - self._row_bytes + 1)
+        if not raw:
+            raise StopIteration
         self.number += 1
+        self._offset += len(raw)
+        self._row_bytes += len(raw)
+        if self._row_bytes > self.limit:
+            raise _RowTooLong
         if self.number == 1:
             raw = raw.removeprefix(BOM)
         try:
@@ -112,6 +147,24 @@ class _Lines:
         except UnicodeDecodeError:
             self.bad.append(self.number)
             return raw.decode(errors="replace")
+
+    def column_at_cut(self, delimiter: str) -> int:
+        """Which column (from 0) the row that ran over the limit was in when it did: the row is read again
+        from its start, a piece at a time, counting delimiters outside quotes (a doubled quote toggles twice)."""
+        self._stream.seek(self._row_offset)
+        column, quoted, left = 0, False, self.limit
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        while left > 0:
+            piece = self._stream.read(min(left, 1 << 16))
+            if not piece:
+                break
+            left -= len(piece)
+            for index, part in enumerate(decoder.decode(piece).split('"')):
+                if index:
+                    quoted = not quoted
+                if not quoted:
+                    column += part.count(delimiter)
+        return column
 
 
 def write(records: Iterable[Record]) -> Iterator[bytes]:

@@ -3,7 +3,9 @@
 Memory stays flat however big the file: JSON Lines is read line by line; a JSON array is decoded
 from a sliding text buffer, one element at a time (the C scanner behind `raw_decode`). A bad element is
 skipped by finding where it ends (brackets and strings counted, see `element_end`), so the
-records after it are still read.
+records after it are still read. A line or element over `ReadLimits.record_bytes` is reported with the
+field it was in when the limit ran out, and never held whole: the rest of a long line is skipped in small
+pieces; a long array element ends the read (its end cannot be found without holding it).
 """
 
 from __future__ import annotations
@@ -15,14 +17,13 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 from datasets_app.formats.checks import invalid_json_message
-from datasets_app.formats.records import Problem, Record
+from datasets_app.formats.records import Problem, ReadLimits, Record
 
 HEAD_SIZE = 1 << 16
 BOM = b"\xef\xbb\xbf"
 CHUNK_CHARS = 1 << 16  # write: yield about every 64 KiB ...
 CHUNK_RECORDS = 500  # ... or every 500 records, whichever comes first
 READ_SIZE = 1 << 16
-MAX_RECORD_CHARS = 64 << 20  # one array element bigger than this is taken as a broken file
 
 # (decoded value, position, unit) of an array element
 Item = tuple[Any, int, str]
@@ -52,18 +53,34 @@ def first_char(head: bytes) -> str:
     return chr(content[0]) if content else ""
 
 
-def read_objects(stream: BinaryIO, build: Builder) -> Iterator[Record | Problem]:
+def read_objects(stream: BinaryIO, build: Builder, limits: ReadLimits | None = None) -> Iterator[Record | Problem]:
     """Records built by `build(value, position, unit)` from each element of a JSON array when
     the content starts with "[", else from each line of JSON Lines."""
+    limits = limits or ReadLimits()
     if first_char(peek(stream)) == "[":
-        return read_array(stream, build)
-    return read_lines(stream, build)
+        return read_array(stream, build, limits)
+    return read_lines(stream, build, limits)
 
 
-def read_lines(stream: BinaryIO, build: Builder) -> Iterator[Record | Problem]:
+def over_limit(limit: int) -> str:
+    """The message for a record larger than ReadLimits.record_bytes (the problem names the field it ran out in)."""
+    return f"is over the limit: the record is larger than {limit / 2**20:.1f} MB, more than a pair can hold"
+
+
+def read_lines(stream: BinaryIO, build: Builder, limits: ReadLimits | None = None) -> Iterator[Record | Problem]:
     """A record from each line, numbered from 1; blank lines are skipped."""
-    # readline, not iter(stream): Django's File.__iter__ also splits lines at a bare "\r".
-    for number, raw in enumerate(iter(stream.readline, b""), 1):
+    limit = (limits or ReadLimits()).record_bytes
+    number = 0
+    while True:
+        # readline, not iter(stream): Django's File.__iter__ also splits lines at a bare "\r".
+        raw = stream.readline(limit + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > limit and not raw.endswith(b"\n"):
+            yield Problem(number, "line", _field_at_end(raw.decode(errors="ignore")), over_limit(limit))
+            _skip_line(stream)
+            continue
         if raw.isspace():
             continue
         try:
@@ -87,6 +104,24 @@ def read_lines(stream: BinaryIO, build: Builder) -> Iterator[Record | Problem]:
             yield from result
 
 
+def _skip_line(stream: BinaryIO) -> None:
+    """Read past the rest of the current line, a piece at a time."""
+    while True:
+        piece = stream.readline(READ_SIZE)
+        if not piece or piece.endswith(b"\n"):
+            return
+
+
+def _field_at_end(text: str, start: int | None = None) -> str:
+    """The top-level key whose value runs to the end of `text` (the field that was too long), or ""."""
+    if start is None:
+        start = len(text) - len(text.lstrip("\ufeff \t\r\n"))
+    if not text.startswith("{", start):
+        return ""
+    keys = top_level_keys(text, start)
+    return keys[-1] if keys else ""
+
+
 def _slow_decode(line: str, number: int) -> Any:
     """The value of a line with a BOM or surrounding space, or the Problem that it is not JSON."""
     if number == 1:
@@ -97,9 +132,9 @@ def _slow_decode(line: str, number: int) -> Any:
         return Problem(number, "line", "", invalid_json_message(error))
 
 
-def read_array(stream: BinaryIO, build: Builder) -> Iterator[Record | Problem]:
+def read_array(stream: BinaryIO, build: Builder, limits: ReadLimits | None = None) -> Iterator[Record | Problem]:
     """A record from each element of a top-level JSON array, numbered from 1."""
-    reader = _ArrayReader(stream)
+    reader = _ArrayReader(stream, (limits or ReadLimits()).record_bytes)
     if reader.next_char() != "[":
         yield Problem(None, "file", "", "is not a JSON array")
         return
@@ -143,8 +178,9 @@ def read_array(stream: BinaryIO, build: Builder) -> Iterator[Record | Problem]:
 class _ArrayReader:
     """A sliding window of decoded text over a binary stream, with line/column bookkeeping."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, limit: int) -> None:
         self.stream = stream
+        self.limit = limit  # the largest element held, in characters (at least that many bytes)
         # surrogateescape keeps bad bytes as \udc80-\udcff so the record holding them can be
         # reported while decoding carries on; they are looked for only once a chunk had one.
         self.decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")
@@ -213,7 +249,7 @@ class _ArrayReader:
     def _grow(self, start: int) -> bool:
         """Read more for an element that starts at `start`; False if there is no more."""
         held = len(self.buf) - start
-        if held > MAX_RECORD_CHARS:
+        if held > self.limit:
             return False
         # Doubling keeps decoding a huge element from being retried once per small chunk.
         return self.more(max(READ_SIZE, held))
@@ -234,9 +270,9 @@ class _ArrayReader:
             bad = _ESCAPED_BYTE.search(self.buf, start, end)
             if bad:
                 return Problem(number, "record", "", f"is not valid UTF-8 ({self.where(bad.start())})")
-        if self.broken and len(self.buf) - start > MAX_RECORD_CHARS:
-            message = f"invalid JSON: larger than {MAX_RECORD_CHARS >> 20} MiB or never closed"
-            return Problem(number, "record", "", message)
+        if self.broken and len(self.buf) - start > self.limit:
+            message = f"{over_limit(self.limit)}, or it never ends; nothing after it was read"
+            return Problem(number, "record", _field_at_end(self.buf, start), message)
         error_at = getattr(error, "pos", start)
         return Problem(number, "record", "", invalid_json_message(error, self.where(error_at)))
 

@@ -13,11 +13,11 @@ from typing import Any, BinaryIO
 
 from datasets_app.formats import checks
 from datasets_app.formats.jsonstream import jsonl_chunks, read_objects
-from datasets_app.formats.records import Problem, Record
+from datasets_app.formats.records import Problem, ReadLimits, Record
 
 
-def read(stream: BinaryIO) -> Iterator[Record | Problem]:
-    return read_objects(stream, from_object)
+def read(stream: BinaryIO, limits: ReadLimits | None = None) -> Iterator[Record | Problem]:
+    return read_objects(stream, from_object, limits or ReadLimits())
 
 
 def from_object(value: Any, position: int, unit: str, *, text_cells: bool = False) -> Record | list[Problem]:
@@ -42,7 +42,7 @@ def from_object(value: Any, position: int, unit: str, *, text_cells: bool = Fals
     history = checks.history(history, "history", issues)
     if issues:
         return checks.problems(issues, position, unit)
-    return Record(prompt, response, system, history, tags, position)
+    return Record(prompt, response, system, history, tags, position, unit)
 
 
 def write(records: Iterable[Record]) -> Iterator[bytes]:

@@ -1,6 +1,7 @@
 """Parquet: columns prompt and response (required), system, tags (list<string>) and history
 (list<struct<role: string, content: string>>). Reading also takes tags and history as text
 (JSON, or tags separated by ";"); other columns are ignored. Positions are row numbers from 1.
+Reading never decompresses more than the limits allow: see `read` and parquet_pages.
 
 pyarrow is imported inside the functions so that importing the formats package stays cheap.
 """
@@ -11,7 +12,8 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from datasets_app.formats import pairs
-from datasets_app.formats.records import Problem, Record
+from datasets_app.formats.parquet_pages import DATA_PAGE, Page, PageError, chunk_pages
+from datasets_app.formats.records import Problem, ReadLimits, Record
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -19,6 +21,10 @@ if TYPE_CHECKING:
 COLUMNS = ("prompt", "response", "system", "tags", "history")
 ROW_GROUP = 10_000
 READ_BATCH = 4_096
+# Reading: a page may decompress to at most max(PAGE_FLOOR, ReadLimits.record_bytes) bytes (writers cut pages
+# at about 1 MiB, so only a value that big makes a bigger one); a batch's values to at most BATCH_BYTES.
+PAGE_FLOOR = 8 << 20
+BATCH_BYTES = 64 << 20
 
 
 def schema() -> pa.Schema:
@@ -36,13 +42,18 @@ def schema() -> pa.Schema:
     )
 
 
-def read(stream: BinaryIO) -> Iterator[Record | Problem]:
+def read(stream: BinaryIO, limits: ReadLimits | None = None) -> Iterator[Record | Problem]:
+    """Rows as records. Before a row group is read, its page headers are: a page that would decompress to
+    more than the page limit is reported (column and rows) and ends the read, unread; the rest is read in
+    batches small enough that even the largest pages fit the batch budget, and the whole file may decode
+    to at most `limits.decoded_bytes`."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    unreadable = (pa.ArrowException, OSError, ValueError)
+    limits = limits or ReadLimits()
+    unreadable = (pa.ArrowException, OSError, ValueError, PageError)
     try:
-        parquet = pq.ParquetFile(stream)
+        parquet = pq.ParquetFile(stream, buffer_size=1 << 20)
     except unreadable as error:
         yield Problem(None, "file", "", f"is not a readable parquet file: {error}")
         return
@@ -52,20 +63,74 @@ def read(stream: BinaryIO) -> Iterator[Record | Problem]:
         found = ", ".join(names) or "none"
         yield Problem(None, "file", "", f"has no {' or '.join(missing)} column (found columns: {found})")
         return
+    if limits.records is not None and parquet.metadata.num_rows > limits.records:
+        message = f"has {parquet.metadata.num_rows} rows; at most {limits.records} can be imported at once"
+        yield Problem(None, "file", "", message)
+        return
     columns = [name for name in COLUMNS if name in names]
     row = 0
+    decoded = 0
     try:
-        for batch in parquet.iter_batches(batch_size=READ_BATCH, columns=columns):
-            values = [column.to_pylist() for column in batch.columns]
-            for cells in zip(*values, strict=True):
-                row += 1
-                result = pairs.from_object(dict(zip(columns, cells, strict=True)), row, "row", text_cells=True)
-                if type(result) is Record:
-                    yield result
-                else:
-                    yield from result
+        for group in range(parquet.metadata.num_row_groups):
+            plan = _plan(parquet.metadata.row_group(group), stream, columns, limits, first_row=row + 1)
+            if isinstance(plan, Problem):
+                yield plan
+                return
+            for batch in parquet.iter_batches(batch_size=plan, row_groups=[group], columns=columns):
+                decoded += batch.nbytes
+                if limits.decoded_bytes is not None and decoded > limits.decoded_bytes:
+                    mb = limits.decoded_bytes / 2**20
+                    yield Problem(
+                        None, "file", "", f"decompresses to more than {mb:.0f} MB; it was not read past row {row}"
+                    )
+                    return
+                values = [column.to_pylist() for column in batch.columns]
+                for cells in zip(*values, strict=True):
+                    row += 1
+                    result = pairs.from_object(dict(zip(columns, cells, strict=True)), row, "row", text_cells=True)
+                    if type(result) is Record:
+                        yield result
+                    else:
+                        yield from result
     except unreadable as error:
         yield Problem(None, "file", "", f"could not be read after row {row}: {error}")
+
+
+def _plan(metadata: Any, stream: BinaryIO, columns: list[str], limits: ReadLimits, *, first_row: int) -> int | Problem:
+    """The batch size (rows) for one row group from its page headers, or the Problem of a page over the limit.
+
+    A value is never larger than the page holding it (or its dictionary page), so a batch of n rows holds
+    at most n times the largest page of each column: n is chosen to keep that under BATCH_BYTES.
+    """
+    page_limit = max(PAGE_FLOOR, limits.record_bytes)
+    rows = metadata.num_rows
+    largest = 0
+    for index in range(metadata.num_columns):
+        chunk = metadata.column(index)
+        name = chunk.path_in_schema.split(".")[0]
+        if name not in columns:
+            continue
+        offsets = [chunk.data_page_offset, chunk.dictionary_page_offset if chunk.has_dictionary_page else None]
+        start = min(offset for offset in offsets if offset)
+        pages = chunk_pages(stream, start=start, size=chunk.total_compressed_size)
+        flat = "." not in chunk.path_in_schema
+        first = first_row
+        for page in pages:
+            span = page.rows or (page.values if flat and page.kind == DATA_PAGE else 0)
+            if page.uncompressed > page_limit:
+                return _page_problem(name, page, page_limit, first if span else first_row, span or rows)
+            first += span
+        largest += max((page.uncompressed for page in pages), default=0)
+    return max(1, min(READ_BATCH, BATCH_BYTES // max(largest, 1)))
+
+
+def _page_problem(column: str, page: Page, limit: int, first: int, count: int) -> Problem:
+    rows = f"row {first} holds" if count == 1 else f"rows {first} to {first + count - 1} hold"
+    message = (
+        f"is over the limit: {rows} a page that decompresses to {page.uncompressed} bytes "
+        f"(at most {limit} are read); the file was not read further"
+    )
+    return Problem(first, "row", column, message)
 
 
 def write(records: Iterable[Record]) -> Iterator[bytes]:

@@ -18,6 +18,7 @@ class Record:
     tags: list[str] = field(default_factory=list)
     # 1-based line (JSONL, CSV) or record number (JSON array, parquet row) it came from.
     position: int = 0
+    unit: str = "line"  # what position counts: "line", "record" or "row"
 
 
 @dataclass(slots=True, frozen=True)
@@ -37,6 +38,25 @@ class Problem:
         where = "file" if self.unit == "file" else f"{self.unit} {self.position}"
         subject = f"{self.field} " if self.field else ""
         return f"{where}: {subject}{self.message}"
+
+
+@dataclass(slots=True, frozen=True)
+class ReadLimits:
+    """How much of a file one read may hold in memory, whatever the file says: bounds, not validation.
+
+    record_bytes: the largest record in the file (a JSON line or array element, a CSV row) and the largest
+    decompressed Parquet page (at least PAGE_FLOOR); a bigger one is reported, not read.
+    decoded_bytes: the most a compressed (Parquet) file may decode to; records: the most rows it may have.
+    """
+
+    record_bytes: int = 64 << 20
+    decoded_bytes: int | None = None
+    records: int | None = None
+
+
+def too_long(length: int, limit: int) -> str:
+    """The one wording of a text over its limit: "at most 100000 characters (got 250000)"."""
+    return f"at most {limit} characters (got {length})"
 
 
 class UnknownFormat(ValueError):

@@ -8,7 +8,7 @@ from typing import BinaryIO
 from datasets_app.formats import alpaca, csvpairs, openai, pairs, parquet, sharegpt
 from datasets_app.formats.detect import PARQUET_MAGIC, detect_format
 from datasets_app.formats.jsonstream import BOM, HEAD_SIZE, first_char, peek
-from datasets_app.formats.records import Problem, Record, UnknownFormat
+from datasets_app.formats.records import Problem, ReadLimits, Record, UnknownFormat
 
 IMPORT_FORMATS = ("pairs", "alpaca", "sharegpt", "openai", "parquet")
 EXPORT_FORMATS = ("pairs", "csv", "alpaca", "sharegpt", "openai", "parquet")
@@ -30,13 +30,13 @@ EXPORT_EXTENSIONS = {
 }
 
 
-def _read_pairs(stream: BinaryIO) -> Iterator[Record | Problem]:
+def _read_pairs(stream: BinaryIO, limits: ReadLimits) -> Iterator[Record | Problem]:
     if first_char(peek(stream)) in ("[", "{"):
-        return pairs.read(stream)
-    return csvpairs.read(stream)
+        return pairs.read(stream, limits)
+    return csvpairs.read(stream, limits)
 
 
-Reader = Callable[[BinaryIO], Iterator[Record | Problem]]
+Reader = Callable[[BinaryIO, ReadLimits], Iterator[Record | Problem]]
 _READERS: dict[str, Reader] = {
     "pairs": _read_pairs,
     "csv": csvpairs.read,  # not in IMPORT_FORMATS: lets a caller insist on CSV
@@ -55,11 +55,14 @@ _WRITERS = {
 }
 
 
-def read_records(stream: BinaryIO, fmt: str | None = None, filename: str = "") -> Iterator[Record | Problem]:
+def read_records(
+    stream: BinaryIO, fmt: str | None = None, filename: str = "", limits: ReadLimits | None = None
+) -> Iterator[Record | Problem]:
     """Records, and Problems for what cannot be read, from a seekable binary stream.
 
     A lazy iterator: it reads as it goes, so memory does not grow with the file, and it carries
-    on after a problem. Raises UnknownFormat (now, not while iterating) for a format name that is
+    on after a problem. `limits` bounds what one record (and a compressed file) may take in memory:
+    a record over them is a Problem, never read whole. Raises UnknownFormat (now, not while iterating) for a format name that is
     not known or, when fmt is None, for content whose format cannot be detected.
     """
     if fmt is not None and fmt not in _READERS:
@@ -71,7 +74,7 @@ def read_records(stream: BinaryIO, fmt: str | None = None, filename: str = "") -
         fmt = detect_format(head, filename)
     elif fmt != "parquet" and head.startswith(PARQUET_MAGIC):
         return iter([Problem(None, "file", "", f"is a parquet file, not {fmt}")])
-    return _not_empty(_READERS[fmt](stream))
+    return _not_empty(_READERS[fmt](stream, limits or ReadLimits()))
 
 
 def _not_empty(items: Iterator[Record | Problem]) -> Iterator[Record | Problem]:

@@ -16,14 +16,14 @@ from typing import Any, BinaryIO
 
 from datasets_app.formats import checks, conversation
 from datasets_app.formats.jsonstream import array_chunks, read_objects
-from datasets_app.formats.records import Problem, Record
+from datasets_app.formats.records import Problem, ReadLimits, Record
 
 ROLE_NAMES = {"system": "system", "human": "user", "gpt": "assistant", "user": "user", "assistant": "assistant"}
 SPELLING = {"system": "system", "user": "human", "assistant": "gpt"}
 
 
-def read(stream: BinaryIO) -> Iterator[Record | Problem]:
-    return read_objects(stream, from_object)
+def read(stream: BinaryIO, limits: ReadLimits | None = None) -> Iterator[Record | Problem]:
+    return read_objects(stream, from_object, limits or ReadLimits())
 
 
 def from_object(value: Any, position: int, unit: str) -> Record | list[Problem]:
@@ -44,7 +44,7 @@ def from_object(value: Any, position: int, unit: str) -> Record | list[Problem]:
         if turns[0][0] == "system":
             history.insert(0, {"role": "system", "content": system})
         system = top_system
-    return Record(prompt, response, system, history, tags, position)
+    return Record(prompt, response, system, history, tags, position, unit)
 
 
 def write(records: Iterable[Record]) -> Iterator[bytes]:

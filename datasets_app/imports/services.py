@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from datasets_app.curation.content import content_hash
+from datasets_app.curation.limits import import_read_limits, pair_text_errors
 from datasets_app.curation.selectors import role_require
 from datasets_app.curation.services import dataset_counts_forget
 from datasets_app.formats import IMPORT_FORMATS, Problem, Record, UnknownFormat, detect_format, read_records
@@ -92,19 +93,36 @@ def dataset_import(
         )
     fmt = resolve_format(stream, fmt, filename)
     if progress is not None:
-        _check(read_records(stream, fmt, filename), stream, progress)
+        _check(_read(stream, fmt, filename), stream, progress)
         stream.seek(0)
         progress("writing", 0.5)
     rows = _Rows(dataset=dataset, user=user, source=f"import:{filename}"[:255], status=status)
     with transaction.atomic():
         last_id = dataset.examples.order_by("-id").values_list("id", flat=True).first() or 0
-        written = _write(rows.from_items(read_records(stream, fmt, filename)))
+        written = _write(rows.from_items(_read(stream, fmt, filename)))
         if rows.problems:
             transaction.set_rollback(True)
             raise ImportRejected(rows.problems[:MAX_PROBLEMS], more=len(rows.problems) > MAX_PROBLEMS)
         skipped = 0 if on_duplicate == "keep" else _drop_duplicates(dataset.pk, after_id=last_id)
         dataset_counts_forget(dataset_id=dataset.pk)
     return ImportOutcome(created=written - skipped, skipped_duplicates=skipped, format=fmt)
+
+
+def _read(stream: BinaryIO, fmt: str, filename: str) -> Iterator[Record | Problem]:
+    """The file's records within the memory bounds, each over a text cap turned into its problems
+    (e.g. line 5, field response: "at most 100000 characters (got 250000)")."""
+    for item in read_records(stream, fmt, filename, import_read_limits()):
+        if isinstance(item, Problem):
+            yield item
+            continue
+        errors = pair_text_errors(
+            prompt=item.prompt, response=item.response, system_prompt=item.system, history=item.history,
+            tags=item.tags, system_name="system",
+        )  # fmt: skip
+        if errors:
+            yield from (Problem(item.position, item.unit, field, message) for field, message in errors.items())
+        else:
+            yield item
 
 
 def _drop_duplicates(dataset_id: int, *, after_id: int) -> int:

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from datasets_app.blueprints.specs import GuardrailSpec, MCQSpec, Spec, spec_or_none
 from datasets_app.lint.placeholders import find_placeholders
-from datasets_app.lint.tokens import count_tokens
+from datasets_app.lint.tokens import count_tokens_upto
 from datasets_app.lint.validators import FormatProblem, validate_guardrail, validate_mcq
 from datasets_app.models import Example, ExampleStatus, Template, Workspace
 
@@ -112,18 +112,19 @@ def _placeholders(name: str, text: str) -> list[dict]:
 
 
 def _too_long(texts: list[str], rules: LintRules) -> list[dict]:
-    # A token is at least one byte, so only pairs longer than the context in bytes are counted.
+    # A token is at least one byte, so only pairs longer than the context in bytes are counted, and only as
+    # far as passing the context needs: a long text is never tokenized whole.
     if (
         sum(len(text) for text in texts) <= rules.context // 4
         or sum(len(text.encode()) for text in texts) <= rules.context
     ):
         return []
     texts = [text for text in texts if text]
-    counts = count_tokens(texts, model_name=rules.model)
-    total = sum(counts) if counts is not None else math.ceil(sum(map(len, texts)) / 4)
+    counted = count_tokens_upto(texts, limit=rules.context, model_name=rules.model)
+    total, whole = counted if counted is not None else (math.ceil(sum(map(len, texts)) / 4), True)
     if total <= rules.context:
         return []
-    about = "" if counts is not None else "about "
+    about = "about " if counted is None else "" if whole else "at least "
     return [
         problem(
             "too_long",

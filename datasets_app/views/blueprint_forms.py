@@ -23,6 +23,7 @@ from datasets_app.blueprints.specs import (
     REFUSAL_PLACEHOLDERS,
     JsonKeys,
 )
+from datasets_app.curation.limits import TEXT_MAX_CHARS
 from datasets_app.models import Dataset, Template, TemplateKind
 from datasets_app.views.forms import TextField
 
@@ -193,14 +194,14 @@ def spec_fields(kind: str, spec: dict[str, Any], errors: FieldErrors) -> dict[st
 class TemplateNewForm(forms.Form):
     name = forms.CharField(max_length=200)
     kind = forms.ChoiceField(choices=TemplateKind.choices, widget=forms.RadioSelect, initial=TemplateKind.GUARDRAIL)
-    description = TextField(widget=forms.Textarea(attrs={"rows": 2}))
+    description = TextField(max_length=TEXT_MAX_CHARS["description"], widget=forms.Textarea(attrs={"rows": 2}))
 
 
 class TemplateMetaForm(forms.Form):
     """The parts of the edit form that are not the spec: name, description and the version it was loaded at."""
 
     name = forms.CharField(max_length=200)
-    description = TextField()
+    description = TextField(max_length=TEXT_MAX_CHARS["description"])
     version = forms.IntegerField(min_value=1, max_value=2**31 - 1)
 
 

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from datasets_app.curation import queues, selectors
+from datasets_app.curation.limits import pair_text_max, pair_total_max, too_long
 from datasets_app.errors import StaleVersion
 from datasets_app.models import HISTORY_ROLES, Example
 from datasets_app.views.common import ListFilters, role_errors_are_403
@@ -30,7 +31,6 @@ FIELD_LABELS = {
     "review_comment": "Review comment",
 }
 DONE = {"submit": "Submitted", "approve": "Approved", "reject": "Rejected", "reopen": "Reopened"}
-MAX_TOKEN_TEXT = 500_000
 
 
 def _fields_of(example: Example) -> dict[str, Any]:
@@ -216,9 +216,12 @@ def _conflict(request: HttpRequest, current: Example, form: EditorForm) -> HttpR
 def markdown_preview(request: HttpRequest, pk: int) -> HttpResponse:
     """The response as sanitized HTML, for the editor's preview (an htmx fragment)."""
     selectors.dataset_get(user=request.user, pk=pk)
-    return render(
-        request, "datasets_app/partials/markdown.html", {"html": render_markdown(request.POST.get("response", ""))}
-    )
+    response = request.POST.get("response", "")
+    if len(response) > pair_text_max():  # it cannot be saved either; rendering it would only cost time
+        return render(
+            request, "datasets_app/partials/markdown.html", {"too_long": too_long(len(response), pair_text_max())}
+        )
+    return render(request, "datasets_app/partials/markdown.html", {"html": render_markdown(response)})
 
 
 @login_required
@@ -229,9 +232,13 @@ def token_counts(request: HttpRequest, pk: int) -> JsonResponse:
 
     dataset = selectors.dataset_get(user=request.user, pk=pk)
     names = [name for name in ("system_prompt", "history", "prompt", "response") if name in request.POST]
-    texts = [request.POST.get(name, "")[:MAX_TOKEN_TEXT] for name in names]
+    texts = [request.POST.get(name, "") for name in names]
     model = dataset.workspace.default_base_model or None
-    counts = count_tokens(texts, model_name=model)
+    # Text over the caps cannot be saved; it gets the estimate instead of a tokenizer's time.
+    fits = sum(map(len, texts)) <= pair_total_max() and all(
+        len(text) <= pair_text_max() for name, text in zip(names, texts, strict=True) if name != "history"
+    )
+    counts = count_tokens(texts, model_name=model) if fits else None
     exact = counts is not None
     if counts is None:
         counts = [math.ceil(len(text) / 4) for text in texts]

@@ -4,9 +4,10 @@ from typing import Any
 
 from django import forms
 
+from datasets_app.curation.limits import TEXT_MAX_CHARS, pair_text_errors
 from datasets_app.curation.queues import BULK_ACTIONS, QUEUE_STATUSES
 from datasets_app.formats import IMPORT_FORMATS
-from datasets_app.models import HISTORY_ROLES, ExampleStatus
+from datasets_app.models import HISTORY_ROLES, ExampleStatus, Role
 
 MAX_BULK_SELECTION = 1000
 
@@ -62,7 +63,21 @@ class ExampleFieldsForm(forms.Form):
                 continue
             turns.append({"role": role, "content": content})
         cleaned["history"] = turns
+        self._check_lengths(cleaned)
         return cleaned
+
+    def _check_lengths(self, cleaned: dict[str, Any]) -> None:
+        """Each text within PAIR_TEXT_MAX_CHARS (limits.py); the error goes beside its field."""
+        texts = {name: cleaned[name] for name in ("system_prompt", "prompt", "response") if name in cleaned}
+        errors = pair_text_errors(**texts, history=cleaned["history"], tags=cleaned.get("tags") or [])
+        for name, message in errors.items():
+            if name in self.fields:
+                self.add_error(name, message)
+            elif name.startswith("history["):
+                turn = int(name[len("history[") : -1]) + 1
+                self.add_error(None, f"Earlier turn {turn}: {message}")
+            else:
+                self.add_error("tags" if name.startswith("tags") else None, f"{name}: {message}")
 
     def fields_for_service(self) -> dict[str, Any]:
         return {name: self.cleaned_data[name] for name in ("system_prompt", "prompt", "response", "history", "tags")}
@@ -75,7 +90,7 @@ class EditorForm(ExampleFieldsForm):
 
     version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
     intent = forms.ChoiceField(choices=[(intent, intent) for intent in INTENTS], initial="save")
-    comment = forms.CharField(required=False, max_length=5000)
+    comment = forms.CharField(required=False, max_length=TEXT_MAX_CHARS["comment"])
     queue = forms.ChoiceField(choices=[("", "")] + [(queue, queue) for queue in QUEUE_STATUSES], required=False)
 
     def clean(self) -> dict[str, Any]:
@@ -103,7 +118,7 @@ class BulkForm(forms.Form):
     """An action on the checked pairs; each checkbox carries 'id:version' so pairs changed since are skipped."""
 
     action = forms.ChoiceField(choices=[(action, action) for action in BULK_ACTIONS])
-    comment = forms.CharField(required=False, max_length=5000)
+    comment = forms.CharField(required=False, max_length=TEXT_MAX_CHARS["comment"])
     tag = forms.CharField(required=False, max_length=200)
     confirm = forms.BooleanField(required=False)
 
@@ -142,3 +157,17 @@ class ImportForm(forms.Form):
 
     def clean_status(self) -> str:
         return self.cleaned_data["status"] or "draft"
+
+
+class InviteForm(forms.Form):
+    """A username to invite and the role offered; whether anyone has that name is never said."""
+
+    username = forms.CharField(max_length=TEXT_MAX_CHARS["username"])
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.ANNOTATOR)
+
+
+class RoleForm(forms.Form):
+    """A member's new role."""
+
+    username = forms.CharField(max_length=TEXT_MAX_CHARS["username"])
+    role = forms.ChoiceField(choices=Role.choices)

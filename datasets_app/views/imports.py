@@ -9,13 +9,15 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from datasets_app.blueprints.generators import generator_choices
 from datasets_app.curation import selectors, services
 from datasets_app.errors import DuplicateExample
 from datasets_app.imports.services import ImportRejected, import_upload
-from datasets_app.models import HISTORY_ROLES, Job, Template
+from datasets_app.imports.uploads import bound_uploads, too_large_message, upload_refusal, upload_was_cut
+from datasets_app.models import HISTORY_ROLES, Dataset, Job, Template
 from datasets_app.views.common import is_htmx, role_errors_are_403
 from datasets_app.views.forms import ImportForm, NewExampleForm
 from datasets_app.views.markdown import render_markdown
@@ -71,24 +73,40 @@ def _values(data: QueryDict | None) -> dict[str, Any]:
     }
 
 
+@csrf_exempt  # the CSRF check reads the whole body: it runs in _import_page, after the size check
 @login_required
 @require_http_methods(["GET", "POST"])
-@role_errors_are_403
 def dataset_import_page(request: HttpRequest, pk: int) -> HttpResponse:
-    """Upload a file: small ones are imported at once (result or problems), large ones by a worker (a job page)."""
+    """Upload a file: small ones are imported at once (result or problems), large ones by a worker (a job page).
+
+    An upload over IMPORT_MAX_BYTES is refused by its declared size before its body is read (413), one
+    without a size (chunked) likewise (411), and a file is never spooled past the limit (imports/uploads.py).
+    """
     dataset = selectors.dataset_get(user=request.user, pk=pk)
+    if request.method == "POST":
+        refused = upload_refusal(request)
+        if refused is not None:
+            return _refused(request, dataset, *refused)
+        bound_uploads(request)
+    return _import_page(request, dataset)
+
+
+@csrf_protect
+@role_errors_are_403
+def _import_page(request: HttpRequest, dataset: Dataset) -> HttpResponse:
     is_lead = selectors.can_review(user=request.user, workspace=dataset.workspace)
     form = ImportForm(request.POST or None, request.FILES or None)
     context = {"dataset": dataset, "form": form, "is_lead": is_lead, **_limits()}
     if request.method != "POST":
         return render(request, "datasets_app/import.html", context)
+    if upload_was_cut(request):
+        return _refused(request, dataset, 413, too_large_message())
     if not form.is_valid():
         return render(request, "datasets_app/import.html", context, status=400)
     data = form.cleaned_data
     upload = data["file"]
     if upload.size > settings.IMPORT_MAX_BYTES:
-        form.add_error("file", f"The file is larger than the {context['max_mb']:g} MB import limit.")
-        return render(request, "datasets_app/import.html", context, status=413)
+        return _refused(request, dataset, 413, too_large_message())
     try:
         outcome = import_upload(
             dataset=dataset, user=request.user, upload=upload, fmt=data["format"] or None,
@@ -101,6 +119,18 @@ def dataset_import_page(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("job", pk=outcome.pk)
     context.update(outcome=outcome, filename=upload.name, form=ImportForm())
     return render(request, "datasets_app/import.html", context)
+
+
+def _refused(request: HttpRequest, dataset: Dataset, status: int, message: str) -> HttpResponse:
+    """The import page with why the upload was refused, and nothing of it read or kept."""
+    context = {
+        "dataset": dataset,
+        "form": ImportForm(),
+        "is_lead": selectors.can_review(user=request.user, workspace=dataset.workspace),
+        "refused": message[0].upper() + message[1:] + ".",
+        **_limits(),
+    }
+    return render(request, "datasets_app/import.html", context, status=status)
 
 
 def _limits() -> dict[str, float]:

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from datasets_app.blueprints.generators import generator_choices
-from datasets_app.curation import queues, selectors
+from datasets_app.curation import invitations, queues, selectors
 from datasets_app.models import ROLE_RANK, Dataset, ExampleStatus, Membership, Role
 from datasets_app.views.common import (
     ListFilters,
@@ -52,7 +52,8 @@ def home(request: HttpRequest) -> HttpResponse:
         }
         for workspace in selectors.workspace_list(user=request.user)
     ]
-    return render(request, "datasets_app/home.html", {"workspaces": workspaces})
+    invited = invitations.invitation_list_for_user(user=request.user)
+    return render(request, "datasets_app/home.html", {"workspaces": workspaces, "invitations": invited})
 
 
 @require_GET

@@ -61,8 +61,11 @@ def test_outsider_gets_404_for_everything_in_another_workspace(dataset, example,
 
 
 def test_outsider_cannot_create_a_dataset_in_my_workspace(workspace, outsider):
-    response = client_for(outsider).post("/api/datasets/", {"workspace": workspace.pk, "name": "Sneaky"}, format="json")
-    assert response.status_code == 404
+    api = client_for(outsider)
+    response = api.post("/api/datasets/", {"workspace": workspace.pk, "name": "Sneaky"}, format="json")
+    missing = api.post("/api/datasets/", {"workspace": workspace.pk + 1000, "name": "Sneaky"}, format="json")
+    assert response.status_code == missing.status_code == 400
+    assert response.json() == missing.json() == {"workspace": ["no workspace with this id among yours"]}
     assert not Dataset.objects.filter(name="Sneaky").exists()
 
 
@@ -100,21 +103,36 @@ def test_lead_can_review_and_manage_datasets(dataset, example, lead):
     assert api.delete(f"/api/datasets/{created.json()['id']}/").status_code == 204
 
 
-def test_workspace_creator_is_its_admin_and_can_add_members(annotator, outsider):
+def test_workspace_creator_is_its_admin_and_can_invite_members(annotator, outsider):
     api = client_for(annotator)
     workspace = api.post("/api/workspaces/", {"name": "Side project"}, format="json").json()
     assert workspace["role"] == "admin"
-    added = api.post(f"/api/workspaces/{workspace['id']}/members/", {"username": "otto", "role": "lead"}, format="json")
-    assert added.json() == {"username": "otto", "role": "lead"}
-    assert [w["name"] for w in client_for(outsider).get("/api/workspaces/").json()] == ["Globex", "Side project"]
+    invited = api.post(f"/api/workspaces/{workspace['id']}/invitations/", {"username": "otto", "role": "lead"})
+    assert invited.status_code == 201
+    assert (invited.json()["username"], invited.json()["role"], invited.json()["status"]) == ("otto", "lead", "pending")
+    # not a member until they accept
+    otto = client_for(outsider)
+    assert [w["name"] for w in otto.get("/api/workspaces/").json()] == ["Globex"]
+    (offer,) = otto.get("/api/invitations/").json()
+    assert (offer["workspace"]["name"], offer["role"], offer["invited_by"]) == ("Side project", "lead", "annie")
+    assert otto.post(f"/api/invitations/{offer['id']}/accept/").json()["role"] == "lead"
+    assert [w["name"] for w in otto.get("/api/workspaces/").json()] == ["Globex", "Side project"]
 
 
-def test_only_admins_manage_members(workspace, lead, outsider):
-    response = client_for(lead).post(
-        f"/api/workspaces/{workspace.pk}/members/", {"username": "otto", "role": "admin"}, format="json"
+def test_only_admins_manage_members_and_invitations(workspace, lead, outsider, annotator):
+    api = client_for(lead)
+    assert (
+        api.post(f"/api/workspaces/{workspace.pk}/members/", {"username": "annie", "role": "admin"}).status_code == 403
     )
-    assert response.status_code == 403
+    assert (
+        api.post(f"/api/workspaces/{workspace.pk}/invitations/", {"username": "otto", "role": "admin"}).status_code
+        == 403
+    )
+    assert api.get(f"/api/workspaces/{workspace.pk}/invitations/").status_code == 403
+    assert client_for(outsider).get(f"/api/workspaces/{workspace.pk}/invitations/").status_code == 404
     assert not workspace.memberships.filter(user=outsider).exists()
+    assert workspace.memberships.get(user=annotator).role == "annotator"
+    assert not workspace.invitations.exists()
 
 
 def test_duplicate_dataset_name_is_a_clear_400(dataset, lead):
@@ -123,3 +141,18 @@ def test_duplicate_dataset_name_is_a_clear_400(dataset, lead):
     )
     assert response.status_code == 400
     assert "already exists" in str(response.json())
+
+
+def test_a_dataset_that_runs_were_trained_on_is_not_deleted_and_the_answer_says_why(dataset, lead):
+    from training_app.models import DatasetVersion, TrainingRun
+
+    snapshot = DatasetVersion.objects.create(
+        dataset=dataset, number=1, file="snapshots/x.jsonl", content_hash="x", n_train=1, n_validation=1
+    )
+    TrainingRun.objects.create(snapshot=snapshot, base_model="smollm2-tiny-random", status="succeeded")
+
+    response = client_for(lead).delete(f"/api/datasets/{dataset.pk}/")
+
+    assert response.status_code == 400
+    assert "fine-tuning runs" in response.json()["non_field_errors"][0]
+    assert Dataset.objects.filter(pk=dataset.pk).exists()

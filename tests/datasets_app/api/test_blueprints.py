@@ -101,7 +101,7 @@ def test_generate_without_a_model_writes_the_pairs_now(template, dataset, lead):
     response = client_for(lead).post(f"/api/templates/{template.pk}/generate/", {"dataset": dataset.pk})
 
     assert response.status_code == 201, response.content
-    assert response.json() == {"created": 5, "skipped": 0, "drafted": 0, "paraphrased": 0}
+    assert response.json() == {"created": 5, "skipped": 0, "drafted": 0, "paraphrased": 0, "cut": 0}
 
 
 def test_generate_with_an_unknown_backend_is_refused(template, dataset, lead):

@@ -39,7 +39,7 @@ def test_generate_with_a_model_drafts_contrast_answers_as_drafts(
     assert queued.status_code == 202, queued.content
     job = _finished(queued.json()["job_url"], client)
     assert job["status"] == "succeeded", job
-    assert job["result"] == {"created": 5, "skipped": 0, "drafted": 2, "paraphrased": 0}
+    assert job["result"] == {"created": 5, "skipped": 0, "drafted": 2, "paraphrased": 0, "cut": 0}
     egg = Example.objects.get(dataset=dataset, prompt="How long do I boil an egg?")
     assert egg.status == ExampleStatus.DRAFT
     assert egg.source == "model:test-chat-model"
@@ -81,13 +81,31 @@ def test_draft_responses_fills_only_drafts_that_lack_one(celery_worker, openai_b
 
     assert queued.status_code == 202, queued.content
     job = _finished(queued.json()["job_url"], client)
-    assert job["result"] == {"drafted": 1, "skipped": 0}
+    assert job["result"] == {"drafted": 1, "skipped": 0, "cut": 0}
     empty.refresh_from_db()
     assert empty.response == answer_for([{"role": "user", "content": "What is a roux?"}])
     assert (empty.status, empty.source, empty.version) == (ExampleStatus.DRAFT, "model:test-chat-model", 2)
     assert empty.revisions.last().after == {"response": empty.response}
     written.refresh_from_db()
     assert written.response == "Mine."
+
+
+def test_a_model_draft_over_the_cap_is_cut_to_it_and_the_job_says_so(
+    celery_worker, openai_backend, client, dataset, lead, annotator
+):
+    empty = example_create(dataset=dataset, user=annotator, prompt="Tell me everything.", response="")
+    openai_backend.replies.append("word " * 20_010)  # a runaway answer: 100,049 characters once stripped
+    api = client_for(lead)
+
+    queued = api.post(f"/api/datasets/{dataset.pk}/draft-responses/", {"generator": "openai"}, format="json")
+    job = _finished(queued.json()["job_url"], api)
+
+    assert job["result"] == {"drafted": 1, "skipped": 0, "cut": 1}
+    empty.refresh_from_db()
+    assert (len(empty.response), empty.status) == (100_000, ExampleStatus.DRAFT)
+    client.force_login(lead)
+    page = client.get(f"/jobs/{job['id']}/").content.decode()
+    assert "1 ran over the length limit and was cut to it" in page
 
 
 def test_a_backend_error_fails_the_job_with_the_servers_message(

@@ -92,8 +92,24 @@ def test_too_long_counts_real_tokens_when_the_tokenizer_is_cached(dataset, annot
     settings.BASE_MODELS = {**settings.BASE_MODELS, "smollm2-135m-instruct": {"context": 100}}
     long = example_create(dataset=dataset, user=annotator, prompt="Why? " * 50, response="Because. " * 50)
     (problem,) = Example.objects.get(pk=long.pk).problems
-    assert problem["message"].startswith(("1", "2", "3"))  # an exact count: no "about"
+    # counted with the real tokenizer (no "about"), and only until the count passed the context
+    assert problem["message"].startswith("at least 1")
     assert "context is 100" in problem["message"]
+
+
+def test_a_long_text_is_tokenized_only_as_far_as_the_context_needs(settings):
+    from datasets_app.lint.tokens import count_tokens, count_tokens_upto
+    from training_app.execution import base_model_dir
+
+    base_model_dir(settings.DEFAULT_BASE_MODEL)
+    text = "The quick brown fox jumps over the lazy dog. " * 20_000  # 900,000 characters
+
+    counted, whole = count_tokens_upto([text], limit=8192)
+
+    assert not whole
+    assert 8192 < counted < count_tokens([text])[0] / 10  # the count stopped soon after passing the context
+    short = "A short answer."
+    assert count_tokens_upto(["Hi?", short], limit=8192) == (sum(count_tokens(["Hi?", short])), True)
 
 
 def test_mcq_format_problems_are_stored_on_save_and_cleared_by_a_fix(mcq_dataset, annotator):

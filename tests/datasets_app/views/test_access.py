@@ -32,6 +32,7 @@ def pages(dataset, pair, job):
         reverse("example-new", args=[dataset.pk]),
         reverse("dataset-import", args=[dataset.pk]),
         reverse("job", args=[job.pk]),
+        reverse("workspace-members", args=[dataset.workspace_id]),
     ]
 
 
