@@ -2,7 +2,8 @@
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connections, models
+from django.db.models import Exists, OuterRef, Q, Subquery
 
 HISTORY_ROLES = ("system", "user", "assistant")
 
@@ -154,6 +155,36 @@ def validate_tags(value: object) -> None:
         raise ValidationError("tags must be a list of non-empty strings.")
 
 
+def blank_text_errors(*, status: str, prompt: str, response: str) -> dict[str, str]:
+    """A pair past draft needs a prompt and a response."""
+    if status == ExampleStatus.DRAFT:
+        return {}
+    return {name: "may not be blank once submitted." for name, text in (("prompt", prompt), ("response", response))
+            if not text.strip()}  # fmt: skip
+
+
+def unstaged(prefix: str = "") -> Q:
+    """Pairs outside every id range an import is still writing (ImportStage); `prefix` reaches them through a join.
+
+    Costs one comparison a row while nothing is staged: the first term is worked out once per query.
+    """
+    stages = ImportStage.objects.all()
+    covering = stages.filter(first_id__lte=OuterRef(f"{prefix}id"), last_id__gte=OuterRef(f"{prefix}id"))
+    lowest = Subquery(stages.order_by("first_id").values("first_id")[:1])
+    return ~Exists(stages) | Q(**{f"{prefix}id__lt": lowest}) | ~Exists(covering)
+
+
+class ExampleManager(models.Manager["Example"]):
+    """Pairs as readers see them. On SQLite an import writes its pairs in short committed batches into an id
+    range no reader sees (ImportStage) until one quick final commit; on PostgreSQL it is one transaction."""
+
+    def get_queryset(self) -> models.QuerySet["Example"]:
+        queryset = super().get_queryset()
+        if connections[self.db].vendor == "sqlite":
+            queryset = queryset.filter(unstaged())
+        return queryset
+
+
 class Example(models.Model):
     """One prompt/response pair, optionally with a system prompt and earlier turns."""
 
@@ -180,6 +211,9 @@ class Example(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Every read goes through this manager, so staged pairs stay hidden; `_base_manager` (deletes, cascades) sees all.
+    objects = ExampleManager()
+
     class Meta:
         ordering = ["dataset", "id"]
         indexes = [
@@ -193,14 +227,9 @@ class Example(models.Model):
         return self.prompt[:60] or f"Example {self.pk}"
 
     def clean(self) -> None:
-        if self.status != ExampleStatus.DRAFT:
-            blank = {
-                name: "may not be blank once submitted."
-                for name in ("prompt", "response")
-                if not getattr(self, name).strip()
-            }
-            if blank:
-                raise ValidationError(blank)
+        blank = blank_text_errors(status=self.status, prompt=self.prompt, response=self.response)
+        if blank:
+            raise ValidationError(blank)
 
 
 class ExampleRevision(models.Model):
@@ -274,6 +303,28 @@ class Job(TimeStamped):
     @property
     def finished(self) -> bool:
         return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+class ImportStage(TimeStamped):
+    """The ids of an import's pairs that are written but not yet visible (SQLite; see ExampleManager).
+
+    The import reserves first_id..last_id, writes its pairs there in short committed batches, and deletes
+    this row in the commit that ends it (its job's end too). An import that fails, or whose job ended without
+    it (a killed worker, a sweep), is `discarding`: its pairs are deleted in short batches, then this row.
+    """
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    # SET_NULL, not CASCADE: losing this row would show the pairs; a stage without a job is swept once quiet.
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    discarding = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"import into {self.dataset_id}: ids {self.first_id}-{self.last_id}"
 
 
 class ExampleLease(TimeStamped):

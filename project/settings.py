@@ -205,6 +205,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {"task": "datasets_app.jobs.tasks.job_sweep_task", "schedule": 30.0},
+    "sweep-dead-imports": {"task": "datasets_app.imports.tasks.import_stage_sweep_task", "schedule": 60.0},
     "sweep-stale-runs": {"task": "training_app.tasks.run_sweep_task", "schedule": 15.0},
 }
 
