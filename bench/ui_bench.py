@@ -213,19 +213,20 @@ def _seed(*, rows: int, reseed: bool) -> bool:
     author_ids = list(users.filter(username__in=ANNOTATORS).values_list("id", flat=True))
     print(f"seeding {rows:,} pairs ...", file=sys.stderr, flush=True)
     if connection.vendor == "postgresql":
-        _seed_postgres(dataset.pk, author_ids, rows)
+        _seed_postgres(dataset, author_ids, rows)
     else:
-        _seed_sqlite(dataset.pk, author_ids, rows)
+        _seed_sqlite(dataset, author_ids, rows)
     return True
 
 
-def _rows(dataset_id: int, author_ids: list[int], count: int):  # type: ignore[no-untyped-def]
-    """Rows in the import's column order: varied text, statuses 40/30/25/5 % draft/submitted/approved/rejected."""
-    from django.db import connection
+def _rows(dataset, author_ids: list[int], count: int):  # type: ignore[no-untyped-def]
+    """Database rows made by the pairs' row builder (hashed, linted), in the model's column order: varied text,
+    statuses 40/30/25/5 % draft/submitted/approved/rejected, authors and times spread out."""
     from django.utils import timezone
 
-    from datasets_app.curation.content import content_hash
+    from datasets_app.curation.rows import PairBuilder, db_rows
 
+    builder = PairBuilder(dataset=dataset, user=None)
     rng = random.Random(42)
     vocabulary = COMMON + ["".join(rng.choices(SYLLABLES, k=rng.randint(2, 4))) for _ in range(4000)]
     weights = [1 / (rank + 1) for rank in range(len(vocabulary))]
@@ -238,39 +239,41 @@ def _rows(dataset_id: int, author_ids: list[int], count: int):  # type: ignore[n
     statuses = ["draft"] * 8 + ["submitted"] * 6 + ["approved"] * 5 + ["rejected"]
     start = timezone.now() - timedelta(days=90)
     step = timedelta(days=90) / count
-    sqlite = connection.vendor == "sqlite"
-    for n in range(count):
-        prompt = f"{openers[n % 2003]} {subjects[(n // 2003) % 1999]}?"
-        response = answers[n % 4999]
-        if n % MARKERS["refund"] == 7:
-            response += " We will refund the order."
-        if n % MARKERS["chocolate"] == 3:
-            prompt += " Is the chocolate gone?"
-        tags = '["billing", "urgent"]' if n % 50 == 1 else '["billing"]' if n % 10 == 0 else "[]"
-        moment = start + step * n
-        stamp = connection.ops.adapt_datetimefield_value(moment) if sqlite else moment
-        author = author_ids[n % len(author_ids)]
-        digest = content_hash(prompt=prompt, response=response)
-        yield (
-            dataset_id, "", prompt, response, "[]", statuses[n % 20], tags, "import:bench.jsonl", digest, 1, "",
-            author, author, stamp, stamp,
-        )  # fmt: skip
+
+    def built():  # type: ignore[no-untyped-def]
+        for n in range(count):
+            prompt = f"{openers[n % 2003]} {subjects[(n // 2003) % 1999]}?"
+            response = answers[n % 4999]
+            if n % MARKERS["refund"] == 7:
+                response += " We will refund the order."
+            if n % MARKERS["chocolate"] == 3:
+                prompt += " Is the chocolate gone?"
+            tags = ["billing", "urgent"] if n % 50 == 1 else ["billing"] if n % 10 == 0 else []
+            row = builder.row(
+                prompt=prompt, response=response, tags=tags, status=statuses[n % 20], source="import:bench.jsonl"
+            )
+            row["created_at"] = row["updated_at"] = start + step * n
+            row["created_by_id"] = row["updated_by_id"] = author_ids[n % len(author_ids)]
+            yield row
+
+    return db_rows(built())
 
 
-def _seed_sqlite(dataset_id: int, author_ids: list[int], count: int) -> None:
+def _seed_sqlite(dataset, author_ids: list[int], count: int) -> None:  # type: ignore[no-untyped-def]
     from django.db import connection, transaction
 
-    from datasets_app.imports.services import COLUMNS
+    from datasets_app.curation.rows import example_columns
 
+    columns = example_columns()
     search = importlib.import_module("datasets_app.migrations.0002_example_search")
     triggers = [sql for sql in search.SQLITE_UP if sql.startswith("CREATE TRIGGER")]
-    sql = f"INSERT INTO datasets_app_example ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+    sql = f"INSERT INTO datasets_app_example ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
     with transaction.atomic(), connection.cursor() as cursor:
         # Filling the full-text index once at the end is several times faster than a trigger per row.
         for statement in search.SQLITE_DOWN[:3]:
             cursor.execute(statement)
         batch = []
-        for row in _rows(dataset_id, author_ids, count):
+        for row in _rows(dataset, author_ids, count):
             batch.append(row)
             if len(batch) == BATCH:
                 cursor.executemany(sql, batch)
@@ -284,18 +287,18 @@ def _seed_sqlite(dataset_id: int, author_ids: list[int], count: int) -> None:
         cursor.execute("ANALYZE")
 
 
-def _seed_postgres(dataset_id: int, author_ids: list[int], count: int) -> None:
+def _seed_postgres(dataset, author_ids: list[int], count: int) -> None:  # type: ignore[no-untyped-def]
     from django.db import connection, transaction
 
-    from datasets_app.imports.services import COLUMNS
+    from datasets_app.curation.rows import example_columns
 
     search = importlib.import_module("datasets_app.migrations.0002_example_search")
     with transaction.atomic(), connection.cursor() as cursor:
         # Building the GIN index once after COPY is much faster than updating it row by row.
         for statement in search.PG_DOWN:
             cursor.execute(statement)
-        with cursor.cursor.copy(f"COPY datasets_app_example ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for row in _rows(dataset_id, author_ids, count):
+        with cursor.cursor.copy(f"COPY datasets_app_example ({', '.join(example_columns())}) FROM STDIN") as copy:
+            for row in _rows(dataset, author_ids, count):
                 copy.write_row(row)
     with connection.cursor() as cursor:  # after the commit: deferred foreign-key checks block CREATE INDEX before it
         for statement in search.PG_UP:
