@@ -100,7 +100,7 @@ class PairBuilder:
         self,
         *,
         prompt: str,
-        response: str,
+        response: str = "",
         system_prompt: str = "",
         history: list[dict[str, str]] | None = None,
         tags: list[str] | None = None,
