@@ -275,13 +275,13 @@ def _rows(dataset, author_ids: list[int], count: int):  # type: ignore[no-untype
 
 
 def _seed_by_import(dataset, user, count: int, *, statistics: bool) -> None:  # type: ignore[no-untyped-def]
-    """The pairs as one JSONL upload through the importer, as a user would import them (all drafts)."""
+    """The pairs as one JSONL upload through the importer, as a user would import them (all drafts), then the
+    statistics refresh a worker runs after a large import (unless `statistics` is off)."""
     import tempfile
 
     from datasets_app.imports import services as imports
 
-    if not statistics:
-        imports.ANALYZE_MIN_ROWS = 10**12
+    imports.ANALYZE_MIN_ROWS = 10**12  # no worker here to queue it for: done below, as the worker would
     with tempfile.TemporaryFile() as upload:
         for _, prompt, response, tags in _pairs(count):
             upload.write(json.dumps({"prompt": prompt, "response": response, "tags": tags}).encode() + b"\n")
@@ -289,6 +289,10 @@ def _seed_by_import(dataset, user, count: int, *, statistics: bool) -> None:  # 
         started = time.perf_counter()
         imports.dataset_import(dataset=dataset, user=user, stream=upload, filename="bench.jsonl", on_duplicate="keep")
     print(f"imported in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    if statistics:
+        started = time.perf_counter()
+        imports.refresh_statistics()
+        print(f"statistics refreshed in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
 
 
 def _seed_sqlite(dataset, author_ids: list[int], count: int) -> None:  # type: ignore[no-untyped-def]

@@ -8,9 +8,8 @@ them off the model: there is no list of columns to keep in step by hand.
 """
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
-from functools import partial
 from operator import itemgetter
 from typing import Any
 
@@ -178,49 +177,38 @@ def db_rows(rows: Iterable[dict[str, Any]], *, with_id: bool = False, using: str
     """Built rows (`PairBuilder.row`, plus "id" when `with_id`) as value lists in `example_columns()` order, in the
     form the database stores: JSON as text, and on SQLite datetimes as text too."""
     fields = ([Example._meta.pk] if with_id else []) + _fields()
+    connection = connections[using]
     values_of = itemgetter(*(field.attname for field in fields))
-    converters = [(index, convert) for index, field in enumerate(fields) if (convert := _converter(field, using))]
+    json_at = [(index, field.encoder) for index, field in enumerate(fields) if isinstance(field, models.JSONField)]
+    times_at = [index for index, field in enumerate(fields) if isinstance(field, models.DateTimeField)]
+    if connection.vendor != "sqlite":
+        times_at = []  # psycopg sends datetimes itself
+    others = [(index, field) for index, field in enumerate(fields) if not _stored_as_is(field)]
+    adapt_time = connection.ops.adapt_datetimefield_value
+    last_time: Any = object()
+    last_text = None
     for row in rows:
         values = list(values_of(row))
-        for index, convert in converters:
-            values[index] = convert(values[index])
+        for index, encoder in json_at:
+            value = values[index]
+            # most pairs have no history and no problems: no need to run the encoder for an empty list
+            values[index] = "[]" if type(value) is list and not value else json.dumps(value, cls=encoder)
+        for index in times_at:
+            if values[index] is not last_time:  # a batch shares one timestamp: adapt it once
+                last_time, last_text = values[index], adapt_time(values[index])
+            values[index] = last_text
+        for index, field in others:
+            values[index] = field.get_db_prep_save(values[index], connection)
         yield values
 
 
 _AS_IS = (models.CharField, models.TextField, models.IntegerField, models.BooleanField)  # AutoFields are IntegerFields
 
 
-def _converter(field: models.Field, using: str) -> Callable[[Any], Any] | None:
-    connection = connections[using]
-    if isinstance(field, models.JSONField):
-        return partial(_json, partial(json.dumps, cls=field.encoder))
-    if isinstance(field, models.DateTimeField):
-        if connection.vendor != "sqlite":
-            return None  # psycopg sends datetimes itself
-        return _same_as_last(connection.ops.adapt_datetimefield_value)
-    if isinstance(field, _AS_IS) or (isinstance(field, models.ForeignKey) and isinstance(field.target_field, _AS_IS)):
-        return None
-    return partial(_prep, field, connection)
-
-
-def _json(dumps: Callable[[Any], str], value: Any) -> str:
-    return "[]" if type(value) is list and not value else dumps(value)  # most pairs: no history, no problems
-
-
-def _prep(field: models.Field, connection: Any, value: Any) -> Any:
-    return field.get_db_prep_save(value, connection)
-
-
-def _same_as_last(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """`convert`, skipped when the value is the very object it converted last (a batch shares one timestamp)."""
-    last: list[Any] = [object(), None]
-
-    def converted(value: Any) -> Any:
-        if value is not last[0]:
-            last[0], last[1] = value, convert(value)
-        return last[1]
-
-    return converted
+def _stored_as_is(field: models.Field) -> bool:
+    if isinstance(field, (models.JSONField, models.DateTimeField, *_AS_IS)):
+        return True  # JSON and datetimes are converted above
+    return isinstance(field, models.ForeignKey) and isinstance(field.target_field, _AS_IS)
 
 
 def build_db_rows(

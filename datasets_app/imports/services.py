@@ -1,14 +1,16 @@
 """Importing dataset files: all or nothing for readers, streamed, written in batches; large uploads as a job.
 
-The file is read twice: a check (every problem, and how many records) and the write. Readers see none of the
+The file is read twice, a check (every problem, and how many records) then the write, except on PostgreSQL
+without a job, where one pass does both (a problem rolls the write back). Readers see none of the
 new pairs until one final commit, which also ends the import's job. On SQLite the write is a series of short
 commits into ids no reader sees (staging.py), so other writers wait a fraction of a second at most; on
-PostgreSQL it is one transaction (MVCC keeps it from readers and blocks no writer), after which the planner's
-statistics are refreshed, so the dataset's pages are quick at once.
+PostgreSQL it is one transaction (MVCC keeps it from readers and blocks no writer), after which a worker
+refreshes the planner's statistics, so the dataset's pages are quick at once.
 """
 
 import logging
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -103,18 +105,36 @@ def dataset_import(
     fmt = resolve_format(stream, fmt, filename)
     report = progress or _no_progress
     source = f"import:{filename}"[:255]
-    count = _check(read_records(stream, fmt, filename), stream, report)
-    stream.seek(0)
-    report("writing", 0.5)
+    count = 0
+    if progress is not None or connection.vendor == "sqlite":  # a job shows its check; SQLite reserves `count` ids
+        count = _check(read_records(stream, fmt, filename), stream, report)
+        stream.seek(0)
+        report("writing", 0.5)
     rows = _Rows(PairBuilder(dataset=dataset, user=user), status=status, source=source)
-    batches = _batches(db_rows(rows.from_items(read_records(stream, fmt, filename)), with_id=True), rows)
-    write = _write_staged if connection.vendor == "sqlite" else _write_in_one_transaction
-    outcome = write(
-        dataset=dataset, job=job, batches=batches, count=count, dedupe=on_duplicate != "keep", fmt=fmt, progress=report
-    )
-    if outcome.created >= ANALYZE_MIN_ROWS:
-        refresh_statistics()
+    built = rows.from_items(read_records(stream, fmt, filename))
+    dedupe = on_duplicate != "keep"
+    if connection.vendor == "sqlite":
+        batches = _batches(db_rows(built, with_id=True), rows)
+        outcome = _write_staged(
+            dataset=dataset, job=job, batches=batches, count=count, dedupe=dedupe, fmt=fmt, progress=report
+        )
+    else:
+        outcome = _write_in_one_transaction(dataset=dataset, job=job, rows=rows, built=built, dedupe=dedupe, fmt=fmt)
+    if outcome.created >= ANALYZE_MIN_ROWS and connection.vendor == "postgresql":
+        if job is not None:
+            refresh_statistics()  # on the worker, after the job's end: no one waits for it
+        else:
+            transaction.on_commit(_queue_statistics)  # a web request does not wait for ANALYZE: a worker does it
     return outcome
+
+
+def _queue_statistics() -> None:
+    from datasets_app.imports.tasks import import_statistics_task
+
+    try:
+        import_statistics_task.delay()
+    except Exception:  # the broker is down: autovacuum refreshes the statistics later on its own
+        logger.warning("could not queue the statistics refresh after an import", exc_info=True)
 
 
 def _no_progress(phase: str, fraction: float) -> None:
@@ -152,29 +172,49 @@ def _write_staged(
 
 
 def _write_in_one_transaction(
-    *, dataset: Dataset, job: Job | None, batches: Iterator[list[list]], count: int, dedupe: bool, fmt: str,
-    progress: Progress,
-) -> ImportOutcome:  # fmt: skip
-    """PostgreSQL: COPY in one transaction, which readers cannot see and which blocks no other writer.
+    *, dataset: Dataset, job: Job | None, rows: "_Rows", built: Iterator[dict], dedupe: bool, fmt: str
+) -> ImportOutcome:
+    """PostgreSQL: one COPY in one transaction, which readers cannot see and which blocks no other writer.
 
-    Nothing here writes the job row before the end: a row lock held that long would stall its heartbeat.
+    One COPY streams: the database inserts while the next rows are built. Nothing here writes the job row
+    before the end: a row lock held that long would stall its heartbeat.
     """
-    sequence = "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)"
+    sequence = f"pg_get_serial_sequence('{TABLE}', 'id')"
     with transaction.atomic(), connection.cursor() as cursor:
-        written = skipped = 0
-        for batch in batches:
-            cursor.execute(sequence, [TABLE, len(batch)])
-            ids = [pk for (pk,) in cursor.fetchall()]
-            for row, pk in zip(batch, ids, strict=True):
-                row[0] = pk
-            _insert(cursor, batch)
-            if dedupe:
-                for first, last in _runs(ids):
-                    skipped += _drop_duplicates(cursor, dataset.pk, first, last)
-            written += len(batch)
+        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {TABLE}")  # noqa: S608 - the model's table name
+        before = cursor.fetchone()[0]  # every id the COPY takes from the sequence is above it
+        columns = ", ".join(example_columns())
+        written = 0
+        with cursor.cursor.copy(f"COPY {TABLE} ({columns}) FROM STDIN") as copy:
+            for row in db_rows(built):
+                copy.write_row(row)
+                written += 1
+        _refuse_problems(rows)
+        skipped = 0
+        if dedupe and written:
+            # This transaction's rows: ids from before..the last this session took, inserted by this transaction
+            # (xmin); rows other writers committed meanwhile may have ids in between.
+            cursor.execute(f"SELECT currval({sequence})")
+            last = cursor.fetchone()[0]
+            cursor.execute(f"SELECT xmin FROM {TABLE} WHERE id = %s", [last])  # noqa: S608
+            xmin = cursor.fetchone()[0]
+            with _no_nested_loops(cursor):
+                skipped = _drop_duplicates(cursor, dataset.pk, before + 1, last, xmin=xmin)
         outcome = ImportOutcome(created=written - skipped, skipped_duplicates=skipped, format=fmt)
         _end_job(job, outcome)
     return outcome
+
+
+@contextmanager
+def _no_nested_loops(cursor: Any) -> Iterator[None]:
+    """Statistics cannot count rows not yet committed (an ANALYZE by autovacuum meanwhile finds the table nearly
+    empty), and with such estimates PostgreSQL joins the new rows to the dataset's in a nested loop: quadratic,
+    minutes for 100,000 rows. A hash join is linear whatever the estimates."""
+    cursor.execute("SELECT current_setting('enable_nestloop')")
+    previous = cursor.fetchone()[0]
+    cursor.execute("SELECT set_config('enable_nestloop', 'off', true)")  # for this transaction only
+    yield
+    cursor.execute("SELECT set_config('enable_nestloop', %s, true)", [previous])  # (a rollback undoes it too)
 
 
 def _end_job(job: Job | None, outcome: ImportOutcome) -> None:
@@ -185,53 +225,44 @@ def _end_job(job: Job | None, outcome: ImportOutcome) -> None:
         raise ImportAbandoned("the import's job ended while it ran (the sweeper failed it)")
 
 
-def _runs(ids: list[int]) -> Iterator[tuple[int, int]]:
-    """Contiguous runs of ascending ids, as (first, last)."""
-    first = previous = ids[0]
-    for pk in ids[1:]:
-        if pk != previous + 1:
-            yield first, previous
-            first = pk
-        previous = pk
-    yield first, previous
-
-
 def _insert(cursor: Any, batch: list[list]) -> None:
-    """One batch of database rows, ids first: executemany on SQLite, COPY on PostgreSQL; columns from the model."""
+    """One batch of database rows, ids first (SQLite); the columns come from the model."""
     columns = example_columns(with_id=True)
-    if connection.vendor == "postgresql":
-        with cursor.cursor.copy(f"COPY {TABLE} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in batch:
-                copy.write_row(row)
-        return
     placeholders = ", ".join(["%s"] * len(columns))
     cursor.executemany(f"INSERT INTO {TABLE} ({', '.join(columns)}) VALUES ({placeholders})", batch)  # noqa: S608
 
 
-def _drop_duplicates(cursor: Any, dataset_id: int, first: int, last: int, *, stage: ImportStage | None = None) -> int:
+def _drop_duplicates(
+    cursor: Any, dataset_id: int, first: int, last: int, *, stage: ImportStage | None = None, xmin: Any = None
+) -> int:
     """Delete the new rows first..last whose content the dataset already had, or an earlier row of the file had.
 
-    The database does it over the (dataset, content_hash) index, so memory does not grow with the file. Rows
-    of another import still staged do not count: that import may yet fail.
+    The database does it over the (dataset, content_hash) index, so memory does not grow with the file. On
+    SQLite, rows of another import still staged do not count (that import may yet fail); on PostgreSQL, only
+    the rows this transaction inserted (`xmin`) are candidates.
     """
-    others = (
-        " AND NOT EXISTS (SELECT 1 FROM datasets_app_importstage AS other WHERE other.id <> %s"
-        " AND earlier.id BETWEEN other.first_id AND other.last_id)"
-        if stage is not None
-        else ""
-    )
+    where, params = "", [first, last]
+    if xmin is not None:
+        where, params = f" AND {TABLE}.xmin = %s", [*params, xmin]
+    others = ""
+    if stage is not None:
+        others = (
+            " AND NOT EXISTS (SELECT 1 FROM datasets_app_importstage AS other WHERE other.id <> %s"
+            " AND earlier.id BETWEEN other.first_id AND other.last_id)"
+        )
     cursor.execute(
-        f"DELETE FROM {TABLE} WHERE id BETWEEN %s AND %s AND EXISTS ("  # noqa: S608 - the model's table name
+        f"DELETE FROM {TABLE} WHERE id BETWEEN %s AND %s{where} AND EXISTS ("  # noqa: S608 - the model's table name
         f" SELECT 1 FROM {TABLE} AS earlier WHERE earlier.dataset_id = %s"
         f" AND earlier.content_hash = {TABLE}.content_hash AND earlier.id < {TABLE}.id{others})",
-        [first, last, dataset_id, *([stage.pk] if stage is not None else [])],
+        [*params, dataset_id, *([stage.pk] if stage is not None else [])],
     )
     return cursor.rowcount
 
 
 def refresh_statistics() -> None:
     """Refresh PostgreSQL's statistics of the pairs table after a bulk write, so plans fit the new rows at once
-    (autovacuum would, a minute or more later). ANALYZE reads a sample and blocks no reader or writer.
+    (autovacuum would, a minute or more later). ANALYZE reads a sample (about a second, most of it for the
+    full-text index's word statistics) and blocks no reader or writer.
 
     Not on SQLite: its plans for the dataset page, search and filters were the same with and without
     statistics (measured at 200,000 pairs), and ANALYZE there holds the write lock while it reads.
@@ -294,7 +325,7 @@ class _Rows:
         for item in items:
             if isinstance(item, Problem):
                 self.problems.append(item.as_dict())
-            else:
+            elif not self.problems:  # once the file is rejected, keep reading only to list more problems
                 try:
                     row = self.builder.row(
                         prompt=item.prompt, response=item.response, system_prompt=item.system, history=item.history,

@@ -17,3 +17,11 @@ def import_stage_sweep_task() -> None:
     from datasets_app.imports.staging import import_stages_sweep
 
     import_stages_sweep()
+
+
+@shared_task(queue="default")
+def import_statistics_task() -> None:
+    """After a large import made in a web request: refresh the planner's statistics (PostgreSQL's ANALYZE)."""
+    from datasets_app.imports.services import refresh_statistics
+
+    refresh_statistics()

@@ -4,30 +4,53 @@ import io
 import json
 
 import pytest
+from django.core.files.base import ContentFile
 from django.db import connection
 
 from datasets_app.imports.services import ANALYZE_MIN_ROWS, dataset_import
+from datasets_app.imports.tasks import import_job_task
+from datasets_app.models import Job
+from tests.worker import wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.worker,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite's plans do not change with statistics"),
+]
+COUNT = max(ANALYZE_MIN_ROWS, 3000)
 
 
-def planned_rows(dataset_id: int) -> float:
+def pairs_file() -> bytes:
+    return "\n".join(
+        json.dumps({"prompt": f"Question {n}?", "response": f"Answer {n}."}) for n in range(COUNT)
+    ).encode()
+
+
+def planner_knows(dataset_id: int) -> bool:
+    """Whether the planner expects the dataset's pairs: without fresh statistics it guesses 0.5% of a table."""
     with connection.cursor() as cursor:
         cursor.execute("EXPLAIN (FORMAT JSON) SELECT id FROM datasets_app_example WHERE dataset_id = %s", [dataset_id])
         plan = cursor.fetchone()[0]
-    plan = json.loads(plan) if isinstance(plan, str) else plan
-    return plan[0]["Plan"]["Plan Rows"]
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite's plans do not change with statistics")
-def test_a_bulk_import_leaves_the_planner_knowing_the_datasets_size(dataset, annotator):
-    count = max(ANALYZE_MIN_ROWS, 3000)
-    lines = (json.dumps({"prompt": f"Question {n}?", "response": f"Answer {n}."}) for n in range(count))
-
-    dataset_import(dataset=dataset, user=annotator, stream=io.BytesIO("\n".join(lines).encode()), filename="p.jsonl")
-
-    # Without statistics the planner guesses 0.5% of the table for a dataset, and -1 rows for a fresh table.
-    assert planned_rows(dataset.pk) >= count / 2
-    with connection.cursor() as cursor:
         cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'datasets_app_example'")
-        assert cursor.fetchone()[0] >= count * 0.9
+        table_rows = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return plan[0]["Plan"]["Plan Rows"] >= COUNT / 2 and table_rows >= COUNT * 0.9
+
+
+def test_an_import_in_a_request_has_a_worker_refresh_the_statistics(celery_worker, dataset, annotator):
+    dataset_import(dataset=dataset, user=annotator, stream=io.BytesIO(pairs_file()), filename="p.jsonl")
+
+    assert wait_for(lambda: planner_knows(dataset.pk), timeout=60)
+
+
+def test_an_import_job_refreshes_the_statistics_when_it_is_done(celery_worker, dataset, annotator):
+    params = {"filename": "p.jsonl", "format": "pairs", "on_duplicate": "skip", "status": "draft"}
+    job = Job(kind=Job.Kind.IMPORT, dataset=dataset, created_by=annotator, params=params)
+    job.file.save("p.jsonl", ContentFile(pairs_file()), save=False)
+    job.save()
+
+    import_job_task.delay(job.pk)
+
+    wait_for(lambda: Job.objects.get(pk=job.pk).finished, timeout=120)
+    assert Job.objects.get(pk=job.pk).status == "succeeded"
+    assert wait_for(lambda: planner_knows(dataset.pk), timeout=30)
