@@ -133,3 +133,15 @@ def test_a_built_row_has_a_value_for_every_column_in_the_databases_form(dataset,
     assert stored["content_hash"] == content_hash(
         prompt="Hi?", response="Hello.", history=[{"role": "user", "content": "Earlier"}]
     )
+
+
+def test_the_admin_shows_pairs_but_neither_adds_nor_edits_them(client, dataset, annotator):
+    example = example_create(dataset=dataset, user=annotator, prompt="Fine?", response="Yes.")
+    root = type(annotator).objects.create_superuser("root", password="pw-for-tests-1")
+    client.force_login(root)
+
+    assert client.get(f"/admin/datasets_app/example/{example.pk}/change/").status_code == 200
+    assert client.get("/admin/datasets_app/example/add/").status_code == 403
+    edit = client.post(f"/admin/datasets_app/example/{example.pk}/change/", {"prompt": "Changed?", "response": "No."})
+    assert edit.status_code == 403
+    assert Example.objects.get(pk=example.pk).prompt == "Fine?"
