@@ -26,6 +26,7 @@ from datasets_app.curation.selectors import role_require
 from datasets_app.formats import IMPORT_FORMATS, Problem, Record, UnknownFormat, detect_format, read_records
 from datasets_app.imports.staging import (
     ImportAbandoned,
+    import_page_cache,
     stage_batch,
     stage_discard,
     stage_open,
@@ -148,20 +149,9 @@ def _write_staged(
     """SQLite: short commits into a staged id range, then one quick commit that shows them (and ends the job)."""
     stage = stage_open(dataset=dataset, job=job, count=count)
     try:
-        written = skipped = 0
-        next_id = stage.first_id
-        for batch in batches:
-            if next_id + len(batch) - 1 > stage.last_id:
-                raise ImportRejected([{"field": "", "message": "the file changed while it was being imported"}])
-            for row in batch:
-                row[0], next_id = next_id, next_id + 1
-            with stage_batch(stage, job), connection.cursor() as cursor:
-                _insert(cursor, batch)
-                if dedupe:
-                    skipped += _drop_duplicates(cursor, dataset.pk, batch[0][0], batch[-1][0], stage=stage)
-            written += len(batch)
-            progress("writing", 0.5 + 0.5 * min(written / count, 1.0))
-        outcome = ImportOutcome(created=written - skipped, skipped_duplicates=skipped, format=fmt)
+        with import_page_cache():
+            outcome = _write_batches(dataset=dataset, job=job, stage=stage, batches=batches, count=count,
+                                     dedupe=dedupe, fmt=fmt, progress=progress)  # fmt: skip
         with transaction.atomic():
             stage_publish(stage, job)
             _end_job(job, outcome)
@@ -169,6 +159,26 @@ def _write_staged(
     except BaseException:
         stage_discard(stage.pk)
         raise
+
+
+def _write_batches(
+    *, dataset: Dataset, job: Job | None, stage: ImportStage, batches: Iterator[list[list]], count: int, dedupe: bool,
+    fmt: str, progress: Progress,
+) -> ImportOutcome:  # fmt: skip
+    written = skipped = 0
+    next_id = stage.first_id
+    for batch in batches:
+        if next_id + len(batch) - 1 > stage.last_id:
+            raise ImportRejected([{"field": "", "message": "the file changed while it was being imported"}])
+        for row in batch:
+            row[0], next_id = next_id, next_id + 1
+        with stage_batch(stage, job), connection.cursor() as cursor:
+            _insert(cursor, batch)
+            if dedupe:
+                skipped += _drop_duplicates(cursor, dataset.pk, batch[0][0], batch[-1][0], stage=stage)
+        written += len(batch)
+        progress("writing", 0.5 + 0.5 * min(written / count, 1.0))
+    return ImportOutcome(created=written - skipped, skipped_duplicates=skipped, format=fmt)
 
 
 def _write_in_one_transaction(

@@ -24,6 +24,7 @@ from datasets_app.models import Dataset, Example, ImportStage, Job, JobStatus
 
 logger = logging.getLogger(__name__)
 DISCARD_BATCH = 5000  # ids deleted per transaction when a stage is thrown away
+PAGE_CACHE_KIB = 64 * 1024  # the importing connection's page cache (SQLite's default: 2 MiB)
 STAGE_QUIET = timedelta(minutes=10)  # a stage without a job that wrote nothing for this long is abandoned
 TABLE = Example._meta.db_table
 
@@ -50,6 +51,22 @@ def stage_open(*, dataset: Dataset, job: Job | None, count: int) -> ImportStage:
         else:
             cursor.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [TABLE, last])
     return ImportStage.objects.create(dataset=dataset, job=job, first_id=first, last_id=last)
+
+
+@contextmanager
+def import_page_cache() -> Iterator[None]:
+    """A larger page cache on this connection while it imports: the index pages a batch changes are mostly the
+    next batch's too, and with SQLite's 2 MiB they would be read back and written again at every commit (about
+    8% more CPU time on a table that already holds 100,000 pairs, measured with bench/import_bench.py)."""
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA cache_size")
+        previous = cursor.fetchone()[0]
+        cursor.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA cache_size = {int(previous)}")
 
 
 @contextmanager
