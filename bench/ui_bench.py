@@ -1,12 +1,14 @@
 """Server time of the dataset page and of search with 1,000,000 pairs in one dataset.
 
-    python bench/ui_bench.py [--rows 1000000] [--runs 21] [--reseed]
+    python bench/ui_bench.py [--rows 1000000] [--runs 21] [--reseed] [--seed-by-import [--no-statistics]]
 
 Seeds a separate bench database (SQLite in var/uibench/; with DATABASE_URL set to PostgreSQL, also a
-database named instructory_uibench on that server, created here) with raw batched inserts (executemany on
-SQLite, COPY on PostgreSQL), then requests each page through Django's test Client as a logged-in annotator
-and prints the median server time of --runs requests, not counting a first warm-up request. The seeded
-databases are kept, so a second run measures at once; --reseed starts them again.
+database named instructory_uibench, or --pg-database, on that server, created here) with raw batched inserts
+(executemany on SQLite, COPY on PostgreSQL) and fresh statistics, or with --seed-by-import through the real
+importer as a user's upload would (its automatic statistics refresh skipped with --no-statistics), then
+requests each page through Django's test Client as a logged-in annotator and prints the median server time
+of --runs requests, not counting a first warm-up request. The seeded databases are kept, so a second run
+measures at once; --reseed starts them again.
 """
 
 from __future__ import annotations
@@ -107,15 +109,20 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=21, help="requests per page; the first is not counted")
     parser.add_argument("--reseed", action="store_true", help="drop the bench data and seed it again")
+    parser.add_argument("--seed-by-import", action="store_true", help="seed through the importer (one JSONL file)")
+    parser.add_argument("--no-statistics", action="store_true", help="skip the import's statistics refresh")
+    parser.add_argument("--pg-database", default=BENCH_DB, help="the PostgreSQL bench database's name")
+    parser.add_argument("--postgres-only", action="store_true", help="with DATABASE_URL: skip SQLite")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(args)
         return
-    targets = [("SQLite", {"DATABASE_URL": ""})]
     pg_url = os.environ.get("DATABASE_URL", "")
+    targets = [] if args.postgres_only and pg_url else [("SQLite", {"DATABASE_URL": ""})]
     if pg_url.startswith(("postgres://", "postgresql://")):
-        targets.append(("PostgreSQL", {"DATABASE_URL": _bench_postgres(pg_url, reseed=args.reseed)}))
+        database = _bench_postgres(pg_url, name=args.pg_database, reseed=args.reseed)
+        targets.append(("PostgreSQL", {"DATABASE_URL": database}))
     else:
         print("DATABASE_URL is not PostgreSQL: measuring SQLite only.")
     results = []
@@ -130,28 +137,28 @@ def main() -> None:
         if not env["DATABASE_URL"]:
             del env["DATABASE_URL"]
         command = [sys.executable, __file__, "--child", "--rows", str(args.rows), "--runs", str(args.runs)]
-        if args.reseed:
-            command.append("--reseed")
+        command += [flag for flag, on in (("--reseed", args.reseed), ("--seed-by-import", args.seed_by_import),
+                                          ("--no-statistics", args.no_statistics)) if on]  # fmt: skip
         print(f"== {label}", flush=True)
         out = subprocess.run(command, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
         results.append((label, json.loads(out.strip().splitlines()[-1])))
     _report(results, args)
 
 
-def _bench_postgres(url: str, *, reseed: bool) -> str:
+def _bench_postgres(url: str, *, name: str, reseed: bool) -> str:
     """The URL of the bench database on the same server, created (or re-created) here."""
     import psycopg
 
     parts = urlsplit(url)
     admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if exists and reseed:
-            conn.execute(f"DROP DATABASE {BENCH_DB} WITH (FORCE)")
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
             exists = None
         if not exists:
-            conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    return urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
+            conn.execute(f"CREATE DATABASE {name}")
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def _report(results: list[tuple[str, dict]], args: argparse.Namespace) -> None:
@@ -184,12 +191,12 @@ def _child(args: argparse.Namespace) -> None:
 
     call_command("migrate", verbosity=0)
     started = time.perf_counter()
-    seeded = _seed(rows=args.rows, reseed=args.reseed)
+    seeded = _seed(rows=args.rows, reseed=args.reseed, by_import=args.seed_by_import, statistics=not args.no_statistics)
     seed_s = time.perf_counter() - started if seeded else 0.0
     print(json.dumps({"seed_s": seed_s, "pages": _measure(runs=args.runs)}))
 
 
-def _seed(*, rows: int, reseed: bool) -> bool:
+def _seed(*, rows: int, reseed: bool, by_import: bool, statistics: bool) -> bool:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
@@ -212,20 +219,17 @@ def _seed(*, rows: int, reseed: bool) -> bool:
     dataset = dataset_create(workspace=workspace, user=lead, name=DATASET_NAME, guidelines="Be kind and brief.")
     author_ids = list(users.filter(username__in=ANNOTATORS).values_list("id", flat=True))
     print(f"seeding {rows:,} pairs ...", file=sys.stderr, flush=True)
-    if connection.vendor == "postgresql":
-        _seed_postgres(dataset.pk, author_ids, rows)
+    if by_import:
+        _seed_by_import(dataset, lead, rows, statistics=statistics)
+    elif connection.vendor == "postgresql":
+        _seed_postgres(dataset, author_ids, rows)
     else:
-        _seed_sqlite(dataset.pk, author_ids, rows)
+        _seed_sqlite(dataset, author_ids, rows)
     return True
 
 
-def _rows(dataset_id: int, author_ids: list[int], count: int):  # type: ignore[no-untyped-def]
-    """Rows in the import's column order: varied text, statuses 40/30/25/5 % draft/submitted/approved/rejected."""
-    from django.db import connection
-    from django.utils import timezone
-
-    from datasets_app.curation.content import content_hash
-
+def _pairs(count: int):  # type: ignore[no-untyped-def]
+    """(n, prompt, response, tags) of varied text, with the MARKERS words in a known share of the pairs."""
     rng = random.Random(42)
     vocabulary = COMMON + ["".join(rng.choices(SYLLABLES, k=rng.randint(2, 4))) for _ in range(4000)]
     weights = [1 / (rank + 1) for rank in range(len(vocabulary))]
@@ -235,10 +239,6 @@ def _rows(dataset_id: int, author_ids: list[int], count: int):  # type: ignore[n
 
     openers, subjects = [sentence(7) for _ in range(2003)], [sentence(6) for _ in range(1999)]
     answers = [". ".join(sentence(12) for _ in range(4)) + "." for _ in range(4999)]
-    statuses = ["draft"] * 8 + ["submitted"] * 6 + ["approved"] * 5 + ["rejected"]
-    start = timezone.now() - timedelta(days=90)
-    step = timedelta(days=90) / count
-    sqlite = connection.vendor == "sqlite"
     for n in range(count):
         prompt = f"{openers[n % 2003]} {subjects[(n // 2003) % 1999]}?"
         response = answers[n % 4999]
@@ -246,31 +246,70 @@ def _rows(dataset_id: int, author_ids: list[int], count: int):  # type: ignore[n
             response += " We will refund the order."
         if n % MARKERS["chocolate"] == 3:
             prompt += " Is the chocolate gone?"
-        tags = '["billing", "urgent"]' if n % 50 == 1 else '["billing"]' if n % 10 == 0 else "[]"
-        moment = start + step * n
-        stamp = connection.ops.adapt_datetimefield_value(moment) if sqlite else moment
-        author = author_ids[n % len(author_ids)]
-        digest = content_hash(prompt=prompt, response=response)
-        yield (
-            dataset_id, "", prompt, response, "[]", statuses[n % 20], tags, "import:bench.jsonl", digest, 1, "",
-            author, author, stamp, stamp,
-        )  # fmt: skip
+        tags = ["billing", "urgent"] if n % 50 == 1 else ["billing"] if n % 10 == 0 else []
+        yield n, prompt, response, tags
 
 
-def _seed_sqlite(dataset_id: int, author_ids: list[int], count: int) -> None:
+def _rows(dataset, author_ids: list[int], count: int):  # type: ignore[no-untyped-def]
+    """Database rows made by the pairs' row builder (hashed, linted), in the model's column order,
+    statuses 40/30/25/5 % draft/submitted/approved/rejected, authors and times spread out."""
+    from django.utils import timezone
+
+    from datasets_app.curation.rows import PairBuilder, db_rows
+
+    builder = PairBuilder(dataset=dataset, user=None)
+    statuses = ["draft"] * 8 + ["submitted"] * 6 + ["approved"] * 5 + ["rejected"]
+    start = timezone.now() - timedelta(days=90)
+    step = timedelta(days=90) / count
+
+    def built():  # type: ignore[no-untyped-def]
+        for n, prompt, response, tags in _pairs(count):
+            row = builder.row(
+                prompt=prompt, response=response, tags=tags, status=statuses[n % 20], source="import:bench.jsonl"
+            )
+            row["created_at"] = row["updated_at"] = start + step * n
+            row["created_by_id"] = row["updated_by_id"] = author_ids[n % len(author_ids)]
+            yield row
+
+    return db_rows(built())
+
+
+def _seed_by_import(dataset, user, count: int, *, statistics: bool) -> None:  # type: ignore[no-untyped-def]
+    """The pairs as one JSONL upload through the importer, as a user would import them (all drafts), then the
+    statistics refresh a worker runs after a large import (unless `statistics` is off)."""
+    import tempfile
+
+    from datasets_app.imports import services as imports
+
+    imports.ANALYZE_MIN_ROWS = 10**12  # no worker here to queue it for: done below, as the worker would
+    with tempfile.TemporaryFile() as upload:
+        for _, prompt, response, tags in _pairs(count):
+            upload.write(json.dumps({"prompt": prompt, "response": response, "tags": tags}).encode() + b"\n")
+        upload.seek(0)
+        started = time.perf_counter()
+        imports.dataset_import(dataset=dataset, user=user, stream=upload, filename="bench.jsonl", on_duplicate="keep")
+    print(f"imported in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    if statistics:
+        started = time.perf_counter()
+        imports.refresh_statistics()
+        print(f"statistics refreshed in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+
+
+def _seed_sqlite(dataset, author_ids: list[int], count: int) -> None:  # type: ignore[no-untyped-def]
     from django.db import connection, transaction
 
-    from datasets_app.imports.services import COLUMNS
+    from datasets_app.curation.rows import example_columns
 
+    columns = example_columns()
     search = importlib.import_module("datasets_app.migrations.0002_example_search")
     triggers = [sql for sql in search.SQLITE_UP if sql.startswith("CREATE TRIGGER")]
-    sql = f"INSERT INTO datasets_app_example ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
+    sql = f"INSERT INTO datasets_app_example ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
     with transaction.atomic(), connection.cursor() as cursor:
         # Filling the full-text index once at the end is several times faster than a trigger per row.
         for statement in search.SQLITE_DOWN[:3]:
             cursor.execute(statement)
         batch = []
-        for row in _rows(dataset_id, author_ids, count):
+        for row in _rows(dataset, author_ids, count):
             batch.append(row)
             if len(batch) == BATCH:
                 cursor.executemany(sql, batch)
@@ -284,18 +323,18 @@ def _seed_sqlite(dataset_id: int, author_ids: list[int], count: int) -> None:
         cursor.execute("ANALYZE")
 
 
-def _seed_postgres(dataset_id: int, author_ids: list[int], count: int) -> None:
+def _seed_postgres(dataset, author_ids: list[int], count: int) -> None:  # type: ignore[no-untyped-def]
     from django.db import connection, transaction
 
-    from datasets_app.imports.services import COLUMNS
+    from datasets_app.curation.rows import example_columns
 
     search = importlib.import_module("datasets_app.migrations.0002_example_search")
     with transaction.atomic(), connection.cursor() as cursor:
         # Building the GIN index once after COPY is much faster than updating it row by row.
         for statement in search.PG_DOWN:
             cursor.execute(statement)
-        with cursor.cursor.copy(f"COPY datasets_app_example ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for row in _rows(dataset_id, author_ids, count):
+        with cursor.cursor.copy(f"COPY datasets_app_example ({', '.join(example_columns())}) FROM STDIN") as copy:
+            for row in _rows(dataset, author_ids, count):
                 copy.write_row(row)
     with connection.cursor() as cursor:  # after the commit: deferred foreign-key checks block CREATE INDEX before it
         for statement in search.PG_UP:

@@ -100,6 +100,14 @@ class ExampleAdmin(WorkspaceScopedAdmin):
     def short_prompt(self, example: Example) -> str:
         return example.prompt[:80]
 
+    # Pairs are made and edited through the services (checked, hashed, linted, versioned, with a revision);
+    # a form here would write around all of that.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
 
 @admin.register(ExampleRevision)
 class ExampleRevisionAdmin(WorkspaceScopedAdmin):

@@ -1,8 +1,11 @@
 """Workspaces, memberships, datasets and the prompt/response pairs they hold."""
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connections, models
+from django.db.models import F
 
 HISTORY_ROLES = ("system", "user", "assistant")
 
@@ -207,6 +210,57 @@ def validate_tags(value: object) -> None:
         raise ValidationError("tags must be a list of non-empty strings.")
 
 
+def blank_text_errors(*, status: str, prompt: str, response: str) -> dict[str, str]:
+    """A pair past draft needs a prompt and a response."""
+    if status == ExampleStatus.DRAFT:
+        return {}
+    return {name: "may not be blank once submitted." for name, text in (("prompt", prompt), ("response", response))
+            if not text.strip()}  # fmt: skip
+
+
+class Unstaged(models.Expression):
+    """True for a pair outside every id range an import is still writing (ImportStage), e.g. `filter(Unstaged())`;
+    `Unstaged("examples__id")` reaches the pairs through a join.
+
+    Plain SQL around the id column, so it costs a query microseconds to build, and the database one comparison
+    a row while nothing is staged: the subqueries that do not depend on the row run once a query.
+    """
+
+    output_field = models.BooleanField()
+    conditional = True
+
+    def __init__(self, id_path: str = "id") -> None:
+        super().__init__()
+        self.id = F(id_path)
+
+    def get_source_expressions(self) -> list:
+        return [self.id]
+
+    def set_source_expressions(self, expressions: list) -> None:
+        (self.id,) = expressions
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list]:
+        pk, params = compiler.compile(self.id)
+        stage = ImportStage._meta.db_table
+        # A table name and a compiled column: no user input.
+        sql = (
+            f"(NOT EXISTS (SELECT 1 FROM {stage}) OR {pk} < (SELECT MIN(first_id) FROM {stage}) OR NOT EXISTS"  # noqa: S608
+            f" (SELECT 1 FROM {stage} AS staged WHERE staged.first_id <= {pk} AND {pk} <= staged.last_id))"
+        )
+        return sql, params
+
+
+class ExampleManager(models.Manager["Example"]):
+    """Pairs as readers see them. On SQLite an import writes its pairs in short committed batches into an id
+    range no reader sees (ImportStage) until one quick final commit; on PostgreSQL it is one transaction."""
+
+    def get_queryset(self) -> models.QuerySet["Example"]:
+        queryset = super().get_queryset()
+        if connections[self.db].vendor == "sqlite":
+            queryset = queryset.filter(Unstaged())
+        return queryset
+
+
 class Example(models.Model):
     """One prompt/response pair, optionally with a system prompt and earlier turns."""
 
@@ -233,6 +287,9 @@ class Example(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Every read goes through this manager, so staged pairs stay hidden; `_base_manager` (deletes, cascades) sees all.
+    objects = ExampleManager()
+
     class Meta:
         ordering = ["dataset", "id"]
         indexes = [
@@ -246,14 +303,9 @@ class Example(models.Model):
         return self.prompt[:60] or f"Example {self.pk}"
 
     def clean(self) -> None:
-        if self.status != ExampleStatus.DRAFT:
-            blank = {
-                name: "may not be blank once submitted."
-                for name in ("prompt", "response")
-                if not getattr(self, name).strip()
-            }
-            if blank:
-                raise ValidationError(blank)
+        blank = blank_text_errors(status=self.status, prompt=self.prompt, response=self.response)
+        if blank:
+            raise ValidationError(blank)
 
 
 class ExampleRevision(models.Model):
@@ -328,6 +380,28 @@ class Job(TimeStamped, Dispatched):
     @property
     def finished(self) -> bool:
         return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+class ImportStage(TimeStamped):
+    """The ids of an import's pairs that are written but not yet visible (SQLite; see ExampleManager).
+
+    The import reserves first_id..last_id, writes its pairs there in short committed batches, and deletes
+    this row in the commit that ends it (its job's end too). An import that fails, or whose job ended without
+    it (a killed worker, a sweep), is `discarding`: its pairs are deleted in short batches, then this row.
+    """
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    # SET_NULL, not CASCADE: losing this row would show the pairs; a stage without a job is swept once quiet.
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    discarding = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"import into {self.dataset_id}: ids {self.first_id}-{self.last_id}"
 
 
 class ExampleLease(TimeStamped):

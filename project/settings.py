@@ -249,6 +249,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": JOB_SWEEP_INTERVAL_S,
         "options": {"expires": JOB_SWEEP_INTERVAL_S},
     },
+    "sweep-dead-imports": {"task": "datasets_app.imports.tasks.import_stage_sweep_task", "schedule": 60.0},
     "sweep-stale-runs": {
         "task": "training_app.tasks.run_sweep_task",
         "schedule": RUN_SWEEP_INTERVAL_S,

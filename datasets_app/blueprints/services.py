@@ -432,8 +432,9 @@ def _fill_draft(example: Example, answer: str, drafter: Generator, user: Abstrac
     if current is None or current.version != example.version or current.response.strip() or not answer.strip():
         return False
     try:
-        updated = example_update(example=current, user=user, expected_version=current.version, response=answer)
+        example_update(
+            example=current, user=user, expected_version=current.version, response=answer, source=drafter.source
+        )
     except (StaleVersion, ValidationError):
         return False
-    Example.objects.filter(pk=updated.pk).update(source=drafter.source)
     return True

@@ -26,6 +26,7 @@ from datasets_app.models import (
     Membership,
     Role,
     Template,
+    Unstaged,
     Workspace,
 )
 
@@ -60,9 +61,12 @@ def dataset_list(*, user: User, workspace: Workspace | None = None) -> QuerySet[
 
 
 def dataset_list_with_counts(*, user: User) -> QuerySet[Dataset]:
-    """Datasets with example counts by status, for the home page."""
-    counts = {f"n_{status}": Count("examples", filter=Q(examples__status=status)) for status in ExampleStatus.values}
-    return dataset_list(user=user).annotate(n_total=Count("examples"), **counts)
+    """Datasets with example counts by status, for the home page (pairs of an unfinished import not counted)."""
+    visible = Q(Unstaged("examples__id")) if connection.vendor == "sqlite" else Q()
+    counts = {
+        f"n_{status}": Count("examples", filter=Q(examples__status=status) & visible) for status in ExampleStatus.values
+    }
+    return dataset_list(user=user).annotate(n_total=Count("examples", filter=visible), **counts)
 
 
 def dataset_get(*, user: User, pk: int) -> Dataset:

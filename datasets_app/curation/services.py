@@ -8,11 +8,11 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
-from datasets_app.curation.content import content_hash
-from datasets_app.curation.limits import pair_text_errors, pair_text_require, texts_require
+from datasets_app.curation.limits import texts_require
+from datasets_app.curation.rows import PairBuilder, pair_hash, pair_refresh
 from datasets_app.curation.selectors import role_require, status_counts_key
 from datasets_app.errors import BulkInvalid, DuplicateExample, NotAMember, StaleVersion
-from datasets_app.lint.checks import TEMPLATE_CODES, describe, example_relint, lint_rules
+from datasets_app.lint.checks import TEMPLATE_CODES, describe
 from datasets_app.lint.jobs import lint_job_create
 from datasets_app.models import (
     Dataset,
@@ -34,15 +34,6 @@ STATUS_ACTIONS = {
 }
 
 
-def _require_fits(example: Example) -> None:
-    """The pair's text within the caps (limits.py); checked before anything hashes, lints or stores it."""
-    pair_text_require(
-        prompt=example.prompt, response=example.response, system_prompt=example.system_prompt,
-        history=example.history if isinstance(example.history, list) else [],
-        tags=example.tags if isinstance(example.tags, list) else [],
-    )  # fmt: skip
-
-
 def _snapshot(example: Example) -> dict[str, Any]:
     return {name: getattr(example, name) for name in TRACKED_FIELDS}
 
@@ -60,12 +51,6 @@ def _record_revision(
         before={name: before[name] for name in changed if name in before},
         after={name: after[name] for name in changed},
         comment=comment,
-    )
-
-
-def _rehash(example: Example) -> None:
-    example.content_hash = content_hash(
-        prompt=example.prompt, response=example.response, system_prompt=example.system_prompt, history=example.history
     )
 
 
@@ -219,22 +204,10 @@ def example_create(
             workspace=dataset.workspace,
             role=Role.ANNOTATOR if status in (ExampleStatus.DRAFT, ExampleStatus.SUBMITTED) else Role.LEAD,
         )
-    example = Example(
-        dataset=dataset,
-        prompt=prompt,
-        response=response,
-        system_prompt=system_prompt,
-        history=history or [],
-        tags=tags or [],
-        source=source,
+    example = PairBuilder(dataset=dataset, user=user).example(
+        prompt=prompt, response=response, system_prompt=system_prompt, history=history, tags=tags, source=source,
         status=status,
-        created_by=user,
-        updated_by=user,
-    )
-    _require_fits(example)
-    _rehash(example)
-    example.full_clean(exclude=["content_hash"])
-    example_relint(example, template=dataset.template)
+    )  # fmt: skip
     if not allow_duplicate:
         existing = dataset.examples.filter(content_hash=example.content_hash).first()
         if existing is not None:
@@ -246,8 +219,13 @@ def example_create(
 
 
 @transaction.atomic
-def example_update(*, example: Example, user: AbstractBaseUser, expected_version: int, **fields: Any) -> Example:
-    """Edit a pair; refuses a stale version so no one's newer work is overwritten."""
+def example_update(
+    *, example: Example, user: AbstractBaseUser, expected_version: int, source: str | None = None, **fields: Any
+) -> Example:
+    """Edit a pair; refuses a stale version so no one's newer work is overwritten.
+
+    `source` says where the new text came from (a model that drafted it); it is not an editable field.
+    """
     locked = Example.objects.select_for_update(of=("self",)).select_related(*LINT_RELATED).get(pk=example.pk)
     membership = role_require(user=user, workspace=locked.dataset.workspace, role=Role.ANNOTATOR)
     if locked.version != expected_version:
@@ -260,14 +238,11 @@ def example_update(*, example: Example, user: AbstractBaseUser, expected_version
         setattr(locked, name, value)
     if _snapshot(locked) == before:
         return locked
-    _require_fits(locked)
     if locked.status == ExampleStatus.APPROVED and not membership.allows(Role.LEAD):
         locked.status = ExampleStatus.SUBMITTED  # an annotator's change to approved data needs review again
-    _rehash(locked)
-    locked.full_clean(exclude=["content_hash"])
-    example_relint(locked, template=locked.dataset.template)
-    locked.version += 1
-    locked.updated_by = user
+    if source is not None:
+        locked.source = source
+    pair_refresh(locked, user=user)
     locked.save()
     _record_revision(example=locked, user=user, action=ExampleRevision.Action.EDIT, before=before)
     if locked.status != before["status"]:
@@ -293,12 +268,9 @@ def example_set_status(
     before = _snapshot(locked)
     locked.status = status
     locked.review_comment = comment.strip() if action in ("approve", "reject") else locked.review_comment
-    locked.full_clean(exclude=["content_hash"])
-    example_relint(locked, template=locked.dataset.template, keep_cross=True)
+    pair_refresh(locked, user=user, keep_cross=True)
     if action == "approve":
         _require_valid(locked)
-    locked.version += 1
-    locked.updated_by = user
     locked.save()
     _record_revision(
         example=locked, user=user, action=ExampleRevision.Action.STATUS, before=before, comment=comment.strip()
@@ -317,12 +289,7 @@ def example_restore(*, revision: ExampleRevision, user: AbstractBaseUser, expect
     before = _snapshot(locked)
     for name, value in _fields_at(revision).items():
         setattr(locked, name, value)
-    _require_fits(locked)
-    _rehash(locked)
-    locked.full_clean(exclude=["content_hash"])
-    example_relint(locked, template=locked.dataset.template)
-    locked.version += 1
-    locked.updated_by = user
+    pair_refresh(locked, user=user)
     locked.save()
     _record_revision(
         example=locked,
@@ -360,9 +327,9 @@ def dataset_rehash(*, dataset_id: int, batch_size: int = 1000) -> int:
         .only("id", "prompt", "response", "system_prompt", "history", "content_hash")
         .iterator(chunk_size=batch_size)
     ):
-        old = example.content_hash
-        _rehash(example)
-        if example.content_hash != old:
+        new = pair_hash(example)
+        if example.content_hash != new:
+            example.content_hash = new
             changed.append(example)
     Example.objects.bulk_update(changed, ["content_hash"], batch_size=batch_size)
     return len(changed)
@@ -375,20 +342,11 @@ def examples_bulk_create(
     """Create many pairs at once, all or nothing; returns the new pairs and how many duplicates were skipped."""
     role_require(user=user, workspace=dataset.workspace, role=Role.ANNOTATOR)
     seen = set() if keep_duplicates else set(dataset.examples.values_list("content_hash", flat=True))
-    rules = lint_rules(workspace=dataset.workspace, template=dataset.template)
+    builder = PairBuilder(dataset=dataset, user=user)
     fresh, skipped, problems = [], 0, {}
     for index, item in enumerate(items):
-        example = Example(dataset=dataset, created_by=user, updated_by=user, **item)
-        too_long = pair_text_errors(
-            prompt=example.prompt, response=example.response, system_prompt=example.system_prompt,
-            history=example.history or [], tags=example.tags or [],
-        )  # fmt: skip
-        if too_long:
-            problems[index] = {field: [message] for field, message in too_long.items()}
-            continue
-        _rehash(example)
         try:
-            example.clean()
+            example = builder.example(**item)
         except ValidationError as error:
             problems[index] = error.message_dict
             continue
@@ -396,7 +354,6 @@ def examples_bulk_create(
             skipped += 1
             continue
         seen.add(example.content_hash)
-        example_relint(example, template=dataset.template, rules=rules)
         fresh.append(example)
     if problems:
         raise BulkInvalid(problems)

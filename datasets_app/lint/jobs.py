@@ -36,7 +36,9 @@ def dataset_lint_start(*, dataset: Dataset, user: AbstractBaseUser) -> LintRepor
 def lint_job_create(*, dataset: Dataset, user: AbstractBaseUser) -> Job:
     """Queue a whole-dataset check; a check that is queued and not yet started is reused, not doubled."""
     role_require(user=user, workspace=dataset.workspace, role=Role.ANNOTATOR)
-    Dataset.objects.select_for_update().filter(pk=dataset.pk).first()  # two requests at once queue one check
+    # Two requests at once queue one check. FOR NO KEY UPDATE: an import's foreign-key checks hold FOR KEY SHARE
+    # on the dataset row while they commit, and this must not wait for them.
+    Dataset.objects.select_for_update(no_key=True).filter(pk=dataset.pk).first()
     from datasets_app.lint.tasks import lint_job_task
 
     # Every queued job's task is sent until a worker starts it (the outbox), so a queued check will run.

@@ -3,6 +3,7 @@
 import pytest
 
 from datasets_app.blueprints.services import template_create
+from datasets_app.curation.content import content_hash
 from datasets_app.curation.services import example_create
 from datasets_app.models import Example, ExampleStatus, Job
 from tests.api_client import client_for
@@ -86,6 +87,9 @@ def test_draft_responses_fills_only_drafts_that_lack_one(celery_worker, openai_b
     assert empty.response == answer_for([{"role": "user", "content": "What is a roux?"}])
     assert (empty.status, empty.source, empty.version) == (ExampleStatus.DRAFT, "model:test-chat-model", 2)
     assert empty.revisions.last().after == {"response": empty.response}
+    # rehashed and linted again by the row builder, like any edit
+    assert empty.content_hash == content_hash(prompt=empty.prompt, response=empty.response)
+    assert "missing_response" not in [item["code"] for item in empty.problems]
     written.refresh_from_db()
     assert written.response == "Mine."
 
