@@ -18,7 +18,7 @@ from django.utils import timezone
 from datasets_app.curation.search import search_examples
 from datasets_app.imports.staging import import_stages_sweep
 from datasets_app.imports.tasks import import_job_task
-from datasets_app.jobs.services import HEARTBEAT_TIMEOUT, job_sweep
+from datasets_app.jobs.services import job_sweep
 from datasets_app.models import Example, ImportStage, Job, JobStatus
 from tests.worker import WorkerProcess, database_url, wait_for
 
@@ -142,7 +142,7 @@ def test_an_import_whose_worker_is_killed_leaves_a_failed_job_and_no_pairs(celer
     assert reader.look(job) == JobStatus.RUNNING
 
     # What Celery beat runs: the job sweep (here as if its heartbeat timeout had passed), then the import sweep.
-    assert job_sweep(now=timezone.now() + HEARTBEAT_TIMEOUT + timedelta(seconds=5)) == 1
+    assert job_sweep(now=timezone.now() + timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT_S + 5)) == 1
     import_stages_sweep()
 
     job.refresh_from_db()
@@ -163,7 +163,7 @@ def test_an_import_whose_job_was_swept_while_it_ran_shows_nothing_and_the_job_st
     wait_for(lambda: reader.look(job) and writing_begun(dataset), timeout=180, interval=0.05)
 
     # The sweeper takes the job for dead while its worker is still writing (a long stall, a slow disk).
-    assert job_sweep(now=timezone.now() + HEARTBEAT_TIMEOUT + timedelta(seconds=5)) == 1
+    assert job_sweep(now=timezone.now() + timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT_S + 5)) == 1
     wait_for(lambda: reader.look(job) and not job.file.storage.exists(stored), timeout=240)  # the worker is done
 
     job.refresh_from_db()
