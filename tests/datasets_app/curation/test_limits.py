@@ -144,20 +144,3 @@ def test_checking_a_pair_looks_only_at_lengths():
     assert pair_text_errors(prompt="p", response="r", history=[{"role": "user", "content": "c"}], tags=["t"]) == {}
     assert pair_text_errors(prompt="p", response="r", tags=["t"] * 51) == {"tags": "at most 50 tags (got 51)"}
 
-
-def test_the_admin_refuses_a_pair_over_the_cap_beside_the_field(client, dataset, annotator):
-    from django.contrib.auth import get_user_model
-
-    example = example_create(dataset=dataset, user=annotator, prompt="q?", response="short")
-    root = get_user_model().objects.create_superuser("root", "root@example.com", "pw-for-tests-1")
-    client.force_login(root)
-    form = {
-        "dataset": dataset.pk, "system_prompt": "", "prompt": "q?", "response": "r" * (CAP + 1), "history": "[]",
-        "status": "draft", "tags": "[]", "source": "manual", "review_comment": "",
-    }  # fmt: skip
-
-    response = client.post(f"/admin/datasets_app/example/{example.pk}/change/", form)
-
-    assert response.status_code == 200  # the form again, with the error
-    assert f"at most {CAP} characters (got {CAP + 1})" in response.content.decode()
-    assert Example.objects.get(pk=example.pk).response == "short"

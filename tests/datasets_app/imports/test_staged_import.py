@@ -164,7 +164,9 @@ def test_an_import_whose_job_was_swept_while_it_ran_shows_nothing_and_the_job_st
 
     # The sweeper takes the job for dead while its worker is still writing (a long stall, a slow disk).
     assert job_sweep(now=timezone.now() + timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT_S + 5)) == 1
-    wait_for(lambda: reader.look(job) and not job.file.storage.exists(stored), timeout=240)  # the worker is done
+    # the sweep deletes the failed job's upload at once; the worker notices at its next batch and cleans up
+    assert not job.file.storage.exists(stored)
+    wait_for(lambda: reader.look(job) and not ImportStage.objects.exists(), timeout=240)
 
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
