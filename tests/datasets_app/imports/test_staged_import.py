@@ -85,6 +85,19 @@ def writing_begun(dataset) -> bool:  # type: ignore[no-untyped-def]
         return cursor.fetchone()[0] > 0
 
 
+def writing_ended(dataset) -> bool:  # type: ignore[no-untyped-def]
+    """No import is writing any more (SQLite: its stage is gone; PostgreSQL: no other session holds a write
+    transaction open, as the abandoned COPY does until its worker notices and rolls back)."""
+    if connection.vendor == "sqlite":
+        return not ImportStage.objects.exists()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND backend_xid IS NOT NULL"
+        )
+        return cursor.fetchone()[0] == 0
+
+
 def test_a_large_import_keeps_other_writers_going_and_shows_its_pairs_all_at_once(
     celery_worker, dataset, lead, tmp_path
 ):
@@ -166,7 +179,7 @@ def test_an_import_whose_job_was_swept_while_it_ran_shows_nothing_and_the_job_st
     assert job_sweep(now=timezone.now() + timedelta(seconds=settings.JOB_HEARTBEAT_TIMEOUT_S + 5)) == 1
     # the sweep deletes the failed job's upload at once; the worker notices at its next batch and cleans up
     assert not job.file.storage.exists(stored)
-    wait_for(lambda: reader.look(job) and not ImportStage.objects.exists(), timeout=240)
+    wait_for(lambda: reader.look(job) and writing_ended(dataset), timeout=240)
 
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
