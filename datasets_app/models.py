@@ -168,6 +168,10 @@ class Dataset(TimeStamped):
     require_valid = models.BooleanField(
         default=False, help_text="Refuse to approve pairs that fail the template's validator."
     )
+    refuse_eval_overlap = models.BooleanField(
+        default=False,
+        help_text="Refuse snapshots in which a training pair's prompt repeats or nearly repeats an evaluation pair's.",
+    )
     linted_at = models.DateTimeField(
         null=True, blank=True, help_text="When every pair was last checked together (duplicates included)."
     )
@@ -188,6 +192,13 @@ class ExampleStatus(models.TextChoices):
     SUBMITTED = "submitted", "Submitted"
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected"
+
+
+class ExampleSplit(models.TextChoices):
+    """Which set a pair belongs to: training pairs are trained on, evaluation pairs only ever score a run."""
+
+    TRAIN = "train", "Training set"
+    EVAL = "eval", "Evaluation set"
 
 
 def validate_history(value: object) -> None:
@@ -270,6 +281,7 @@ class Example(models.Model):
     response = models.TextField(blank=True)
     history = models.JSONField(default=list, blank=True, validators=[validate_history])
     status = models.CharField(max_length=20, choices=ExampleStatus.choices, default=ExampleStatus.DRAFT)
+    split = models.CharField(max_length=10, choices=ExampleSplit.choices, default=ExampleSplit.TRAIN)
     tags = models.JSONField(default=list, blank=True, validators=[validate_tags])
     source = models.CharField(max_length=255, default="manual")
     content_hash = models.CharField(max_length=32, db_index=True, editable=False)
@@ -297,6 +309,8 @@ class Example(models.Model):
             models.Index(fields=["dataset", "updated_at"], name="example_dataset_updated"),
             models.Index(fields=["dataset", "content_hash"], name="example_dataset_hash"),
             models.Index(fields=["dataset", "problem_count"], name="example_dataset_problems"),
+            # the evaluation set is usually small: counted and listed over this index without reading the rest
+            models.Index(fields=["dataset", "split", "id"], name="example_dataset_split"),
         ]
 
     def __str__(self) -> str:
@@ -316,6 +330,7 @@ class ExampleRevision(models.Model):
         EDIT = "edit", "Edited"
         STATUS = "status", "Status changed"
         RESTORE = "restore", "Restored"
+        SPLIT = "split", "Moved"
 
     example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="revisions")
     version = models.PositiveIntegerField()

@@ -192,12 +192,14 @@ def _execute(run: TrainingRun, heartbeat: Heartbeat, workdir: Path) -> None:
     rows = snapshot_rows(snapshot)
     train_rows = [row for row in rows if row.split == "train"]
     val_rows = [row for row in rows if row.split == "validation"]
+    source, eval_rows = evaluation_rows(rows)
     log(
         run,
-        f"snapshot v{snapshot.number} ({snapshot.content_hash[:12]}): {len(train_rows)} train, {len(val_rows)} validation pairs",
+        f"snapshot v{snapshot.number} ({snapshot.content_hash[:12]}): {len(train_rows)} train, {len(val_rows)} validation, "
+        f"{snapshot.n_eval} evaluation pairs; evaluating on the {EVALUATED_ON[source]}",
     )
     _set_phase(run, "preparing the base model", heartbeat)
-    source = base_model_dir(run.base_model)
+    model_dir = base_model_dir(run.base_model)
     device, _ = pick_device()
     TrainingRun.objects.filter(pk=run.pk).update(device=device)
     config = TrainConfig.from_dict({**run.hyperparameters, "method": run.method})
@@ -205,7 +207,7 @@ def _execute(run: TrainingRun, heartbeat: Heartbeat, workdir: Path) -> None:
     _set_phase(run, "training", heartbeat)
     out_dir = workdir / "model"
     result = train(
-        source,
+        model_dir,
         [_chat(row) for row in train_rows],
         [_chat(row) for row in val_rows],
         config,
@@ -226,24 +228,35 @@ def _execute(run: TrainingRun, heartbeat: Heartbeat, workdir: Path) -> None:
 
     # The base model is evaluated after training, not before, so training starts seconds after queueing.
     _set_phase(run, "evaluating the base model", heartbeat)
-    model, tokenizer = load_model(source)
+    model, tokenizer = load_model(model_dir)
     validate = mcq_validator(snapshot.dataset)
-    before = _evaluate(model, tokenizer, val_rows, snapshot.kind, config.max_seq_len, validate)
+    before = _evaluate(model, tokenizer, eval_rows, snapshot.kind, config.max_seq_len, validate)
     del model
 
     _set_phase(run, "evaluating the fine-tuned model", heartbeat)
-    tuned, tuned_tokenizer = _load_tuned(source, out_dir, run.method)
-    after = _evaluate(tuned, tuned_tokenizer, val_rows, snapshot.kind, config.max_seq_len, validate)
+    tuned, tuned_tokenizer = _load_tuned(model_dir, out_dir, run.method)
+    after = _evaluate(tuned, tuned_tokenizer, eval_rows, snapshot.kind, config.max_seq_len, validate)
     del tuned
-    _store_eval_items(run, val_rows, before, after)
+    _store_eval_items(run, eval_rows, before, after)
 
     _set_phase(run, "saving the artifact", heartbeat)
     artifact = _zip(run, out_dir, workdir / "artifact.zip")
     with artifact.open("rb") as handle:
         run.artifact.save(f"run-{run.pk}.zip", File(handle), save=False)
-    evaluation = {"before": _metrics_only(before), "after": _metrics_only(after)}
+    evaluation = {"source": source, "before": _metrics_only(before), "after": _metrics_only(after)}
     _finish(run, RunStatus.SUCCEEDED, artifact=run.artifact.name, evaluation=evaluation, step=result.steps)
     log(run, "succeeded")
+
+
+EVALUATED_ON = {"eval_set": "evaluation set", "validation": "validation split (the snapshot has no evaluation set)"}
+
+
+def evaluation_rows(rows: list[SnapshotRow]) -> tuple[str, list[SnapshotRow]]:
+    """What a run is scored on, and its name: the snapshot's evaluation set, or without one its validation split."""
+    evaluation = [row for row in rows if row.split == "eval"]
+    if evaluation:
+        return "eval_set", evaluation
+    return "validation", [row for row in rows if row.split == "validation"]
 
 
 def _load_tuned(source: Path, out_dir: Path, method: str):  # type: ignore[no-untyped-def]

@@ -7,7 +7,8 @@ from datasets_app.models import Dataset, Dispatched, Example, TimeStamped
 
 
 class DatasetVersion(TimeStamped):
-    """The approved pairs of a dataset frozen at a moment, with a seeded train/validation split, as an immutable file."""
+    """The approved pairs of a dataset frozen at a moment as an immutable file: its training pairs with a seeded
+    train/validation split, and its evaluation pairs, which runs are scored on and never train on."""
 
     dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
@@ -20,6 +21,15 @@ class DatasetVersion(TimeStamped):
     validation_fraction = models.FloatField(default=0.1)
     n_train = models.PositiveIntegerField()
     n_validation = models.PositiveIntegerField()
+    n_eval = models.PositiveIntegerField(default=0, help_text="Evaluation pairs: scored on, never trained on.")
+    eval_hash = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="A hash of the evaluation pairs' content, whatever their order; empty without evaluation pairs.",
+    )
+    eval_overlap = models.PositiveIntegerField(
+        default=0, help_text="Training pairs whose prompt repeats or nearly repeats an evaluation pair's."
+    )
     kind = models.CharField(
         max_length=20, help_text="The dataset's kind when frozen; it decides the evaluation metric."
     )
@@ -33,7 +43,7 @@ class DatasetVersion(TimeStamped):
 
     @property
     def n_total(self) -> int:
-        return self.n_train + self.n_validation
+        return self.n_train + self.n_validation + self.n_eval
 
 
 class RunStatus(models.TextChoices):
@@ -74,7 +84,9 @@ class TrainingRun(TimeStamped, Dispatched):
     traceback_tail = models.TextField(blank=True)
     artifact = models.FileField(upload_to="artifacts/%Y/%m/", blank=True, max_length=500)
     summary = models.JSONField(default=dict, blank=True, help_text="Tokens, truncation, speed, final losses.")
-    evaluation = models.JSONField(default=dict, blank=True, help_text='{"before": {...}, "after": {...}}')
+    evaluation = models.JSONField(
+        default=dict, blank=True, help_text='{"source": "eval_set" or "validation", "before": {...}, "after": {...}}'
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -128,7 +140,8 @@ class RunLog(models.Model):
 
 
 class EvalItem(models.Model):
-    """One validation prompt with the base and the fine-tuned model's answers, linked back to its pair."""
+    """One evaluated prompt (of the snapshot's evaluation set, or its validation split when that set is empty) with
+    the base and the fine-tuned model's answers, linked back to its pair."""
 
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="eval_items")
     example = models.ForeignKey(Example, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")

@@ -19,14 +19,20 @@ ID_MAX = 2**63 - 1  # a larger number cannot be a row id (and is a 400, not a da
 
 class SnapshotSerializer(serializers.ModelSerializer):
     download_url = serializers.SerializerMethodField()
+    eval_hash = serializers.SerializerMethodField(
+        help_text="A hash of the evaluation pairs' content, the same for the same pairs in any order; null without any."
+    )
 
     class Meta:
         model = DatasetVersion
         fields = ["id", "dataset", "number", "kind", "content_hash", "seed", "validation_fraction", "n_train", "n_validation",
-                  "created_at", "download_url"]  # fmt: skip
+                  "n_eval", "eval_hash", "eval_overlap", "created_at", "download_url"]  # fmt: skip
 
     def get_download_url(self, snapshot: DatasetVersion) -> str:
         return reverse("api-snapshot-download", args=[snapshot.pk])
+
+    def get_eval_hash(self, snapshot: DatasetVersion) -> str | None:
+        return snapshot.eval_hash or None
 
 
 class SnapshotCreateSerializer(serializers.Serializer):

@@ -1,4 +1,5 @@
-"""Snapshots: a dataset's approved pairs frozen into an immutable file with a seeded train/validation split."""
+"""Snapshots: a dataset's approved pairs frozen into an immutable file: the training pairs with a seeded
+train/validation split, and the evaluation pairs (split "eval"), which runs are scored on and never train on."""
 
 import hashlib
 import json
@@ -13,8 +14,12 @@ from django.db import transaction
 from django.db.models import Max
 
 from datasets_app.curation.selectors import role_require
-from datasets_app.models import Dataset, DatasetKind, ExampleStatus, Role
+from datasets_app.lint.overlap import Overlap
+from datasets_app.lint.report import eval_overlaps
+from datasets_app.models import Dataset, DatasetKind, ExampleSplit, ExampleStatus, Role
 from training_app.models import DatasetVersion
+
+EVAL_CONTENT = ("system", "prompt", "response", "history", "tags")  # what eval_hash covers: what scores a run
 
 
 @dataclass(frozen=True)
@@ -60,39 +65,77 @@ def split_ids(rows: list[tuple[int, str, list[str]]], *, kind: str, seed: int, f
 def snapshot_create(
     *, dataset: Dataset, user: AbstractBaseUser | None, validation_fraction: float = 0.1, seed: int = 42
 ) -> DatasetVersion:
-    """Freeze the approved pairs now; later edits to the dataset never change this snapshot."""
+    """Freeze the approved pairs now; later edits to the dataset never change this snapshot.
+
+    Counts the training pairs that repeat an evaluation prompt (eval_overlap), and refuses the snapshot for them
+    when the dataset says so (refuse_eval_overlap).
+    """
     if user is not None:
         role_require(user=user, workspace=dataset.workspace, role=Role.LEAD)
     if not 0 < validation_fraction < 1:
         raise ValidationError({"validation_fraction": "must be between 0 and 1"})
     approved = dataset.examples.filter(status=ExampleStatus.APPROVED).order_by("id")
-    keys = list(approved.values_list("id", "content_hash", "tags"))
+    keys = list(approved.filter(split=ExampleSplit.TRAIN).values_list("id", "content_hash", "tags"))
     if len(keys) < 2:
-        raise ValidationError({"dataset": f"needs at least 2 approved pairs to snapshot; it has {len(keys)}"})
+        raise ValidationError(
+            {"dataset": f"needs at least 2 approved pairs in its training set to snapshot; it has {len(keys)}"}
+        )
+    overlaps = eval_overlaps(examples=approved)
+    if overlaps and dataset.refuse_eval_overlap:
+        raise ValidationError({"dataset": overlap_refusal(overlaps)})
     validation = split_ids(keys, kind=dataset.kind, seed=seed, fraction=validation_fraction)
-    digest = hashlib.sha256()
+    digest, evaluation = hashlib.sha256(), []
     with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
-        for line in _lines(approved, validation):
+        for row in _rows(approved, validation):
+            line = (json.dumps(row, ensure_ascii=False) + "\n").encode()
             digest.update(line)
             spool.write(line)
+            if row["split"] == ExampleSplit.EVAL:
+                evaluation.append(_content_digest(row))
         spool.seek(0)
         number = (dataset.versions.aggregate(top=Max("number"))["top"] or 0) + 1
         version = DatasetVersion(
             dataset=dataset, number=number, created_by=user, content_hash=digest.hexdigest(), seed=seed,
             validation_fraction=validation_fraction, n_train=len(keys) - len(validation), n_validation=len(validation),
-            kind=dataset.kind,
+            n_eval=len(evaluation), eval_hash=eval_hash(evaluation), eval_overlap=len(overlaps), kind=dataset.kind,
         )  # fmt: skip
         version.file.save(f"dataset-{dataset.pk}-v{number}.jsonl", File(spool), save=False)
     version.save()
     return version
 
 
-def _lines(approved, validation: set[int]) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
-    fields = ("id", "system_prompt", "prompt", "response", "history", "tags")
-    for pk, system, prompt, response, history, tags in approved.values_list(*fields).iterator(chunk_size=2000):
-        row = {"ref": pk, "split": "validation" if pk in validation else "train", "system": system, "prompt": prompt,
-               "response": response, "history": history, "tags": tags}  # fmt: skip
-        yield (json.dumps(row, ensure_ascii=False) + "\n").encode()
+def overlap_refusal(overlaps: list[Overlap]) -> str:
+    """Why a dataset that refuses overlap cannot be snapshot, naming how many pairs and a few of them."""
+    count = len(overlaps)
+    named = ", ".join(f"#{found.pk} (evaluation pair #{found.eval_pk})" for found in overlaps[:5])
+    return (
+        f"{count} approved training pair{'' if count == 1 else 's'} repeat{'s' if count == 1 else ''} or nearly "
+        f"repeat{'s' if count == 1 else ''} an evaluation pair's prompt ({named}{', ...' if count > 5 else ''}); "
+        "edit them or move them to the evaluation set, or allow overlap in the dataset's checks"
+    )
+
+
+def _rows(approved, validation: set[int]) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+    fields = ("id", "split", "system_prompt", "prompt", "response", "history", "tags")
+    for pk, split, system, prompt, response, history, tags in approved.values_list(*fields).iterator(chunk_size=2000):
+        if split == ExampleSplit.TRAIN:
+            split = "validation" if pk in validation else "train"
+        yield {"ref": pk, "split": split, "system": system, "prompt": prompt, "response": response,
+               "history": history, "tags": tags}  # fmt: skip
+
+
+def _content_digest(row: dict) -> str:
+    content = {name: row[name] for name in EVAL_CONTENT}
+    return hashlib.sha256(json.dumps(content, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+def eval_hash(digests: list[str]) -> str:
+    """One hash of the evaluation pairs' content, whatever their order or ids: two snapshots score runs on the same
+    pairs exactly when it is equal. Empty without evaluation pairs (runs are then scored on their validation split,
+    which differs from snapshot to snapshot)."""
+    if not digests:
+        return ""
+    return hashlib.sha256("".join(sorted(digests)).encode()).hexdigest()
 
 
 def snapshot_rows(version: DatasetVersion) -> list[SnapshotRow]:

@@ -32,7 +32,7 @@ from datasets_app.curation import selectors, services
 from datasets_app.curation.exports import dataset_export
 from datasets_app.errors import BulkInvalid, NotAMember
 from datasets_app.formats import EXPORT_CONTENT_TYPES, EXPORT_EXTENSIONS, EXPORT_FORMATS
-from datasets_app.models import ExampleStatus, Role
+from datasets_app.models import ExampleSplit, ExampleStatus, Role
 
 MAX_BULK = 10_000
 
@@ -157,6 +157,9 @@ class DatasetDetailView(APIView):
 
 EXAMPLE_FILTERS = [
     OpenApiParameter("status", str, enum=ExampleStatus.values),
+    OpenApiParameter(
+        "split", str, enum=ExampleSplit.values, description="train: the training set; eval: the evaluation set."
+    ),
     OpenApiParameter("tag", str, description="Pairs carrying exactly this tag."),
     OpenApiParameter("search", str, description="Full-text search over prompt and response; every word must match."),
     OpenApiParameter("source", str, description="Exact source, or a prefix ending in * (e.g. import:*)."),
@@ -175,6 +178,10 @@ def _filters(params: dict) -> dict:
     chosen: dict = {name: params.get(name) or None for name in ("status", "tag", "search", "source", "author")}
     if chosen["status"] and chosen["status"] not in ExampleStatus.values:
         raise ValidationError({"status": f"must be one of {', '.join(ExampleStatus.values)}"})
+    if params.get("split"):
+        if params["split"] not in ExampleSplit.values:
+            raise ValidationError({"split": f"must be one of {', '.join(ExampleSplit.values)}"})
+        chosen["split"] = params["split"]
     if params.get("updated_after"):
         moment = _parse_moment(params["updated_after"])
         if moment is None:
@@ -226,7 +233,7 @@ class DatasetExamplesView(generics.GenericAPIView):
         example = services.example_create(
             dataset=dataset, user=request.user, prompt=data["prompt"], response=data["response"], system_prompt=data["system_prompt"],
             history=data.get("history", []), tags=data.get("tags", []), source=data.get("source", "manual"),
-            status=data.get("status", "draft"), allow_duplicate=keep,
+            status=data.get("status", "draft"), split=data.get("split", ExampleSplit.TRAIN), allow_duplicate=keep,
         )  # fmt: skip
         return Response(
             ExampleSerializer(example).data, status=status.HTTP_201_CREATED, headers={"ETag": f'"{example.version}"'}

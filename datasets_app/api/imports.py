@@ -72,7 +72,7 @@ class DatasetImportView(APIView):
         try:
             outcome = import_upload(
                 dataset=dataset, user=request.user, upload=upload, fmt=data.get("format"),
-                on_duplicate=data["on_duplicate"], status=data["status"],
+                on_duplicate=data["on_duplicate"], status=data["status"], split=data["split"],
             )  # fmt: skip
         except ImportRejected as rejected:
             detail = f"{len(rejected.problems)}{' or more' if rejected.more else ''} problem(s) in {upload.name}; nothing was imported"

@@ -18,6 +18,7 @@ from datasets_app.models import (
     HISTORY_ROLES,
     Dataset,
     Example,
+    ExampleSplit,
     ExampleStatus,
     Invitation,
     Job,
@@ -154,14 +155,15 @@ class VisibleRelatedField(serializers.PrimaryKeyRelatedField):
 class DatasetSerializer(serializers.ModelSerializer):
     workspace = VisibleRelatedField(queryset=Workspace.objects.all(), visible=workspace_list, noun="workspace")
     counts = serializers.SerializerMethodField(help_text="Pairs by status, and the total.")
+    split_counts = serializers.SerializerMethodField(help_text="Pairs in the training set and in the evaluation set.")
 
     class Meta:
         model = Dataset
         fields = [
-            "id", "workspace", "name", "description", "kind", "guidelines", "template", "require_valid", "counts",
-            "created_at", "updated_at",
+            "id", "workspace", "name", "description", "kind", "guidelines", "template", "require_valid",
+            "refuse_eval_overlap", "counts", "split_counts", "created_at", "updated_at",
         ]  # fmt: skip
-        read_only_fields = ["template", "require_valid"]
+        read_only_fields = ["template", "require_valid", "refuse_eval_overlap"]
         validators = []  # name uniqueness is checked by the service, per workspace
         extra_kwargs = {"description": capped("description"), "guidelines": capped("guidelines")}
 
@@ -170,6 +172,12 @@ class DatasetSerializer(serializers.ModelSerializer):
         if None in counts.values():
             counts = {status: dataset.examples.filter(status=status).count() for status in ExampleStatus.values}
         return {**counts, "total": sum(counts.values())}
+
+    def get_split_counts(self, dataset: Dataset) -> dict[str, int]:
+        total, in_eval = getattr(dataset, "n_total", None), getattr(dataset, "n_eval", None)
+        if total is None or in_eval is None:
+            total, in_eval = dataset.examples.count(), dataset.examples.filter(split=ExampleSplit.EVAL).count()
+        return {ExampleSplit.TRAIN: total - in_eval, ExampleSplit.EVAL: in_eval}
 
 
 class DatasetUpdateSerializer(serializers.ModelSerializer):
@@ -180,7 +188,7 @@ class DatasetUpdateSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Dataset
-        fields = ["name", "description", "kind", "guidelines", "template", "require_valid"]
+        fields = ["name", "description", "kind", "guidelines", "template", "require_valid", "refuse_eval_overlap"]
         validators = []
         extra_kwargs = {
             "description": capped("description"),
@@ -205,12 +213,13 @@ class ExampleSerializer(PairLimitsMixin, serializers.ModelSerializer):
     class Meta:
         model = Example
         fields = [
-            "id", "dataset", "system_prompt", "prompt", "response", "history", "tags", "status", "source",
+            "id", "dataset", "system_prompt", "prompt", "response", "history", "tags", "status", "split", "source",
             "review_comment", "content_hash", "version", "created_by", "updated_by", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = [
             "dataset",
             "status",
+            "split",
             "review_comment",
             "content_hash",
             "version",
@@ -222,6 +231,10 @@ class ExampleSerializer(PairLimitsMixin, serializers.ModelSerializer):
 
 class ExampleCreateSerializer(ExampleSerializer):
     status = serializers.ChoiceField(choices=["draft", "submitted"], default="draft", required=False)
+    split = serializers.ChoiceField(
+        choices=ExampleSplit.choices, default=ExampleSplit.TRAIN, required=False,
+        help_text="train (the default) or eval: the dataset's evaluation set, which runs are scored on and never trained on.",
+    )  # fmt: skip
 
     class Meta(ExampleSerializer.Meta):
         read_only_fields = ["dataset", "review_comment", "content_hash", "version", "created_at", "updated_at"]
@@ -233,6 +246,10 @@ class ExampleUpdateSerializer(PairLimitsMixin, serializers.Serializer):
     response = pair_text(required=False)
     history = TurnSerializer(many=True, required=False)
     tags = tags_field()
+    split = serializers.ChoiceField(
+        choices=ExampleSplit.choices, required=False,
+        help_text="Move the pair to the training set (train) or the dataset's evaluation set (eval).",
+    )  # fmt: skip
     version = serializers.IntegerField(required=False, help_text="The version you loaded; or send If-Match.")
 
 
@@ -250,6 +267,10 @@ class ImportSerializer(serializers.Serializer):
     )
     on_duplicate = serializers.ChoiceField(choices=["skip", "keep"], default="skip", required=False)
     status = serializers.ChoiceField(choices=["draft", "submitted", "approved"], default="draft", required=False)
+    split = serializers.ChoiceField(
+        choices=ExampleSplit.choices, default=ExampleSplit.TRAIN, required=False,
+        help_text="Import the pairs into the training set (train) or the dataset's evaluation set (eval).",
+    )  # fmt: skip
 
 
 class JobSerializer(serializers.ModelSerializer):

@@ -16,7 +16,7 @@ from django.utils import timezone
 from datasets_app.curation.selectors import role_require
 from datasets_app.curation.services import example_delete, example_set_status, example_update
 from datasets_app.errors import StaleVersion
-from datasets_app.models import Dataset, Example, ExampleLease, ExampleStatus, Role
+from datasets_app.models import Dataset, Example, ExampleLease, ExampleSplit, ExampleStatus, Role
 
 LEASE_TTL = timedelta(minutes=10)
 QUEUE_STATUSES = {"review": ExampleStatus.SUBMITTED, "draft": ExampleStatus.DRAFT, "rejected": ExampleStatus.REJECTED}
@@ -139,8 +139,11 @@ BULK_ACTIONS = {
     "reject": Role.LEAD,
     "add_tag": Role.ANNOTATOR,
     "remove_tag": Role.ANNOTATOR,
+    "move_eval": Role.ANNOTATOR,
+    "move_train": Role.ANNOTATOR,
     "delete": Role.LEAD,
 }
+MOVES = {"move_eval": ExampleSplit.EVAL, "move_train": ExampleSplit.TRAIN}
 
 
 @dataclass
@@ -207,6 +210,8 @@ def _bulk_skip_reason(example: Example | None, *, version: int, action: str, tag
         return f"already tagged {tag}"
     if action == "remove_tag" and tag not in example.tags:
         return f"not tagged {tag}"
+    if action in MOVES and example.split == MOVES[action]:
+        return f"already in the {example.get_split_display().lower()}"
     return ""
 
 
@@ -218,6 +223,8 @@ def _bulk_apply(example: Example, *, user: AbstractBaseUser, action: str, commen
     elif action == "remove_tag":
         tags = [name for name in example.tags if name != tag]
         example_update(example=example, user=user, expected_version=example.version, tags=tags)
+    elif action in MOVES:
+        example_update(example=example, user=user, expected_version=example.version, split=MOVES[action])
     else:
         example_set_status(example=example, user=user, action=action, comment=comment, expected_version=example.version)
         example_lease_release(example=example, user=user)

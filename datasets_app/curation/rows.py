@@ -21,15 +21,24 @@ from django.utils import timezone
 from datasets_app.curation.content import content_hash
 from datasets_app.curation.limits import pair_text_errors
 from datasets_app.lint.checks import LintRules, example_relint, lint_rules, pair_problems
-from datasets_app.models import HISTORY_ROLES, Dataset, Example, ExampleStatus, blank_text_errors
+from datasets_app.models import HISTORY_ROLES, Dataset, Example, ExampleSplit, ExampleStatus, blank_text_errors
 
 STATUSES = frozenset(ExampleStatus.values)
+SPLITS = frozenset(ExampleSplit.values)
 SOURCE_MAX = Example._meta.get_field("source").max_length or 255
-CHECKED_FIELDS = ("system_prompt", "prompt", "response", "history", "tags", "status", "source")
+CHECKED_FIELDS = ("system_prompt", "prompt", "response", "history", "tags", "status", "source", "split")
 
 
 def pair_errors(
-    *, system_prompt: str, prompt: str, response: str, history: Any, tags: Any, status: str, source: str
+    *,
+    system_prompt: str,
+    prompt: str,
+    response: str,
+    history: Any,
+    tags: Any,
+    status: str,
+    source: str,
+    split: str = ExampleSplit.TRAIN,
 ) -> dict[str, list[str]]:
     """What is wrong with a pair's fields, by field name ({} when nothing is); every write path asks here.
 
@@ -42,10 +51,10 @@ def pair_errors(
     )
     if too_long:
         return {name: [message] for name, message in too_long.items()}
-    if _plainly_valid(system_prompt, prompt, response, history, tags, status, source):
+    if _plainly_valid(system_prompt, prompt, response, history, tags, status, source) and split in SPLITS:
         return {}  # the common case, without Django's per-field machinery (the importer asks for every row)
     values = {"system_prompt": system_prompt, "prompt": prompt, "response": response, "history": history,
-              "tags": tags, "status": status, "source": source}  # fmt: skip
+              "tags": tags, "status": status, "source": source, "split": split}  # fmt: skip
     errors: dict[str, list[str]] = {}
     for name, value in values.items():
         try:
@@ -116,13 +125,14 @@ class PairBuilder:
         tags: list[str] | None = None,
         status: str = ExampleStatus.DRAFT,
         source: str = "manual",
+        split: str = ExampleSplit.TRAIN,
     ) -> dict[str, Any]:
         """A new pair's row ({attname: value}, no id); ValidationError (by field) when the fields are not acceptable."""
         history = [] if history is None else history
         tags = [] if tags is None else tags
         errors = pair_errors(
             system_prompt=system_prompt, prompt=prompt, response=response, history=history, tags=tags,
-            status=status, source=source,
+            status=status, source=source, split=split,
         )  # fmt: skip
         if errors:
             raise ValidationError(errors)
@@ -132,7 +142,7 @@ class PairBuilder:
         )  # fmt: skip
         row = {
             "dataset_id": self.dataset.pk, "system_prompt": system_prompt, "prompt": prompt, "response": response,
-            "history": history, "status": status, "tags": tags, "source": source,
+            "history": history, "status": status, "split": split, "tags": tags, "source": source,
             "content_hash": content_hash(prompt=prompt, response=response, system_prompt=system_prompt, history=history),
             "version": 1, "review_comment": "", "problems": problems, "problem_count": len(problems),
             "created_by_id": self.user_id, "updated_by_id": self.user_id, "created_at": self.now, "updated_at": self.now,
@@ -149,7 +159,7 @@ class PairBuilder:
 
 
 _BUILT = frozenset(
-    {"dataset_id", "system_prompt", "prompt", "response", "history", "status", "tags", "source", "content_hash",
+    {"dataset_id", "system_prompt", "prompt", "response", "history", "status", "split", "tags", "source", "content_hash",
      "version", "review_comment", "problems", "problem_count", "created_by_id", "updated_by_id", "created_at",
      "updated_at"}
 )  # fmt: skip

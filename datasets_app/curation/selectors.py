@@ -21,6 +21,7 @@ from datasets_app.models import (
     Example,
     ExampleLease,
     ExampleRevision,
+    ExampleSplit,
     ExampleStatus,
     Job,
     Membership,
@@ -61,12 +62,14 @@ def dataset_list(*, user: User, workspace: Workspace | None = None) -> QuerySet[
 
 
 def dataset_list_with_counts(*, user: User) -> QuerySet[Dataset]:
-    """Datasets with example counts by status, for the home page (pairs of an unfinished import not counted)."""
+    """Datasets with example counts by status and in the evaluation set, for the API's list (pairs of an unfinished
+    import not counted)."""
     visible = Q(Unstaged("examples__id")) if connection.vendor == "sqlite" else Q()
     counts = {
         f"n_{status}": Count("examples", filter=Q(examples__status=status) & visible) for status in ExampleStatus.values
     }
-    return dataset_list(user=user).annotate(n_total=Count("examples", filter=visible), **counts)
+    in_eval = Count("examples", filter=Q(examples__split=ExampleSplit.EVAL) & visible)
+    return dataset_list(user=user).annotate(n_total=Count("examples", filter=visible), n_eval=in_eval, **counts)
 
 
 def dataset_get(*, user: User, pk: int) -> Dataset:
@@ -105,9 +108,12 @@ def example_filter(
     author: str | None = None,
     updated_after: datetime | None = None,
     with_problems: bool = False,
+    split: str | None = None,
 ) -> QuerySet[Example]:
     """A dataset's pairs narrowed by the filters the list views and the API offer; `source` ending in * is a prefix."""
     examples = example_list(dataset=dataset, status=status)
+    if split:
+        examples = examples.filter(split=split)
     if tag:
         examples = with_tag(examples, tag)
     if search:
@@ -176,17 +182,20 @@ def example_page(
 
 
 def example_status_counts(*, datasets: list[Dataset]) -> dict[int, dict[str, int]]:
-    """{dataset id: {status: count, ..., "total": n}} from one grouped query over the (dataset, status) index."""
-    counts: dict[int, dict[str, int]] = {d.pk: dict.fromkeys([*ExampleStatus.values, "total"], 0) for d in datasets}
-    rows = (
-        Example.objects.filter(dataset_id__in=list(counts))
-        .values_list("dataset_id", "status")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
+    """{dataset id: {status: count, ..., "total": n, "eval": n, "train": n}}: one grouped query over the
+    (dataset, status) index, and one over the (dataset, split) index for the evaluation set (usually small)."""
+    names = [*ExampleStatus.values, "total", *ExampleSplit.values]
+    counts: dict[int, dict[str, int]] = {d.pk: dict.fromkeys(names, 0) for d in datasets}
+    chosen = Example.objects.filter(dataset_id__in=list(counts))
+    rows = chosen.values_list("dataset_id", "status").annotate(n=Count("id")).order_by()
     for dataset_id, status, n in rows:
         counts[dataset_id][status] = n
         counts[dataset_id]["total"] += n
+    in_eval = chosen.filter(split=ExampleSplit.EVAL).values_list("dataset_id").annotate(n=Count("id")).order_by()
+    for dataset_id, n in in_eval:
+        counts[dataset_id][ExampleSplit.EVAL] = n
+    for row in counts.values():
+        row[ExampleSplit.TRAIN] = row["total"] - row[ExampleSplit.EVAL]
     return counts
 
 

@@ -18,6 +18,7 @@ from datasets_app.models import (
     Dataset,
     Example,
     ExampleRevision,
+    ExampleSplit,
     ExampleStatus,
     Membership,
     Role,
@@ -25,7 +26,8 @@ from datasets_app.models import (
 )
 
 EDITABLE_FIELDS = ("system_prompt", "prompt", "response", "history", "tags")
-TRACKED_FIELDS = (*EDITABLE_FIELDS, "status", "review_comment")
+TRACKED_FIELDS = (*EDITABLE_FIELDS, "status", "review_comment", "split")
+DATASET_SETTINGS = ("name", "kind", "description", "guidelines", "template", "require_valid", "refuse_eval_overlap")
 STATUS_ACTIONS = {
     "submit": (ExampleStatus.SUBMITTED, Role.ANNOTATOR),
     "approve": (ExampleStatus.APPROVED, Role.LEAD),
@@ -157,7 +159,7 @@ def dataset_update(*, dataset: Dataset, user: AbstractBaseUser, **fields: Any) -
     role_require(user=user, workspace=dataset.workspace, role=Role.LEAD)
     template_before = dataset.template_id
     for name, value in fields.items():
-        if name not in ("name", "kind", "description", "guidelines", "template", "require_valid"):
+        if name not in DATASET_SETTINGS:
             raise ValueError(f"{name} cannot be changed")
         setattr(dataset, name, value)
     texts_require(**{name: value for name, value in fields.items() if name in ("name", "description", "guidelines")})
@@ -195,9 +197,11 @@ def example_create(
     tags: list[str] | None = None,
     source: str = "manual",
     status: str = ExampleStatus.DRAFT,
+    split: str = ExampleSplit.TRAIN,
     allow_duplicate: bool = False,
 ) -> Example:
-    """A new pair; refuses one whose normalized content the dataset already holds."""
+    """A new pair (in the training set, or the evaluation set); refuses one whose normalized content the dataset
+    already holds."""
     if user is not None:
         role_require(
             user=user,
@@ -206,7 +210,7 @@ def example_create(
         )
     example = PairBuilder(dataset=dataset, user=user).example(
         prompt=prompt, response=response, system_prompt=system_prompt, history=history, tags=tags, source=source,
-        status=status,
+        status=status, split=split,
     )  # fmt: skip
     if not allow_duplicate:
         existing = dataset.examples.filter(content_hash=example.content_hash).first()
@@ -222,15 +226,17 @@ def example_create(
 def example_update(
     *, example: Example, user: AbstractBaseUser, expected_version: int, source: str | None = None, **fields: Any
 ) -> Example:
-    """Edit a pair; refuses a stale version so no one's newer work is overwritten.
+    """Edit a pair's text, or move it between the training and the evaluation set (`split`), or both at once;
+    refuses a stale version so no one's newer work is overwritten.
 
     `source` says where the new text came from (a model that drafted it); it is not an editable field.
+    A move alone keeps an approved pair approved: its text, which the approval vouches for, is unchanged.
     """
     locked = Example.objects.select_for_update(of=("self",)).select_related(*LINT_RELATED).get(pk=example.pk)
     membership = role_require(user=user, workspace=locked.dataset.workspace, role=Role.ANNOTATOR)
     if locked.version != expected_version:
         raise StaleVersion(current=locked)
-    unknown = set(fields) - set(EDITABLE_FIELDS)
+    unknown = set(fields) - {*EDITABLE_FIELDS, "split"}
     if unknown:
         raise ValueError(f"cannot edit {', '.join(sorted(unknown))}")
     before = _snapshot(locked)
@@ -238,14 +244,16 @@ def example_update(
         setattr(locked, name, value)
     if _snapshot(locked) == before:
         return locked
-    if locked.status == ExampleStatus.APPROVED and not membership.allows(Role.LEAD):
+    edited = any(getattr(locked, name) != before[name] for name in EDITABLE_FIELDS)
+    if edited and locked.status == ExampleStatus.APPROVED and not membership.allows(Role.LEAD):
         locked.status = ExampleStatus.SUBMITTED  # an annotator's change to approved data needs review again
     if source is not None:
         locked.source = source
-    pair_refresh(locked, user=user)
+    pair_refresh(locked, user=user)  # a move drops the duplicate findings too: they are found within a set
     locked.save()
-    _record_revision(example=locked, user=user, action=ExampleRevision.Action.EDIT, before=before)
-    if locked.status != before["status"]:
+    action = ExampleRevision.Action.EDIT if edited else ExampleRevision.Action.SPLIT
+    _record_revision(example=locked, user=user, action=action, before=before)
+    if locked.status != before["status"] or locked.split != before["split"]:
         dataset_counts_forget(dataset_id=locked.dataset_id)
     return locked
 

@@ -35,7 +35,7 @@ from datasets_app.imports.staging import (
     stage_publish,
 )
 from datasets_app.jobs.services import job_beating, job_claim, job_create, job_file_discard, job_finish, job_progress
-from datasets_app.models import Dataset, Example, ExampleStatus, ImportStage, Job, JobStatus, Role
+from datasets_app.models import Dataset, Example, ExampleSplit, ExampleStatus, ImportStage, Job, JobStatus, Role
 
 logger = logging.getLogger(__name__)
 MAX_PROBLEMS = 100
@@ -91,10 +91,12 @@ def dataset_import(
     fmt: str | None = None,
     on_duplicate: str = "skip",
     status: str = ExampleStatus.DRAFT,
+    split: str = ExampleSplit.TRAIN,
     progress: Progress | None = None,
     job: Job | None = None,
 ) -> ImportOutcome:
-    """Import every record of a file, or nothing: any problem rejects the whole file (ImportRejected).
+    """Import every record of a file, or nothing: any problem rejects the whole file (ImportRejected). The pairs go
+    into the training set, or with `split="eval"` into the dataset's evaluation set.
 
     With a `job`, the commit that makes the pairs visible also ends the job as succeeded; when the job had
     already ended (the sweeper failed it), nothing becomes visible and ImportAbandoned is raised.
@@ -113,7 +115,7 @@ def dataset_import(
         count = _check(_read(stream, fmt, filename), stream, report)
         stream.seek(0)
         report("writing", 0.5)
-    rows = _Rows(PairBuilder(dataset=dataset, user=user), status=status, source=source)
+    rows = _Rows(PairBuilder(dataset=dataset, user=user), status=status, source=source, split=split)
     built = rows.from_items(_read(stream, fmt, filename))
     dedupe = on_duplicate != "keep"
     if connection.vendor == "sqlite":
@@ -346,8 +348,8 @@ def _size(stream: BinaryIO) -> int:
 class _Rows:
     """Turns records into built rows (curation.rows), collecting problems."""
 
-    def __init__(self, builder: PairBuilder, *, status: str, source: str) -> None:
-        self.builder, self.status, self.source = builder, status, source
+    def __init__(self, builder: PairBuilder, *, status: str, source: str, split: str) -> None:
+        self.builder, self.status, self.source, self.split = builder, status, source, split
         self.problems: list[dict] = []
 
     def from_items(self, items: Iterator[Record | Problem]) -> Iterator[dict]:
@@ -359,7 +361,7 @@ class _Rows:
                 try:
                     row = self.builder.row(
                         prompt=item.prompt, response=item.response, system_prompt=item.system, history=item.history,
-                        tags=item.tags, status=self.status, source=self.source,
+                        tags=item.tags, status=self.status, source=self.source, split=self.split,
                     )  # fmt: skip
                 except ValidationError as error:
                     self.problems += _as_problems(item, error.message_dict)
@@ -401,6 +403,7 @@ def import_job_create(
     fmt: str | None,
     on_duplicate: str,
     status: str = ExampleStatus.DRAFT,
+    split: str = ExampleSplit.TRAIN,
 ) -> Job:
     """Store the upload and queue its import; the worker that runs it may be on another machine."""
     role_require(
@@ -414,7 +417,7 @@ def import_job_create(
         dataset=dataset,
         user=user,
         task=import_job_task.name,
-        params={"filename": upload.name, "format": fmt, "on_duplicate": on_duplicate, "status": status},
+        params={"filename": upload.name, "format": fmt, "on_duplicate": on_duplicate, "status": status, "split": split},
         upload=upload,
     )
 
@@ -432,6 +435,7 @@ def import_job_run(*, job_id: int) -> None:
                 dataset_import(
                     dataset=job.dataset, user=job.created_by, stream=stream, filename=params["filename"], fmt=params["format"],
                     on_duplicate=params["on_duplicate"], status=params["status"],
+                    split=params.get("split", ExampleSplit.TRAIN),  # jobs queued before there were evaluation sets
                     progress=lambda phase, fraction: job_progress(job, phase, fraction), job=job,
                 )  # fmt: skip
         except ImportRejected as rejected:
@@ -446,13 +450,20 @@ def import_job_run(*, job_id: int) -> None:
 
 
 def import_upload(
-    *, dataset: Dataset, user: AbstractBaseUser, upload: UploadedFile, fmt: str | None, on_duplicate: str, status: str
+    *,
+    dataset: Dataset,
+    user: AbstractBaseUser,
+    upload: UploadedFile,
+    fmt: str | None,
+    on_duplicate: str,
+    status: str,
+    split: str = ExampleSplit.TRAIN,
 ) -> Job | ImportOutcome:
     """Import an uploaded file now, or queue it for a worker when it is over IMPORT_ASYNC_BYTES (a Job)."""
     upload.name = get_valid_filename(upload.name or "upload") or "upload"
     if upload.size > settings.IMPORT_ASYNC_BYTES:
         return import_job_create(
-            dataset=dataset, user=user, upload=upload, fmt=fmt, on_duplicate=on_duplicate, status=status
+            dataset=dataset, user=user, upload=upload, fmt=fmt, on_duplicate=on_duplicate, status=status, split=split
         )
     return dataset_import(
         dataset=dataset,
@@ -462,4 +473,5 @@ def import_upload(
         fmt=fmt,
         on_duplicate=on_duplicate,
         status=status,
+        split=split,
     )

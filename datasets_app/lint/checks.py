@@ -2,8 +2,9 @@
 
 A problem is a dict {code, field, line, message, related}; `related` is the other pair's id for
 duplicates, else None. Per-pair checks (this module) run on every write path; the whole-dataset report
-(report.py) adds same-prompt duplicates and near duplicates (MinHash over word shingles, confirmed by
-exact Jaccard).
+(report.py) adds same-prompt duplicates and near duplicates within the training set and within the evaluation set
+(MinHash over word shingles, confirmed by exact Jaccard), and training pairs whose prompt repeats or nearly repeats
+an evaluation pair's (eval_overlap, overlap.py).
 """
 
 import math
@@ -17,9 +18,12 @@ from datasets_app.lint.tokens import count_tokens_upto
 from datasets_app.lint.validators import FormatProblem, validate_guardrail, validate_mcq
 from datasets_app.models import Example, ExampleStatus, Template, Workspace
 
-CODES = ("blank", "missing_response", "placeholder", "too_long", "format", "guardrail", "duplicate", "near_duplicate")
+CODES = (
+    "blank", "missing_response", "placeholder", "too_long", "format", "guardrail", "duplicate", "near_duplicate",
+    "eval_overlap",
+)  # fmt: skip
 TEMPLATE_CODES = ("format", "guardrail")  # what a dataset that requires valid pairs refuses to approve
-CROSS_CODES = ("duplicate", "near_duplicate")  # found only by the whole-dataset report
+CROSS_CODES = ("duplicate", "near_duplicate", "eval_overlap")  # found only by the whole-dataset report
 DEFAULT_CONTEXT = 2048
 
 

@@ -16,7 +16,7 @@ from datasketch import MinHash
 from datasets_app.curation.content import normalize
 
 SHINGLE_WORDS = 2  # word pairs: one changed word in a 30-word pair still leaves it 0.87 similar
-PERMUTATIONS = 60  # MinHash values per pair, cut into bands (see _rows_per_band)
+PERMUTATIONS = 60  # MinHash values per pair, cut into bands (see rows_per_band)
 NEIGHBOURS = 3  # in a band's bucket, each pair is compared with this many earlier ones
 BATCH = 1000
 _WORD = re.compile(r"\w+")
@@ -31,10 +31,11 @@ class SamePrompt:
     def __init__(self) -> None:
         self.ids, self.prompts, self.answers = array("q"), array("q"), array("q")
 
-    def add(self, pk: int, prompt: str, response: str) -> None:
+    def add(self, pk: int, prompt: str, response: str, group: str = "") -> None:
+        """`group`: only pairs of one group are compared (a dataset's training and evaluation sets)."""
         if prompt.strip():  # a blank prompt is the blank check's
             self.ids.append(pk)
-            self.prompts.append(hash(normalize(prompt)))
+            self.prompts.append(hash((group, normalize(prompt))))
             self.answers.append(hash(normalize(response)))
 
     def found(self) -> Iterator[tuple[int, int, str]]:
@@ -73,7 +74,7 @@ def _hash32(text: str) -> int:
     return zlib.crc32(text.encode())  # fast, and the same in every process (unlike hash())
 
 
-def _rows_per_band(threshold: float) -> int:
+def rows_per_band(threshold: float) -> int:
     """The most MinHash values per band that still make a pair at the threshold share a band 99% of the time.
 
     At 0.8 that is 12 bands of 5: a pair 0.5 similar becomes a candidate 32% of the time, one 0.3 similar 3%.
@@ -88,7 +89,7 @@ class Sketches:
     """MinHash signatures cut into bands; pairs that share a band are candidates. Keeps only band hashes."""
 
     def __init__(self, threshold: float) -> None:
-        self.rows = _rows_per_band(threshold)
+        self.rows = rows_per_band(threshold)
         self.ids = array("q")  # arrays of 64-bit ints: a tenth of the memory of lists of Python ints
         self.bands = [array("q") for _ in range(PERMUTATIONS // self.rows)]
         self.pending: list[tuple[int, set[str]]] = []
@@ -101,13 +102,10 @@ class Sketches:
             self._flush()
 
     def _flush(self) -> None:
-        sets = [list(found) for _, found in self.pending]
-        for (pk, _), sketch in zip(
-            self.pending, MinHash.generator(sets, num_perm=PERMUTATIONS, hashfunc=_hash32), strict=True
-        ):
+        for (pk, _), keys in zip(self.pending, band_keys([found for _, found in self.pending], self.rows), strict=True):
             self.ids.append(pk)
-            for band, values in zip(self.bands, sketch.hashvalues.reshape(len(self.bands), self.rows), strict=True):
-                band.append(hash(values.tobytes()))
+            for band, key in zip(self.bands, keys, strict=True):
+                band.append(key)
         self.pending = []
 
     def candidates(self) -> list[tuple[int, int]]:
@@ -122,6 +120,13 @@ class Sketches:
                 same = np.nonzero(ordered[step:] == ordered[:-step])[0]
                 found.update(zip(ids[order[same]].tolist(), ids[order[same + step]].tolist(), strict=True))
         return sorted(found)
+
+
+def band_keys(shingle_sets: list[set[str]], rows: int) -> Iterator[list[int]]:
+    """Each set's MinHash cut into bands of `rows` values: one hash a band (the same within a process)."""
+    sets = [list(found) for found in shingle_sets]
+    for sketch in MinHash.generator(sets, num_perm=PERMUTATIONS, hashfunc=_hash32):
+        yield [hash(values.tobytes()) for values in sketch.hashvalues.reshape(PERMUTATIONS // rows, rows)]
 
 
 def jaccard(a: set[str], b: set[str]) -> float:

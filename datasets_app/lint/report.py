@@ -15,19 +15,21 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from datasets_app.curation.selectors import role_require
 from datasets_app.lint.checks import CODES, lint_rules, pair_problems, problem
 from datasets_app.lint.duplicates import SamePrompt, Sketches, jaccard, shingles
-from datasets_app.models import Dataset, Example, Role
+from datasets_app.lint.overlap import EvalOverlap, Overlap
+from datasets_app.models import Dataset, Example, ExampleSplit, Role
 
 NEAR_THRESHOLD = 0.8
 BATCH = 1000
 PROGRESS_EVERY = 5000
 MAX_LISTED = 1000  # problems and near duplicates listed by as_dict(); counts are always complete
 Progress = Callable[[str, float], None]
-_PAIR_FIELDS = ("id", "prompt", "response", "system_prompt", "history", "tags", "status", "version")
+_PAIR_FIELDS = ("id", "prompt", "response", "system_prompt", "history", "tags", "status", "version", "split")
 
 
 @dataclass
@@ -76,15 +78,19 @@ class LintReport:
 def dataset_lint_report(
     *, dataset: Dataset, threshold: float = NEAR_THRESHOLD, progress: Progress | None = None
 ) -> LintReport:
-    """Lint every pair of a dataset, streamed; adds same-prompt duplicates and near duplicates. Read-only.
+    """Lint every pair of a dataset, streamed; adds same-prompt duplicates and near duplicates (within the training
+    set and within the evaluation set) and training pairs that repeat an evaluation prompt. Read-only.
 
     `progress`, if given, hears (phase, fraction done) every PROGRESS_EVERY pairs.
     """
     rules = lint_rules(workspace=dataset.workspace, template=dataset.template)
     report, prompts, sketches = LintReport(), SamePrompt(), Sketches(threshold)
+    evaluation = Example.objects.filter(dataset=dataset, split=ExampleSplit.EVAL).values_list("id", "prompt")
+    overlap = EvalOverlap(evaluation.iterator(chunk_size=2000), threshold=threshold)
+    in_eval = set(evaluation.values_list("id", flat=True))
     total = dataset.examples.count() if progress else 0
     rows = Example.objects.filter(dataset=dataset).order_by("id").values_list(*_PAIR_FIELDS)
-    for pk, prompt, response, system_prompt, history, tags, status, version in rows.iterator(chunk_size=2000):
+    for pk, prompt, response, system_prompt, history, tags, status, version, split in rows.iterator(chunk_size=2000):
         report.checked += 1
         if progress and report.checked % PROGRESS_EVERY == 0:
             progress("checking", 0.8 * min(report.checked / total, 1.0))
@@ -92,20 +98,39 @@ def dataset_lint_report(
         report.versions.append(version)
         report.add(pk, pair_problems(prompt=prompt, response=response, system_prompt=system_prompt,
                                      history=history, tags=tags, status=status, rules=rules))  # fmt: skip
-        prompts.add(pk, prompt, response)
+        prompts.add(pk, prompt, response, group=split)
         sketches.add(pk, prompt, response)
+        if split == ExampleSplit.TRAIN:
+            overlap.add(pk, prompt)
     for pk, related, message in prompts.found():
         report.add(pk, [problem("duplicate", message, field="prompt", related=related)])
     if progress:
         progress("comparing", 0.8)
+    for found in overlap.overlaps():
+        report.add(found.pk, [problem("eval_overlap", found.message, field="prompt", related=found.eval_pk)])
     repeats = prompts.repeats()  # reported once, as duplicates, not again as near duplicates
-    candidates = [(a, b) for a, b in sketches.candidates() if a not in repeats and b not in repeats]
+    candidates = [
+        (a, b)
+        for a, b in sketches.candidates()
+        if a not in repeats and b not in repeats and (a in in_eval) == (b in in_eval)  # across sets: eval_overlap
+    ]
     for a, b, similarity in _confirmed(dataset, candidates, threshold):
         report.near_duplicates.append({"a": a, "b": b, "similarity": round(similarity, 3)})
         message = f"{similarity:.0%} similar to pair #{{}} (prompt and response)"
         report.add(a, [problem("near_duplicate", message.format(b), related=b)])
         report.add(b, [problem("near_duplicate", message.format(a), related=a)])
     return report
+
+
+def eval_overlaps(*, examples: QuerySet[Example], threshold: float = NEAR_THRESHOLD) -> list[Overlap]:
+    """The training pairs among `examples` whose prompt repeats, or nearly repeats, an evaluation pair's among them."""
+    evaluation = examples.filter(split=ExampleSplit.EVAL).values_list("id", "prompt")
+    overlap = EvalOverlap(evaluation.iterator(chunk_size=2000), threshold=threshold)
+    if overlap:
+        training = examples.filter(split=ExampleSplit.TRAIN).order_by("id").values_list("id", "prompt")
+        for pk, prompt in training.iterator(chunk_size=2000):
+            overlap.add(pk, prompt)
+    return overlap.overlaps()
 
 
 _SIMILAR = re.compile(r"^(\d+)% similar")

@@ -248,13 +248,18 @@ class DraftForm(forms.Form):
 
 
 class DatasetSettingsForm(forms.Form):
-    """A dataset's validation settings (leads): which template checks its pairs, and whether failing ones may be approved."""
+    """A dataset's checks (leads): which template checks its pairs, whether failing ones may be approved, and whether
+    a snapshot may train on prompts of the evaluation set."""
 
     template = forms.ModelChoiceField(
         queryset=Template.objects.none(), required=False, empty_label="None: only the general checks"
     )
     require_valid = forms.BooleanField(
         required=False, label="Refuse approval of pairs that fail the template's validator"
+    )
+    refuse_eval_overlap = forms.BooleanField(
+        required=False,
+        label="Refuse snapshots (and so runs) in which a training pair's prompt repeats an evaluation pair's",
     )
 
     def __init__(self, *args: Any, templates: QuerySet[Template], **kwargs: Any) -> None:

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from datasets_app.errors import NotAllowed
-from datasets_app.models import ExampleStatus
+from datasets_app.models import ExampleSplit, ExampleStatus
 
 MAX_ID_DIGITS = 18
 
@@ -58,12 +58,16 @@ class ListFilters:
     author: str = ""
     source: str = ""
     problems: str = ""  # "1": only pairs the lint found problems in
+    split: str = ""  # "train" or "eval": one set of the dataset
 
     @classmethod
     def from_query(cls, query: QueryDict) -> "ListFilters":
-        values = {name: (query.get(name) or "").strip()[:200] for name in ("q", "status", "tag", "author", "source")}
+        names = ("q", "status", "tag", "author", "source", "split")
+        values = {name: (query.get(name) or "").strip()[:200] for name in names}
         if values["status"] not in ExampleStatus.values:
             values["status"] = ""
+        if values["split"] not in ExampleSplit.values:
+            values["split"] = ""
         problems = "1" if query.get("problems") in ("1", "on") else ""
         return cls(**values, problems=problems)
 
@@ -75,6 +79,7 @@ class ListFilters:
             "author": self.author or None,
             "source": self.source or None,
             "with_problems": bool(self.problems),
+            "split": self.split or None,
         }
 
     @property

@@ -29,6 +29,7 @@ FIELD_LABELS = {
     "tags": "Tags",
     "status": "Status",
     "review_comment": "Review comment",
+    "split": "Set",
 }
 DONE = {"submit": "Submitted", "approve": "Approved", "reject": "Rejected", "reopen": "Reopened"}
 

@@ -7,7 +7,7 @@ from django import forms
 from datasets_app.curation.limits import TEXT_MAX_CHARS, pair_text_errors
 from datasets_app.curation.queues import BULK_ACTIONS, QUEUE_STATUSES
 from datasets_app.formats import IMPORT_FORMATS
-from datasets_app.models import HISTORY_ROLES, ExampleStatus, Role
+from datasets_app.models import HISTORY_ROLES, ExampleSplit, ExampleStatus, Role
 
 MAX_BULK_SELECTION = 1000
 
@@ -151,6 +151,10 @@ class ImportForm(forms.Form):
     status = forms.ChoiceField(
         choices=[("draft", "Draft"), ("submitted", "Submitted"), ("approved", "Approved (leads)")], required=False
     )
+    split = forms.ChoiceField(choices=ExampleSplit.choices, required=False)
+
+    def clean_split(self) -> str:
+        return self.cleaned_data["split"] or ExampleSplit.TRAIN
 
     def clean_on_duplicate(self) -> str:
         return self.cleaned_data["on_duplicate"] or "skip"

@@ -9,12 +9,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from datasets_app.curation import selectors, services
 from datasets_app.errors import StaleVersion
-from datasets_app.models import ExampleRevision
+from datasets_app.models import ExampleRevision, ExampleSplit
 from datasets_app.views.common import parse_id, role_errors_are_403
 from datasets_app.views.editor import FIELD_LABELS
 from datasets_app.views.textdiff import as_text, word_diff
 
-FIELD_ORDER = ("system_prompt", "history", "prompt", "response", "tags", "status", "review_comment")
+FIELD_ORDER = ("system_prompt", "history", "prompt", "response", "tags", "status", "split", "review_comment")
+SHORT_FIELDS = ("status", "tags", "split")
 
 
 @login_required
@@ -25,14 +26,14 @@ def example_history(request: HttpRequest, pk: int) -> HttpResponse:
     for entry in selectors.example_history(example=example):
         changes = []
         for name in sorted(entry.changes, key=lambda name: FIELD_ORDER.index(name) if name in FIELD_ORDER else 99):
-            before, after = (as_text(name, value) for value in entry.changes[name])
+            before, after = (_readable(name, value) for value in entry.changes[name])
             created = entry.revision is not None and entry.revision.action == ExampleRevision.Action.CREATE
             if created and not after:
                 continue  # an empty field at creation is not news
             changes.append(
                 {
                     "label": FIELD_LABELS.get(name, name),
-                    "short": name in ("status", "tags"),
+                    "short": name in SHORT_FIELDS,
                     "before": before,
                     "after": after,
                     "diff": [] if created else word_diff(before, after),
@@ -42,6 +43,12 @@ def example_history(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request, "datasets_app/history.html", {"example": example, "dataset": example.dataset, "entries": entries}
     )
+
+
+def _readable(name: str, value: object) -> str:
+    if name == "split":
+        return dict(ExampleSplit.choices).get(str(value), "") if value else ""
+    return as_text(name, value)
 
 
 @login_required

@@ -110,7 +110,7 @@ def _import_page(request: HttpRequest, dataset: Dataset) -> HttpResponse:
     try:
         outcome = import_upload(
             dataset=dataset, user=request.user, upload=upload, fmt=data["format"] or None,
-            on_duplicate=data["on_duplicate"], status=data["status"],
+            on_duplicate=data["on_duplicate"], status=data["status"], split=data["split"],
         )  # fmt: skip
     except ImportRejected as rejected:
         context.update(problems=rejected.problems, more=rejected.more, filename=upload.name)

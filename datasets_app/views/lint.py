@@ -75,11 +75,16 @@ def _near_duplicates(dataset: Dataset, pairs: list[dict[str, Any]]) -> list[dict
 @require_http_methods(["GET", "POST"])
 @role_errors_are_403
 def dataset_settings(request: HttpRequest, pk: int) -> HttpResponse:
-    """Which template checks the dataset's pairs, and whether pairs that fail it may be approved (leads)."""
+    """Which template checks the dataset's pairs, whether pairs that fail it may be approved, and whether snapshots
+    may have training prompts that repeat evaluation prompts (leads)."""
     dataset = selectors.dataset_get(user=request.user, pk=pk)
     selectors.role_require(user=request.user, workspace=dataset.workspace, role=Role.LEAD)
     templates = selectors.template_list(user=request.user, workspace=dataset.workspace)
-    initial = {"template": dataset.template_id, "require_valid": dataset.require_valid}
+    initial = {
+        "template": dataset.template_id,
+        "require_valid": dataset.require_valid,
+        "refuse_eval_overlap": dataset.refuse_eval_overlap,
+    }
     form = DatasetSettingsForm(request.POST or None, templates=templates, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from datasets_app.blueprints.generators import generator_choices
 from datasets_app.curation import invitations, queues, selectors
-from datasets_app.models import ROLE_RANK, Dataset, ExampleStatus, Membership, Role
+from datasets_app.models import ROLE_RANK, Dataset, ExampleSplit, ExampleStatus, Membership, Role
 from datasets_app.views.common import (
     ListFilters,
     is_htmx,
@@ -29,6 +29,8 @@ BULK_DONE = {
     "reject": "rejected",
     "add_tag": "tagged",
     "remove_tag": "untagged",
+    "move_eval": "moved to the evaluation set",
+    "move_train": "moved to the training set",
     "delete": "deleted",
 }
 QUEUE_LABELS = {"review": "pairs waiting for review", "draft": "drafts to finish", "rejected": "rejected pairs to fix"}
@@ -95,6 +97,16 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "active": filters.status == value,
         }
         for value, label in [("", "All"), *ExampleStatus.choices]
+    ]
+    context["split_tabs"] = [
+        {
+            "value": value,
+            "label": label,
+            "count": counts.get(value or "total"),
+            "query": replace(filters, split=value).query(),
+            "active": filters.split == value,
+        }
+        for value, label in [("", "Both sets"), *ExampleSplit.choices]
     ]
     context["members"] = selectors.member_list(workspace=dataset.workspace)
     context.update(_lint_context(dataset, filters, is_lead=context["is_lead"]))

@@ -51,7 +51,8 @@ def test_run_trains_records_metrics_and_leaves_a_loadable_artifact(celery_worker
     assert moments == sorted(moments)
     assert run["step"] == run["total_steps"] > 0
     assert run["summary"]["train_tokens"] > 0
-    assert set(run["evaluation"]) == {"before", "after"}
+    assert set(run["evaluation"]) == {"source", "before", "after"}
+    assert run["evaluation"]["source"] == "validation"  # the dataset has no evaluation set
     assert run["evaluation"]["after"]["val_loss"] is not None
     assert len(run["eval_items"]) == run["evaluation"]["after"]["blocked"] + run["evaluation"]["after"]["allowed"]
 

@@ -51,8 +51,18 @@ def format_delta(metric: Metric, before: float | None, after: float | None) -> t
     return text, "better" if (change > 0) == metric.higher_is_better else "worse"
 
 
+# What a run was scored on (evaluation.source): the snapshot's evaluation set, or its validation split without one.
+SOURCES = {"eval_set": "evaluation set", "validation": "validation split"}
+
+
+def evaluation_source(evaluation: dict[str, Any]) -> str:
+    """evaluation.source; runs evaluated before there were evaluation sets were scored on the validation split."""
+    return evaluation.get("source") or "validation"
+
+
 def evaluation_rows(evaluation: dict[str, Any]) -> list[dict[str, str]]:
     before, after = evaluation.get("before") or {}, evaluation.get("after") or {}
+    on_eval_set = evaluation_source(evaluation) == "eval_set"
     rows = []
     for metric in METRICS:
         if metric.key not in before and metric.key not in after:
@@ -60,7 +70,7 @@ def evaluation_rows(evaluation: dict[str, Any]) -> list[dict[str, str]]:
         delta, verdict = format_delta(metric, before.get(metric.key), after.get(metric.key))
         rows.append(
             {
-                "label": metric.label,
+                "label": "Loss on the evaluation set" if metric.key == "val_loss" and on_eval_set else metric.label,
                 "before": format_value(metric, before.get(metric.key)),
                 "after": format_value(metric, after.get(metric.key)),
                 "delta": delta,
@@ -73,10 +83,11 @@ def evaluation_rows(evaluation: dict[str, Any]) -> list[dict[str, str]]:
 
 def evaluation_counts(evaluation: dict[str, Any]) -> str:
     after = evaluation.get("after") or evaluation.get("before") or {}
+    words = "evaluation" if evaluation_source(evaluation) == "eval_set" else "validation"
     if "blocked" in after:
-        return f"{after['blocked']} blocked and {after['allowed']} allowed validation prompts"
+        return f"{after['blocked']} blocked and {after['allowed']} allowed {words} prompts"
     if after.get("total") is not None:
-        return f"{after['total']} validation prompts"
+        return f"{after['total']} {words} prompts"
     return ""
 
 

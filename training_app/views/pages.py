@@ -149,6 +149,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "can_cancel": run.status in (RunStatus.QUEUED, RunStatus.RUNNING) and not run.cancel_requested,
         "evaluation_rows": display.evaluation_rows(run.evaluation),
         "evaluation_counts": display.evaluation_counts(run.evaluation),
+        "evaluation_source": display.evaluation_source(run.evaluation),
         "items": items,
         "passed_before": sum(1 for entry in items if entry["item"].before_ok),
         "passed_after": sum(1 for entry in items if entry["item"].after_ok),
