@@ -10,10 +10,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 
 from datasets_app.curation.selectors import role_require
-from datasets_app.models import Dataset, DatasetKind, ExampleStatus, Role
+from datasets_app.models import Dataset, DatasetKind, Example, ExampleStatus, Role
 from training_app.models import DatasetVersion
 
 
@@ -56,6 +56,22 @@ def split_ids(rows: list[tuple[int, str, list[str]]], *, kind: str, seed: int, f
     return chosen
 
 
+def _approved(dataset: Dataset) -> QuerySet[Example]:
+    return dataset.examples.filter(status=ExampleStatus.APPROVED).order_by("id")
+
+
+def _split(
+    dataset: Dataset, approved: QuerySet[Example], *, validation_fraction: float, seed: int
+) -> tuple[int, set[int]]:
+    """How many pairs a snapshot of `approved` holds, and the ids its seeded split puts in validation."""
+    if not 0 < validation_fraction < 1:
+        raise ValidationError({"validation_fraction": "must be between 0 and 1"})
+    keys = list(approved.values_list("id", "content_hash", "tags"))
+    if len(keys) < 2:
+        raise ValidationError({"dataset": f"needs at least 2 approved pairs to snapshot; it has {len(keys)}"})
+    return len(keys), split_ids(keys, kind=dataset.kind, seed=seed, fraction=validation_fraction)
+
+
 @transaction.atomic
 def snapshot_create(
     *, dataset: Dataset, user: AbstractBaseUser | None, validation_fraction: float = 0.1, seed: int = 42
@@ -63,23 +79,19 @@ def snapshot_create(
     """Freeze the approved pairs now; later edits to the dataset never change this snapshot."""
     if user is not None:
         role_require(user=user, workspace=dataset.workspace, role=Role.LEAD)
-    if not 0 < validation_fraction < 1:
-        raise ValidationError({"validation_fraction": "must be between 0 and 1"})
-    approved = dataset.examples.filter(status=ExampleStatus.APPROVED).order_by("id")
-    keys = list(approved.values_list("id", "content_hash", "tags"))
-    if len(keys) < 2:
-        raise ValidationError({"dataset": f"needs at least 2 approved pairs to snapshot; it has {len(keys)}"})
-    validation = split_ids(keys, kind=dataset.kind, seed=seed, fraction=validation_fraction)
+    approved = _approved(dataset)
+    total, validation = _split(dataset, approved, validation_fraction=validation_fraction, seed=seed)
     digest = hashlib.sha256()
     with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
-        for line in _lines(approved, validation):
+        for row in _rows(approved, validation):
+            line = (json.dumps(row, ensure_ascii=False) + "\n").encode()
             digest.update(line)
             spool.write(line)
         spool.seek(0)
         number = (dataset.versions.aggregate(top=Max("number"))["top"] or 0) + 1
         version = DatasetVersion(
             dataset=dataset, number=number, created_by=user, content_hash=digest.hexdigest(), seed=seed,
-            validation_fraction=validation_fraction, n_train=len(keys) - len(validation), n_validation=len(validation),
+            validation_fraction=validation_fraction, n_train=total - len(validation), n_validation=len(validation),
             kind=dataset.kind,
         )  # fmt: skip
         version.file.save(f"dataset-{dataset.pk}-v{number}.jsonl", File(spool), save=False)
@@ -87,15 +99,31 @@ def snapshot_create(
     return version
 
 
-def _lines(approved, validation: set[int]) -> Iterator[bytes]:  # type: ignore[no-untyped-def]
+def snapshot_draft(
+    *, dataset: Dataset, validation_fraction: float = 0.1, seed: int = 42
+) -> tuple[int, Iterator[SnapshotRow]]:
+    """The rows a snapshot made now would hold (its count, then the rows streamed), with the same seeded split;
+    nothing is saved. Refuses what snapshot_create refuses."""
+    approved = _approved(dataset)
+    total, validation = _split(dataset, approved, validation_fraction=validation_fraction, seed=seed)
+    return total, (SnapshotRow(**row) for row in _rows(approved, validation))
+
+
+def _rows(approved: QuerySet[Example], validation: set[int]) -> Iterator[dict]:
     fields = ("id", "system_prompt", "prompt", "response", "history", "tags")
     for pk, system, prompt, response, history, tags in approved.values_list(*fields).iterator(chunk_size=2000):
-        row = {"ref": pk, "split": "validation" if pk in validation else "train", "system": system, "prompt": prompt,
+        yield {"ref": pk, "split": "validation" if pk in validation else "train", "system": system, "prompt": prompt,
                "response": response, "history": history, "tags": tags}  # fmt: skip
-        yield (json.dumps(row, ensure_ascii=False) + "\n").encode()
+
+
+def snapshot_stream(version: DatasetVersion) -> Iterator[SnapshotRow]:
+    """The frozen rows one at a time, read from storage (on whichever machine asks)."""
+    with version.file.open("rb") as handle:
+        for line in handle:
+            if line.strip():
+                yield SnapshotRow(**json.loads(line))
 
 
 def snapshot_rows(version: DatasetVersion) -> list[SnapshotRow]:
     """The frozen rows, read back from storage (on whichever machine runs the training)."""
-    with version.file.open("rb") as handle:
-        return [SnapshotRow(**json.loads(line)) for line in handle if line.strip()]
+    return list(snapshot_stream(version))
