@@ -19,9 +19,11 @@ from training_app.ml.data import (
     encode,
     encode_many,
     encode_prompt,
+    fitted,
     make_batches,
     padding_fraction,
     split_by_length,
+    token_lengths,
     token_pieces,
 )
 from training_app.ml.tokenizer import load_tokenizer_only
@@ -161,6 +163,17 @@ VARIED = [
 def test_encoding_many_at_once_gives_what_encoding_each_gives(tokenizer):
     assert encode_many(tokenizer, VARIED, 64) == [encode(tokenizer, ex, 64) for ex in VARIED]
     assert encode_many(tokenizer, [], 64) == []
+
+
+@pytest.mark.parametrize("max_len", [32, 64, 100_000])
+def test_counting_from_token_lengths_gives_what_encoding_gives(tokenizer, max_len):
+    for (context, answer), ex in zip(token_lengths(tokenizer, VARIED), VARIED, strict=True):
+        encoded = encode(tokenizer, ex, max_len)
+        counted = fitted(context, answer, max_len)
+
+        assert (counted.tokens, counted.trained, counted.full, counted.truncated) == (
+            len(encoded), encoded.n_labels, encoded.full_length, encoded.truncated,
+        )  # fmt: skip
 
 
 def test_a_truncated_encoding_keeps_its_length_before_truncation(tokenizer):

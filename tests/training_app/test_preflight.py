@@ -106,6 +106,19 @@ def test_a_pair_longer_than_max_seq_len_is_reported_truncated(lead, body, long_p
     assert not any(pair["truncated"] for pair in others)
 
 
+def test_checking_again_sees_the_pairs_as_they_are_now(lead, body, guardrail_dataset):
+    first = preflight(lead, body)
+    pair = guardrail_dataset.examples.order_by("id").first()
+    guardrail_dataset.examples.filter(pk=pair.pk).update(response=LONG_RESPONSE)
+
+    again = preflight(lead, body)
+
+    assert first["totals"]["truncated"] == 0
+    assert again["totals"]["truncated"] == 1
+    assert [p["example"] for p in again["pairs"] if p["truncated"]] == [pair.pk]
+    assert preflight(lead, {**body, "hyperparameters": {**FAST, "max_seq_len": 4096}})["totals"]["truncated"] == 0
+
+
 def test_a_preflight_saves_and_queues_nothing(lead, body, django_capture_on_commit_callbacks):
     files_before = default_storage.listdir("snapshots") if default_storage.exists("snapshots") else None
 

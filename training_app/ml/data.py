@@ -139,11 +139,40 @@ def encode(tokenizer: PreTrainedTokenizerBase, ex: ChatExample, max_len: int) ->
     return _encoded(_ids(tokenizer, context_text), _ids(tokenizer, answer_text), max_len)
 
 
-def encode_many(tokenizer: PreTrainedTokenizerBase, examples: Sequence[ChatExample], max_len: int) -> list[Encoded]:
-    """``encode`` for every example, the texts tokenised in one batch: the same ids, in about half the time."""
+def _tokenized(
+    tokenizer: PreTrainedTokenizerBase, examples: Sequence[ChatExample]
+) -> list[tuple[list[int], list[int]]]:
+    """Each example's context and answer ids, untruncated; the texts tokenised in one batch (the ids ``_ids`` gives)."""
     texts = [text for ex in examples for text in _texts(tokenizer, ex)]
     ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
-    return [_encoded(ids[2 * n], ids[2 * n + 1], max_len) for n in range(len(examples))]
+    return [(ids[2 * n], ids[2 * n + 1]) for n in range(len(examples))]
+
+
+def encode_many(tokenizer: PreTrainedTokenizerBase, examples: Sequence[ChatExample], max_len: int) -> list[Encoded]:
+    """``encode`` for every example, tokenised in one batch: the same ids, in about half the time."""
+    return [_encoded(context, answer, max_len) for context, answer in _tokenized(tokenizer, examples)]
+
+
+def token_lengths(tokenizer: PreTrainedTokenizerBase, examples: Sequence[ChatExample]) -> list[tuple[int, int]]:
+    """How many context and answer tokens each example has before truncation; ``fitted`` says what training keeps."""
+    return [(len(context), len(answer)) for context, answer in _tokenized(tokenizer, examples)]
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What ``encode`` makes of a pair of ``full`` tokens: ``tokens`` kept, ``trained`` of them labelled."""
+
+    tokens: int
+    trained: int
+    full: int
+    truncated: bool
+
+
+def fitted(context: int, answer: int, max_len: int) -> Fitted:
+    """``encode``'s counts from ``token_lengths``: its ids are the kept context, then the kept answer (labelled)."""
+    kept_context, kept_answer = _fit(context, answer, max_len)
+    full = context + answer
+    return Fitted(tokens=kept_context + kept_answer, trained=kept_answer, full=full, truncated=full > max_len)
 
 
 # A token's part in training, as the preflight shows it.

@@ -40,10 +40,19 @@ def prepared_dir(spec: dict[str, Any], cache_root: Path) -> Path | None:
     return None
 
 
+def _built_at(directory: Path) -> int:
+    marker = Path(directory) / MARKER
+    return marker.stat().st_mtime_ns if marker.exists() else 0
+
+
+def fingerprint(directory: Path) -> str:
+    """Names the tokenizer in ``directory`` as built now: a rebuilt cache entry gets another."""
+    return f"{Path(directory).resolve()}@{_built_at(directory)}"
+
+
 def load_tokenizer_only(directory: Path) -> PreTrainedTokenizerBase:
     """The tokenizer saved in ``directory``, with its chat template; kept per process (loading takes a second)."""
-    marker = Path(directory) / MARKER
-    return _load(str(directory), marker.stat().st_mtime_ns if marker.exists() else 0)
+    return _load(str(directory), _built_at(directory))
 
 
 @lru_cache(maxsize=4)

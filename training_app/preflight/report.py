@@ -2,25 +2,30 @@
 
 Nothing is saved or queued. A run on a dataset is checked on the rows a snapshot made now would hold (the
 approved pairs, the same seeded split); a run on a snapshot on its frozen rows. The tokenizer is the base
-model's own, from this machine's model cache, loaded without torch (training_app.ml.tokenizer), and the
-token ids and labels come from the very functions the trainer calls (training_app.ml.data.encode_many).
+model's own, from this machine's model cache, loaded without torch (training_app.ml.tokenizer), and the counts
+come from the functions the trainer's encoding is made of (training_app.ml.data: the same chat template, texts,
+tokenizer call and truncation; ``fitted(*token_lengths(...))`` is ``encode``'s length and labels, see its tests).
 """
 
+import hashlib
+import json
 import random
+from array import array
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from datasets_app.curation.selectors import example_get
 from datasets_app.models import Dataset
 from training_app.ml.config import TrainConfig, steps_per_epoch
-from training_app.ml.data import ChatExample, Encoded, encode, encode_many, token_pieces
-from training_app.ml.tokenizer import load_tokenizer_only, prepared_dir
+from training_app.ml.data import ChatExample, fitted, token_lengths, token_pieces
+from training_app.ml.tokenizer import fingerprint, load_tokenizer_only, prepared_dir
 from training_app.models import DatasetVersion
 from training_app.preflight.checks import TRAIN, VALIDATION, Facts, PreflightWarning, preflight_warnings
 from training_app.preflight.estimate import Estimate, training_estimate
@@ -28,6 +33,8 @@ from training_app.services import run_settings
 from training_app.snapshots import SnapshotRow, snapshot_draft, snapshot_stream
 
 SAMPLE_SEED = 0
+CHUNK = 1000  # pairs tokenized at a time: memory stays that of a chunk's token ids, whatever the dataset's size
+LENGTHS_CACHE_S = 3600  # a check again after changing a setting reuses the token counts of the same texts
 
 
 class TokenizerMissing(Exception):
@@ -40,12 +47,12 @@ class TokenizerMissing(Exception):
         )
 
 
-def base_tokenizer(base_model: str):  # type: ignore[no-untyped-def]  # a transformers tokenizer
+def base_tokenizer(base_model: str):  # type: ignore[no-untyped-def]  # (a transformers tokenizer, its fingerprint)
     spec = {**settings.BASE_MODELS[base_model], "name": base_model}
     directory = prepared_dir(spec, Path(settings.MODEL_CACHE_DIR))
     if directory is None:
         raise TokenizerMissing(base_model)
-    return load_tokenizer_only(directory)
+    return load_tokenizer_only(directory), fingerprint(directory)
 
 
 @dataclass(frozen=True)
@@ -61,10 +68,10 @@ class PairCount:
     truncated: bool
 
     @classmethod
-    def of(cls, row: SnapshotRow, encoded: Encoded, split: str | None = None) -> "PairCount":
-        trained = encoded.n_labels
-        return cls(example=row.ref, split=split or row.split, tokens=len(encoded), full_tokens=encoded.full_length,
-                   trained_tokens=trained, masked_tokens=len(encoded) - trained, truncated=encoded.truncated)  # fmt: skip
+    def of(cls, row: SnapshotRow, lengths: tuple[int, int], max_len: int, split: str | None = None) -> "PairCount":
+        kept = fitted(*lengths, max_len)
+        return cls(example=row.ref, split=split or row.split, tokens=kept.tokens, full_tokens=kept.full,
+                   trained_tokens=kept.trained, masked_tokens=kept.tokens - kept.trained, truncated=kept.truncated)  # fmt: skip
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -133,16 +140,33 @@ def _chat(row: SnapshotRow) -> ChatExample:
     return ChatExample(prompt=row.prompt, response=row.response, system=row.system, history=row.history, ref=row.ref)
 
 
-def _encode_all(tokenizer, rows: list[SnapshotRow], max_len: int) -> list[Encoded]:  # type: ignore[no-untyped-def]
+def _token_lengths(tokenizer, rows: list[SnapshotRow]) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
     try:
-        return encode_many(tokenizer, [_chat(row) for row in rows], max_len)
+        return token_lengths(tokenizer, [_chat(row) for row in rows])
     except ValueError:  # a history turn or a template the trainer would fail on too: name the pair
         for row in rows:
             try:
-                encode(tokenizer, _chat(row), max_len)
+                token_lengths(tokenizer, [_chat(row)])
             except ValueError as error:
                 raise ValidationError({"dataset": f"pair #{row.ref} cannot be tokenized: {error}"}) from error
         raise
+
+
+def _lengths(tokenizer, tokenizer_key: str, rows: list[SnapshotRow]) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+    """Each row's context and answer tokens before truncation, a chunk at a time; kept in the cache under a digest of
+    the exact texts and the tokenizer, so checking again with other settings does not tokenize again."""
+    digest = hashlib.blake2b(tokenizer_key.encode(), digest_size=16)
+    for row in rows:
+        digest.update(json.dumps([row.system, row.history, row.prompt, row.response], ensure_ascii=False).encode())
+    key = f"preflight:lengths:{digest.hexdigest()}"
+    cached = cache.get(key)
+    if isinstance(cached, array) and len(cached) == 2 * len(rows):
+        return list(zip(cached[::2], cached[1::2], strict=True))
+    lengths = []
+    for start in range(0, len(rows), CHUNK):
+        lengths += _token_lengths(tokenizer, rows[start : start + CHUNK])
+    cache.set(key, array("L", [n for pair in lengths for n in pair]), LENGTHS_CACHE_S)
+    return lengths
 
 
 def _rows_of(
@@ -176,7 +200,7 @@ def run_preflight(
     )  # fmt: skip
     config = TrainConfig.from_dict({**hyperparameters, "method": method})
     source, total, rows = _rows_of(snapshot=snapshot, dataset=dataset, validation_fraction=validation_fraction)
-    tokenizer = base_tokenizer(base_model)
+    tokenizer, tokenizer_key = base_tokenizer(base_model)
     limit = settings.PREFLIGHT_MAX_PAIRS
     sample = random.Random(SAMPLE_SEED).sample(range(total), limit) if total > limit else None  # noqa: S311 - not a secret
     chosen = set(sample) if sample is not None else None
@@ -186,11 +210,12 @@ def run_preflight(
         facts.observe(row)
         if chosen is None or position in chosen:
             kept.append(row)
-    encoded = _encode_all(tokenizer, kept, config.max_seq_len)
+    lengths = _lengths(tokenizer, tokenizer_key, kept)
     report = Preflight(
         dataset=source, snapshot=snapshot, base_model=base_model, config=config,
         validation_fraction=snapshot.validation_fraction if snapshot is not None else validation_fraction,
-        pairs=[PairCount.of(row, enc) for row, enc in zip(kept, encoded, strict=True)], total_pairs=total,
+        pairs=[PairCount.of(row, pair, config.max_seq_len) for row, pair in zip(kept, lengths, strict=True)],
+        total_pairs=total,
     )  # fmt: skip
     _add_up(report, facts)
     facts.truncated, facts.sampled = report.totals.truncated, report.sampled
@@ -258,8 +283,8 @@ def pair_tokens(
         )
         row = SnapshotRow(ref=pair.pk, split="", system=pair.system_prompt, prompt=pair.prompt, response=pair.response,
                           history=pair.history, tags=pair.tags)  # fmt: skip
-    tokenizer = base_tokenizer(base_model)
-    (encoded,) = _encode_all(tokenizer, [row], config["max_seq_len"])
+    tokenizer, _ = base_tokenizer(base_model)
+    (lengths,) = _token_lengths(tokenizer, [row])
     pieces = token_pieces(tokenizer, _chat(row), config["max_seq_len"])
-    return PairTokens(counts=PairCount.of(row, encoded, split=row.split or None), pieces=pieces,
+    return PairTokens(counts=PairCount.of(row, lengths, config["max_seq_len"], split=row.split or None), pieces=pieces,
                       max_seq_len=config["max_seq_len"], base_model=base_model)  # fmt: skip
