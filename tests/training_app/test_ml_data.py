@@ -169,21 +169,13 @@ def test_encoding_many_at_once_gives_what_encoding_each_gives(tokenizer):
 def test_counting_from_token_lengths_gives_what_encoding_gives(tokenizer, max_len):
     for (context, answer), ex in zip(token_lengths(tokenizer, VARIED), VARIED, strict=True):
         encoded = encode(tokenizer, ex, max_len)
+        whole = encode(tokenizer, ex, 1_000_000)
         counted = fitted(context, answer, max_len)
 
         assert (counted.tokens, counted.trained, counted.full, counted.truncated) == (
-            len(encoded), encoded.n_labels, encoded.full_length, encoded.truncated,
+            len(encoded), encoded.n_labels, len(whole), encoded.truncated,
         )  # fmt: skip
-
-
-def test_a_truncated_encoding_keeps_its_length_before_truncation(tokenizer):
-    whole = encode(tokenizer, VARIED[4], max_len=100_000)
-    cut = encode(tokenizer, VARIED[4], max_len=64)
-
-    assert not whole.truncated
-    assert whole.full_length == len(whole)
-    assert cut.truncated
-    assert cut.full_length == len(whole) > len(cut) == 64
+    assert fitted(*token_lengths(tokenizer, VARIED[4:5])[0], 64).truncated
 
 
 @pytest.mark.parametrize("max_len", [32, 64, 100_000])
@@ -193,10 +185,11 @@ def test_token_pieces_are_the_encoding_marked_and_spell_out_the_conversation(tok
         encoded = encode(tokenizer, ex, max_len)
         kinds = [kind for _, kind in pieces]
 
-        assert len(pieces) == encoded.full_length
+        full = len(encode(tokenizer, ex, 1_000_000))
+        assert len(pieces) == full
         assert kinds.count(TRAINED) == encoded.n_labels
         assert kinds.count(MASKED) == len(encoded) - encoded.n_labels
-        assert kinds.count(CUT) == encoded.full_length - len(encoded)
+        assert kinds.count(CUT) == full - len(encoded)
         rendered = tokenizer.apply_chat_template(
             [*([{"role": "system", "content": ex.system}] if ex.system else []), *ex.history,
              {"role": "user", "content": ex.prompt}, {"role": "assistant", "content": ex.response}],

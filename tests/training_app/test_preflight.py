@@ -307,6 +307,7 @@ def test_a_pairs_tokens_are_marked_trained_masked_or_cut(lead, body, long_pair, 
     assert kinds.count("masked") == answer["masked_tokens"]
     assert kinds.count("cut") == answer["full_tokens"] - answer["tokens"] > 0
     assert answer["truncated"] is True
+    assert answer["split"] is None  # the pair as it is now is in no split yet
     # the pieces are the conversation as the chat template renders it, in order
     tokenizer = load_tokenizer(tiny_source)
     rendered = tokenizer.apply_chat_template(

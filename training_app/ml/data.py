@@ -43,11 +43,6 @@ class Encoded:
     input_ids: list[int]
     labels: list[int]
     truncated: bool = False
-    full_length: int = -1  # tokens before truncation; -1: as many as input_ids
-
-    def __post_init__(self) -> None:
-        if self.full_length < 0:
-            self.full_length = len(self.input_ids)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -129,7 +124,6 @@ def _encoded(context: list[int], answer: list[int], max_len: int) -> Encoded:
         input_ids=context_ids + answer[:kept_answer],
         labels=[IGNORE_INDEX] * len(context_ids) + answer[:kept_answer],
         truncated=len(context) + len(answer) > max_len,
-        full_length=len(context) + len(answer),
     )
 
 

@@ -68,9 +68,9 @@ class PairCount:
     truncated: bool
 
     @classmethod
-    def of(cls, row: SnapshotRow, lengths: tuple[int, int], max_len: int, split: str | None = None) -> "PairCount":
+    def of(cls, row: SnapshotRow, lengths: tuple[int, int], max_len: int) -> "PairCount":
         kept = fitted(*lengths, max_len)
-        return cls(example=row.ref, split=split or row.split, tokens=kept.tokens, full_tokens=kept.full,
+        return cls(example=row.ref, split=row.split or None, tokens=kept.tokens, full_tokens=kept.full,
                    trained_tokens=kept.trained, masked_tokens=kept.tokens - kept.trained, truncated=kept.truncated)  # fmt: skip
 
     def as_dict(self) -> dict:
@@ -286,5 +286,5 @@ def pair_tokens(
     tokenizer, _ = base_tokenizer(base_model)
     (lengths,) = _token_lengths(tokenizer, [row])
     pieces = token_pieces(tokenizer, _chat(row), config["max_seq_len"])
-    return PairTokens(counts=PairCount.of(row, lengths, config["max_seq_len"], split=row.split or None), pieces=pieces,
+    return PairTokens(counts=PairCount.of(row, lengths, config["max_seq_len"]), pieces=pieces,
                       max_seq_len=config["max_seq_len"], base_model=base_model)  # fmt: skip
