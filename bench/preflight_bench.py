@@ -6,16 +6,19 @@
 Uses a throwaway database like bench/import_bench.py, and this checkout's model cache (var/models, or
 INSTRUCTORY_MODEL_CACHE); a base model not prepared there is prepared first by `manage.py prepare_models`, in its
 own process, so this one stays like a web process (the script checks that torch never loads). The pairs are
-made-up text of mixed length (1 in 10 with a system prompt, 1 in 20 with earlier turns, 1 in 100 longer than
-max_seq_len). Prints the first request (which loads transformers and the tokenizer), the median of the next ones
+English of mixed length made of the demo datasets' prompts and answer sentences (1 in 10 with a system prompt, 1 in
+20 with earlier turns, 1 in 100 longer than max_seq_len). Prints the first request (which loads transformers and the tokenizer), the median of the next ones
 with the token counts not cached, then of checks again with another max_seq_len (the counts of the same texts come
 from the cache), the service alone, and what its time goes on: reading the rows and tokenizing them. The bench
 process has a cache of its own in memory. `--smoke` runs 200 pairs, to check that the script works.
 """
 
 import argparse
+import functools
+import json
 import os
 import random
+import re
 import secrets
 import statistics
 import subprocess
@@ -27,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.import_bench import use_bench_database  # noqa: E402
-from bench.lint_bench import sentence  # noqa: E402
+
+DEMO = ROOT / "datasets_app" / "demo_data"
 
 
 def rss_mb() -> float:
@@ -38,16 +42,32 @@ def rss_mb() -> float:
     return 0.0
 
 
+@functools.cache
+def demo_text() -> tuple[list[str], list[str]]:
+    """The demo datasets' prompts, and the sentences of their answers."""
+    prompts, sentences = [], []
+    for name in ("guardrail_answers.jsonl", "mcq_answers.jsonl"):
+        for line in (DEMO / name).read_text().splitlines():
+            record = json.loads(line)
+            prompts.append(record["prompt"])
+            sentences += re.split(r"(?<=[.!?])\s+", record["response"])
+    return prompts, sentences
+
+
+def text(rng: random.Random, low: int, high: int) -> str:
+    return " ".join(rng.choices(demo_text()[1], k=rng.randint(low, high)))
+
+
 def pair(rng: random.Random, n: int) -> dict:
-    record = {"prompt": " ".join(sentence(rng, 4, 25)) + f" ({n})?", "response": " ".join(sentence(rng, 10, 80)) + "."}
+    record = {"prompt": f"{rng.choice(demo_text()[0])} ({n})", "response": text(rng, 1, 8)}
     if n % 100 == 99:  # longer than max_seq_len
-        record["response"] = " ".join(sentence(rng, 300, 400)) + "."
+        record["response"] = text(rng, 40, 60)
     if n % 10 == 3:
-        record["system_prompt"] = "You are a concise assistant. " + " ".join(sentence(rng, 5, 30)) + "."
+        record["system_prompt"] = "You are a concise assistant. " + text(rng, 1, 3)
     if n % 20 == 7:
         record["history"] = [
-            {"role": "user", "content": " ".join(sentence(rng, 5, 20))},
-            {"role": "assistant", "content": " ".join(sentence(rng, 10, 40))},
+            {"role": "user", "content": rng.choice(demo_text()[0])},
+            {"role": "assistant", "content": text(rng, 1, 4)},
         ]
     return record
 
@@ -150,6 +170,7 @@ def run(size: int, args: argparse.Namespace) -> None:
     tokenize_s = time.perf_counter() - start
 
     totals = report.totals
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{size:>8,} pairs: {totals.tokens:,} tokens ({totals.trained_tokens:,} trained), {totals.truncated} truncated, "
           f"{report.steps} steps")  # fmt: skip
     print(
