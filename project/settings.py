@@ -193,6 +193,12 @@ INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=14)
 GENERATE_SYNC_MAX = env.int("GENERATE_SYNC_MAX", default=20)
 # Checking a dataset with more pairs than this (about 2 s of work) runs as a job on a worker.
 LINT_SYNC_MAX = env.int("LINT_SYNC_MAX", default=20_000)
+# A run's preflight tokenizes at most this many pairs in the request; past that a seeded sample of this many, and
+# scales its token totals up (training_app/preflight/report.py).
+PREFLIGHT_MAX_PAIRS = env.int("PREFLIGHT_MAX_PAIRS", default=10_000)
+# Training speed the preflight's time estimate assumes before any run of a base model has succeeded here:
+# SmolLM2-135M with LoRA on 2 CPU cores measured about 270 tokens/s (bench/train_bench.py).
+PREFLIGHT_DEFAULT_TOKENS_PER_S = env.float("PREFLIGHT_DEFAULT_TOKENS_PER_S", default=250.0)
 # A playground request generating for longer than this is failed by the sweeper (its worker stopped).
 PLAYGROUND_TIMEOUT_S = env.int("PLAYGROUND_TIMEOUT_S", default=600)
 

@@ -63,14 +63,22 @@ def _requests(mine: dict, kind: str, x: int) -> list[tuple[str, str, dict | None
             ("get", f"/api/templates/?workspace={x}", None),
         ],
         "template": [("patch", f"/api/datasets/{mine['dataset']}/", {"template": x})],
-        "snapshot": [("post", "/api/runs/", {"snapshot": x})],
+        "snapshot": [
+            ("post", "/api/runs/", {"snapshot": x}),
+            ("post", "/api/runs/preflight/", {"snapshot": x}),
+            ("get", f"/api/runs/preflight/pair/?example=1&snapshot={x}", None),
+        ],
         "dataset": [
             ("post", "/api/runs/", {"dataset": x}),
+            ("post", "/api/runs/preflight/", {"dataset": x}),
             ("post", f"/api/templates/{mine['template']}/preview/", {"dataset": x}),
             ("post", f"/api/templates/{mine['template']}/generate/", {"dataset": x}),
             ("get", f"/api/runs/?dataset={x}", None),
         ],
-        "example": [("post", f"/api/datasets/{mine['dataset']}/draft-responses/", {"examples": [x]})],
+        "example": [
+            ("post", f"/api/datasets/{mine['dataset']}/draft-responses/", {"examples": [x]}),
+            ("get", f"/api/runs/preflight/pair/?example={x}", None),
+        ],
         "invitation": [
             ("delete", f"/api/workspaces/{mine['workspace']}/invitations/{x}/", None),
             ("post", f"/api/invitations/{x}/accept/", None),

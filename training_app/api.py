@@ -12,12 +12,17 @@ from rest_framework.views import APIView
 
 from datasets_app.curation import selectors as dataset_selectors
 from training_app import selectors, services
+from training_app.preflight.report import Preflight, TokenizerMissing, pair_tokens, run_preflight
 from training_app.serializers import (
     GenerateSerializer,
     LogSerializer,
     MetricSerializer,
+    PairTokensQuerySerializer,
+    PairTokensSerializer,
     PlaygroundQueuedSerializer,
     PlaygroundSerializer,
+    PreflightQuerySerializer,
+    PreflightSerializer,
     RunCreateSerializer,
     RunDetailSerializer,
     RunSerializer,
@@ -71,19 +76,87 @@ class RunListView(APIView):
     @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer})
     def post(self, request: Request) -> Response:
         """Start a fine-tuning run (leads): on a snapshot, or on a fresh snapshot of a dataset."""
-        serializer = RunCreateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        target = {}
-        if "snapshot" in data:
-            target["snapshot"] = selectors.snapshot_get(user=request.user, pk=data["snapshot"])
-        else:
-            target["dataset"] = dataset_selectors.dataset_get(user=request.user, pk=data["dataset"])
-        run = services.run_create(
-            user=request.user, base_model=data["base_model"], method=data["method"], hyperparameters=data["hyperparameters"],
-            validation_fraction=data["validation_fraction"], **target,
-        )  # fmt: skip
+        run = services.run_create(user=request.user, **_run_arguments(request))
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+def _run_arguments(request: Request) -> dict:
+    """The body of POST /api/runs/, validated, with its snapshot or dataset looked up among the user's."""
+    serializer = RunCreateSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data = dict(serializer.validated_data)
+    if "snapshot" in data:
+        data["snapshot"] = selectors.snapshot_get(user=request.user, pk=data["snapshot"])
+    else:
+        data["dataset"] = dataset_selectors.dataset_get(user=request.user, pk=data["dataset"])
+    return data
+
+
+class RunPreflightView(APIView):
+    @extend_schema(
+        request=RunCreateSerializer,
+        parameters=[PreflightQuerySerializer],
+        responses={200: PreflightSerializer, 409: OpenApiTypes.OBJECT},
+    )
+    def post(self, request: Request) -> Response:
+        """Check a run before starting it (leads): the body of POST /api/runs/; nothing is saved or queued.
+
+        Every pair tokenized as training will (the base model's chat template, labels and max_seq_len): its tokens,
+        how many are trained and masked, whether it is truncated; totals, steps, an estimated training time and
+        warnings. `limit` and `offset` page the list of pairs; the totals always cover every pair. 409 when the
+        base model's tokenizer is not prepared on this machine yet.
+        """
+        query = PreflightQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        try:
+            report = run_preflight(user=request.user, **_run_arguments(request))
+        except TokenizerMissing as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        return Response(PreflightSerializer(preflight_answer(report, **query.validated_data)).data)
+
+
+def preflight_answer(report: Preflight, *, limit: int, offset: int, order: str) -> dict:
+    pairs = report.pairs
+    if order == "longest":
+        pairs = sorted(pairs, key=lambda pair: (-pair.full_tokens, pair.example or 0))
+    return {
+        "dataset": report.dataset.pk, "snapshot": report.snapshot.pk if report.snapshot else None,
+        "base_model": report.base_model, "method": report.config.method, "max_seq_len": report.config.max_seq_len,
+        "validation_fraction": report.validation_fraction,
+        "totals": {**report.totals.as_dict(), "steps": report.steps, "steps_per_epoch": report.steps_per_epoch,
+                   "epochs": report.config.epochs},
+        "splits": {split: totals.as_dict() for split, totals in report.splits.items()},
+        "estimate": report.estimate.as_dict() if report.estimate else None,
+        "warnings": [warning.as_dict() for warning in report.warnings],
+        "sampled": report.sampled, "count": len(pairs), "offset": offset, "limit": limit,
+        "pairs": [pair.as_dict() for pair in pairs[offset : offset + limit]],
+    }  # fmt: skip
+
+
+class PreflightPairView(APIView):
+    @extend_schema(
+        parameters=[PairTokensQuerySerializer], responses={200: PairTokensSerializer, 409: OpenApiTypes.OBJECT}
+    )
+    def get(self, request: Request) -> Response:
+        """One pair's tokens as training will see them (leads): each piece of text with its kind, `trained`,
+        `masked` or `cut` (by truncation); joined, the pieces are the conversation as the chat template renders it.
+
+        The pair as it is now, or as frozen in `snapshot`; `base_model` and `max_seq_len` as in the run's body.
+        """
+        query = PairTokensQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = dict(query.validated_data)
+        if "snapshot" in data:
+            data["snapshot"] = selectors.snapshot_get(user=request.user, pk=data["snapshot"])
+        try:
+            found = pair_tokens(user=request.user, **data)
+        except TokenizerMissing as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        answer = {
+            **found.counts.as_dict(), "base_model": found.base_model, "max_seq_len": found.max_seq_len,
+            "pieces": [{"text": text, "kind": kind} for text, kind in found.pieces],
+        }  # fmt: skip
+        return Response(PairTokensSerializer(answer).data)
 
 
 class RunDetailView(APIView):

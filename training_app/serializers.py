@@ -145,3 +145,98 @@ class PlaygroundSerializer(serializers.ModelSerializer):
 
     def get_error(self, request: PlaygroundRequest) -> str | None:
         return request.error if request.status == PlaygroundStatus.FAILED else None
+
+
+# --- preflight
+
+
+class PreflightQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(default=1000, min_value=1, max_value=10_000, help_text="Pairs listed.")
+    offset = serializers.IntegerField(default=0, min_value=0, max_value=ID_MAX, help_text="Pairs skipped.")
+    order = serializers.ChoiceField(
+        choices=["id", "longest"], default="id", help_text="id: snapshot order; longest: most tokens first."
+    )
+
+
+class PreflightCountsSerializer(serializers.Serializer):
+    pairs = serializers.IntegerField()
+    tokens = serializers.IntegerField(help_text="After truncation: trained_tokens + masked_tokens.")
+    full_tokens = serializers.IntegerField(help_text="Before truncation.")
+    trained_tokens = serializers.IntegerField(help_text="Tokens with a loss: the response and its end-of-turn token.")
+    masked_tokens = serializers.IntegerField(
+        help_text="Tokens without one: system prompt, earlier turns, prompt, template."
+    )
+    truncated = serializers.IntegerField(help_text="Pairs longer than max_seq_len.")
+
+
+class PreflightTotalsSerializer(PreflightCountsSerializer):
+    steps = serializers.IntegerField(help_text="Optimizer steps of the whole run.")
+    steps_per_epoch = serializers.IntegerField()
+    epochs = serializers.IntegerField()
+
+
+class PreflightSplitsSerializer(serializers.Serializer):
+    train = PreflightCountsSerializer()
+    validation = PreflightCountsSerializer()
+
+
+class PreflightPairSerializer(serializers.Serializer):
+    example = serializers.IntegerField(allow_null=True, help_text="The pair's id in its dataset.")
+    split = serializers.CharField(allow_null=True)
+    tokens = serializers.IntegerField(help_text="After truncation: trained_tokens + masked_tokens.")
+    full_tokens = serializers.IntegerField(help_text="Before truncation.")
+    trained_tokens = serializers.IntegerField()
+    masked_tokens = serializers.IntegerField()
+    truncated = serializers.BooleanField(help_text="Longer than max_seq_len: cut to it.")
+
+
+class PreflightEstimateSerializer(serializers.Serializer):
+    seconds = serializers.FloatField(help_text="Training steps only; loading and evaluating the model come on top.")
+    basis = serializers.ChoiceField(choices=["measured", "default"])
+    runs = serializers.IntegerField(help_text="Earlier runs the speed was measured on (0 for the default).")
+    tokens_per_s = serializers.FloatField()
+    tokens = serializers.IntegerField(help_text="Tokens fed forward in training, every epoch together.")
+
+
+class PreflightWarningSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class PreflightSerializer(serializers.Serializer):
+    dataset = serializers.IntegerField()
+    snapshot = serializers.IntegerField(allow_null=True)
+    base_model = serializers.CharField()
+    method = serializers.CharField()
+    max_seq_len = serializers.IntegerField()
+    validation_fraction = serializers.FloatField()
+    totals = PreflightTotalsSerializer()
+    splits = PreflightSplitsSerializer()
+    estimate = PreflightEstimateSerializer()
+    warnings = PreflightWarningSerializer(many=True)
+    sampled = serializers.BooleanField(help_text="True when the pairs were more than can be tokenized in a request: "
+                                       "`pairs` lists a seeded sample and the token totals are scaled up from it.")  # fmt: skip
+    count = serializers.IntegerField(help_text="Pairs in `pairs` over every page.")
+    offset = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    pairs = PreflightPairSerializer(many=True)
+
+
+class PairTokensQuerySerializer(serializers.Serializer):
+    example = serializers.IntegerField(min_value=1, max_value=ID_MAX)
+    snapshot = serializers.IntegerField(
+        required=False, min_value=1, max_value=ID_MAX, help_text="The pair as frozen in this snapshot."
+    )
+    base_model = serializers.CharField(required=False, allow_blank=True, default="")
+    max_seq_len = serializers.IntegerField(required=False, min_value=-ID_MAX, max_value=ID_MAX)
+
+
+class TokenPieceSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    kind = serializers.ChoiceField(choices=["trained", "masked", "cut"])
+
+
+class PairTokensSerializer(PreflightPairSerializer):
+    base_model = serializers.CharField()
+    max_seq_len = serializers.IntegerField()
+    pieces = TokenPieceSerializer(many=True, help_text="Every token in order; joined, the rendered conversation.")

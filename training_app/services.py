@@ -45,6 +45,28 @@ def _check(base_model: str, method: str, hyperparameters: dict) -> dict:
     return config
 
 
+def run_settings(
+    *,
+    user: AbstractBaseUser,
+    snapshot: DatasetVersion | None = None,
+    dataset: Dataset | None = None,
+    base_model: str = "",
+    method: str = "lora",
+    hyperparameters: dict | None = None,
+) -> tuple[str, dict]:
+    """What run_create checks before it saves anything (leads only): the base model a run would use and its
+    complete hyperparameters. Raises ValidationError naming each problem, or NotAllowed."""
+    if snapshot is None and dataset is None:
+        raise ValidationError({"snapshot": "give a snapshot or a dataset"})
+    if snapshot is not None and dataset is not None:
+        both = "give a snapshot or a dataset, not both"
+        raise ValidationError({"snapshot": both, "dataset": both})
+    workspace = snapshot.dataset.workspace if snapshot is not None else dataset.workspace  # type: ignore[union-attr]
+    role_require(user=user, workspace=workspace, role=Role.LEAD)
+    base_model = base_model or workspace.default_base_model or settings.DEFAULT_BASE_MODEL
+    return base_model, _check(base_model, method, hyperparameters or {})
+
+
 @transaction.atomic
 def run_create(
     *,
@@ -57,15 +79,10 @@ def run_create(
     validation_fraction: float = 0.1,
 ) -> TrainingRun:
     """Queue a fine-tuning run on a snapshot (a fresh one of `dataset` when no snapshot is given); leads only."""
-    if snapshot is None and dataset is None:
-        raise ValidationError({"snapshot": "give a snapshot or a dataset"})
-    if snapshot is not None and dataset is not None:
-        both = "give a snapshot or a dataset, not both"
-        raise ValidationError({"snapshot": both, "dataset": both})
-    workspace = snapshot.dataset.workspace if snapshot is not None else dataset.workspace  # type: ignore[union-attr]
-    role_require(user=user, workspace=workspace, role=Role.LEAD)
-    base_model = base_model or workspace.default_base_model or settings.DEFAULT_BASE_MODEL
-    config = _check(base_model, method, hyperparameters or {})
+    base_model, config = run_settings(
+        user=user, snapshot=snapshot, dataset=dataset, base_model=base_model, method=method,
+        hyperparameters=hyperparameters,
+    )  # fmt: skip
     if snapshot is None:
         snapshot = snapshot_create(dataset=dataset, user=user, validation_fraction=validation_fraction)  # type: ignore[arg-type]
     run = TrainingRun.objects.create(

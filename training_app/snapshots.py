@@ -11,12 +11,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 
 from datasets_app.curation.selectors import role_require
 from datasets_app.lint.overlap import Overlap
 from datasets_app.lint.report import eval_overlaps
-from datasets_app.models import Dataset, DatasetKind, ExampleSplit, ExampleStatus, Role
+from datasets_app.models import Dataset, DatasetKind, Example, ExampleSplit, ExampleStatus, Role
 from training_app.models import DatasetVersion
 
 EVAL_CONTENT = ("system", "prompt", "response", "history", "tags")  # what eval_hash covers: what scores a run
@@ -61,6 +61,32 @@ def split_ids(rows: list[tuple[int, str, list[str]]], *, kind: str, seed: int, f
     return chosen
 
 
+def _approved(dataset: Dataset) -> QuerySet[Example]:
+    return dataset.examples.filter(status=ExampleStatus.APPROVED).order_by("id")
+
+
+def _split(
+    dataset: Dataset, approved: QuerySet[Example], *, validation_fraction: float, seed: int
+) -> tuple[int, set[int]]:
+    """How many training pairs a snapshot of `approved` holds, and the ids its seeded split puts in validation."""
+    if not 0 < validation_fraction < 1:
+        raise ValidationError({"validation_fraction": "must be between 0 and 1"})
+    keys = list(approved.filter(split=ExampleSplit.TRAIN).values_list("id", "content_hash", "tags"))
+    if len(keys) < 2:
+        raise ValidationError(
+            {"dataset": f"needs at least 2 approved pairs in its training set to snapshot; it has {len(keys)}"}
+        )
+    return len(keys), split_ids(keys, kind=dataset.kind, seed=seed, fraction=validation_fraction)
+
+
+def _overlaps(dataset: Dataset, approved: QuerySet[Example]) -> list[Overlap]:
+    """The training pairs that repeat an evaluation prompt; refused when the dataset says so."""
+    overlaps = eval_overlaps(examples=approved)
+    if overlaps and dataset.refuse_eval_overlap:
+        raise ValidationError({"dataset": overlap_refusal(overlaps)})
+    return overlaps
+
+
 @transaction.atomic
 def snapshot_create(
     *, dataset: Dataset, user: AbstractBaseUser | None, validation_fraction: float = 0.1, seed: int = 42
@@ -72,18 +98,9 @@ def snapshot_create(
     """
     if user is not None:
         role_require(user=user, workspace=dataset.workspace, role=Role.LEAD)
-    if not 0 < validation_fraction < 1:
-        raise ValidationError({"validation_fraction": "must be between 0 and 1"})
-    approved = dataset.examples.filter(status=ExampleStatus.APPROVED).order_by("id")
-    keys = list(approved.filter(split=ExampleSplit.TRAIN).values_list("id", "content_hash", "tags"))
-    if len(keys) < 2:
-        raise ValidationError(
-            {"dataset": f"needs at least 2 approved pairs in its training set to snapshot; it has {len(keys)}"}
-        )
-    overlaps = eval_overlaps(examples=approved)
-    if overlaps and dataset.refuse_eval_overlap:
-        raise ValidationError({"dataset": overlap_refusal(overlaps)})
-    validation = split_ids(keys, kind=dataset.kind, seed=seed, fraction=validation_fraction)
+    approved = _approved(dataset)
+    n_training, validation = _split(dataset, approved, validation_fraction=validation_fraction, seed=seed)
+    overlaps = _overlaps(dataset, approved)
     digest, evaluation = hashlib.sha256(), []
     with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
         for row in _rows(approved, validation):
@@ -96,7 +113,7 @@ def snapshot_create(
         number = (dataset.versions.aggregate(top=Max("number"))["top"] or 0) + 1
         version = DatasetVersion(
             dataset=dataset, number=number, created_by=user, content_hash=digest.hexdigest(), seed=seed,
-            validation_fraction=validation_fraction, n_train=len(keys) - len(validation), n_validation=len(validation),
+            validation_fraction=validation_fraction, n_train=n_training - len(validation), n_validation=len(validation),
             n_eval=len(evaluation), eval_hash=eval_hash(evaluation), eval_overlap=len(overlaps), kind=dataset.kind,
         )  # fmt: skip
         version.file.save(f"dataset-{dataset.pk}-v{number}.jsonl", File(spool), save=False)
@@ -138,7 +155,26 @@ def eval_hash(digests: list[str]) -> str:
     return hashlib.sha256("".join(sorted(digests)).encode()).hexdigest()
 
 
+def snapshot_draft(
+    *, dataset: Dataset, validation_fraction: float = 0.1, seed: int = 42
+) -> tuple[int, int, Iterator[SnapshotRow]]:
+    """What a snapshot made now would hold, with the same seeded split, nothing saved: its count of training pairs,
+    of those that repeat an evaluation prompt, and its rows streamed (evaluation rows too). Refuses what
+    snapshot_create refuses."""
+    approved = _approved(dataset)
+    total, validation = _split(dataset, approved, validation_fraction=validation_fraction, seed=seed)
+    overlaps = _overlaps(dataset, approved)
+    return total, len(overlaps), (SnapshotRow(**row) for row in _rows(approved, validation))
+
+
+def snapshot_stream(version: DatasetVersion) -> Iterator[SnapshotRow]:
+    """The frozen rows one at a time, read from storage (on whichever machine asks)."""
+    with version.file.open("rb") as handle:
+        for line in handle:
+            if line.strip():
+                yield SnapshotRow(**json.loads(line))
+
+
 def snapshot_rows(version: DatasetVersion) -> list[SnapshotRow]:
     """The frozen rows, read back from storage (on whichever machine runs the training)."""
-    with version.file.open("rb") as handle:
-        return [SnapshotRow(**json.loads(line)) for line in handle if line.strip()]
+    return list(snapshot_stream(version))

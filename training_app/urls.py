@@ -2,11 +2,13 @@
 
 from django.urls import path
 
-from training_app.views import pages
+from training_app.views import pages, preflight
 
 urlpatterns = [
     path("", pages.run_dashboard, name="training-runs"),
     path("runs/new/", pages.run_new, name="training-run-new"),
+    path("runs/new/check/", preflight.run_check, name="training-run-check"),
+    path("runs/new/check/pair/", preflight.run_check_pair, name="training-run-check-pair"),
     path("runs/<id:pk>/", pages.run_detail, name="training-run"),
     path("runs/<id:pk>/live/", pages.run_live, name="training-run-live"),
     path("runs/<id:pk>/cancel/", pages.run_cancel, name="training-run-cancel"),

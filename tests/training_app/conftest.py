@@ -18,6 +18,14 @@ def guardrail_pairs(n_blocked: int = 6, n_allowed: int = 6) -> list[dict]:
     return blocked + allowed
 
 
+@pytest.fixture(scope="session")
+def tiny_source():
+    """The tiny model in this machine's cache, as a worker or `prepare_models` leaves it (the preflight builds nothing)."""
+    from training_app.execution import base_model_dir
+
+    return base_model_dir(TINY)
+
+
 @pytest.fixture
 def guardrail_dataset(workspace, lead):
     dataset = DatasetFactory(workspace=workspace, name="Medical guardrail", kind=DatasetKind.GUARDRAIL)

@@ -1,22 +1,34 @@
 """Encoding chat examples: what the loss sees, truncation, batching."""
 
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from tests.training_app.conftest_ml import tiny_tokenizer
+from tests.training_app.conftest_ml import tiny_source, tiny_tokenizer
 from training_app.ml.data import (
+    CUT,
     IGNORE_INDEX,
+    MASKED,
+    TRAINED,
     ChatExample,
     collate,
     encode,
+    encode_many,
     encode_prompt,
+    fitted,
     make_batches,
     padding_fraction,
     split_by_length,
+    token_lengths,
+    token_pieces,
 )
+from training_app.ml.tokenizer import load_tokenizer_only
 
+ROOT = Path(__file__).resolve().parents[2]
 CONVERSATION = ChatExample(
     prompt="And what is 2+2?",
     response="It is 4.",
@@ -135,3 +147,72 @@ def test_collate_pads_on_the_right_and_keeps_padding_out_of_the_loss(tokenizer):
     assert batch["input_ids"][0, : len(short)].tolist() == short.input_ids
     assert torch.all(batch["labels"][0, len(short) :] == IGNORE_INDEX)
     assert batch["labels"][1].tolist() == long.labels
+
+
+# Long and short, with a system prompt, earlier turns, non-ASCII text split over tokens, and cut at both ends.
+VARIED = [
+    CONVERSATION,
+    ChatExample(prompt="Hi", response="Hello!"),
+    ChatExample(prompt="Café? 😀 naïve — ok", response="Ja, gerne. 你好 🍰", system="Réponds brièvement."),
+    ChatExample(prompt="Tell me. " + "blah " * 300, response="Short answer."),
+    ChatExample(prompt="Count", response="one two three " * 200),
+    ChatExample(prompt="  spaced\n\n  out\t", response="\n  indented\n"),
+]
+
+
+def test_encoding_many_at_once_gives_what_encoding_each_gives(tokenizer):
+    assert encode_many(tokenizer, VARIED, 64) == [encode(tokenizer, ex, 64) for ex in VARIED]
+    assert encode_many(tokenizer, [], 64) == []
+
+
+@pytest.mark.parametrize("max_len", [32, 64, 100_000])
+def test_counting_from_token_lengths_gives_what_encoding_gives(tokenizer, max_len):
+    for (context, answer), ex in zip(token_lengths(tokenizer, VARIED), VARIED, strict=True):
+        encoded = encode(tokenizer, ex, max_len)
+        whole = encode(tokenizer, ex, 1_000_000)
+        counted = fitted(context, answer, max_len)
+
+        assert (counted.tokens, counted.trained, counted.full, counted.truncated) == (
+            len(encoded), encoded.n_labels, len(whole), encoded.truncated,
+        )  # fmt: skip
+    assert fitted(*token_lengths(tokenizer, VARIED[4:5])[0], 64).truncated
+
+
+@pytest.mark.parametrize("max_len", [32, 64, 100_000])
+def test_token_pieces_are_the_encoding_marked_and_spell_out_the_conversation(tokenizer, max_len):
+    for ex in VARIED:
+        pieces = token_pieces(tokenizer, ex, max_len)
+        encoded = encode(tokenizer, ex, max_len)
+        kinds = [kind for _, kind in pieces]
+
+        full = len(encode(tokenizer, ex, 1_000_000))
+        assert len(pieces) == full
+        assert kinds.count(TRAINED) == encoded.n_labels
+        assert kinds.count(MASKED) == len(encoded) - encoded.n_labels
+        assert kinds.count(CUT) == full - len(encoded)
+        rendered = tokenizer.apply_chat_template(
+            [*([{"role": "system", "content": ex.system}] if ex.system else []), *ex.history,
+             {"role": "user", "content": ex.prompt}, {"role": "assistant", "content": ex.response}],
+            tokenize=False,
+        )  # fmt: skip
+        assert rendered.startswith("".join(text for text, _ in pieces))
+        if not encoded.truncated:
+            assert "".join(text for text, kind in pieces if kind == TRAINED) == ex.response + "<|im_end|>"
+
+
+def test_the_tokenizer_alone_encodes_as_the_trainers_does_without_torch():
+    """The web's preflight loads only the tokenizer files; its ids and labels must be the trainer's."""
+    light = load_tokenizer_only(tiny_source())
+
+    for ex in VARIED:
+        for max_len in (32, 64, 512):
+            assert encode(light, ex, max_len) == encode(tiny_tokenizer(), ex, max_len)
+    assert light.pad_token == tiny_tokenizer().pad_token
+    code = (
+        "import sys; from training_app.ml.tokenizer import load_tokenizer_only; "
+        "from training_app.ml.data import ChatExample, encode; "
+        f"encode(load_tokenizer_only({str(tiny_source())!r}), ChatExample(prompt='Hi', response='Yo'), 64); "
+        "print('torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert result.stdout.strip() == "False"

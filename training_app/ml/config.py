@@ -6,6 +6,7 @@ loading the ML stack. ``training_app.ml.train`` re-exports these names.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -55,6 +56,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def steps_per_epoch(pairs: int, cfg: TrainConfig) -> int:
+    """Optimizer steps in one pass over ``pairs`` training pairs: batches of batch_size, grad_accum batches a step."""
+    return math.ceil(math.ceil(pairs / cfg.batch_size) / cfg.grad_accum)
 
 
 def _number(value: Any, *, integer: bool) -> bool:

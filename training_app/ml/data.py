@@ -11,9 +11,11 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import torch
-from transformers import PreTrainedTokenizerBase
+if TYPE_CHECKING:  # encoding needs neither torch nor transformers' models, so the web's preflight can use it
+    import torch
+    from transformers import PreTrainedTokenizerBase
 
 IGNORE_INDEX = -100
 ROLES = ("user", "assistant")
@@ -97,25 +99,110 @@ def _labelled_text(tokenizer: PreTrainedTokenizerBase, ex: ChatExample, prompt_t
     return completion
 
 
-def encode(tokenizer: PreTrainedTokenizerBase, ex: ChatExample, max_len: int) -> Encoded:
-    """Token ids with the loss on the final answer (and its end-of-turn token) only.
-
-    Too long: the context loses its oldest tokens first, down to ``MIN_CONTEXT_SHARE`` of
-    ``max_len``; only then is the end of the answer cut.
-    """
+def _texts(tokenizer: PreTrainedTokenizerBase, ex: ChatExample) -> tuple[str, str]:
+    """The conversation as the template renders it: the context (up to the assistant's header), then the answer."""
     prompt_text = render_prompt(tokenizer, ex)
-    context = _ids(tokenizer, prompt_text)
-    answer = _ids(tokenizer, _labelled_text(tokenizer, ex, prompt_text))
-    truncated = len(context) + len(answer) > max_len
-    if truncated:
-        context_budget = max(max_len - len(answer), min(len(context), int(max_len * MIN_CONTEXT_SHARE)))
-        context = context[len(context) - context_budget :] if context_budget else []
-        answer = answer[: max_len - len(context)]
+    return prompt_text, _labelled_text(tokenizer, ex, prompt_text)
+
+
+def _fit(context: int, answer: int, max_len: int) -> tuple[int, int]:
+    """How many context tokens a pair keeps (its newest) and how many answer tokens (its first), within ``max_len``.
+
+    Too long: the context loses its oldest tokens first, down to ``MIN_CONTEXT_SHARE`` of ``max_len``; only then
+    is the end of the answer cut.
+    """
+    if context + answer <= max_len:
+        return context, answer
+    context_budget = max(max_len - answer, min(context, int(max_len * MIN_CONTEXT_SHARE)))
+    return context_budget, max_len - context_budget
+
+
+def _encoded(context: list[int], answer: list[int], max_len: int) -> Encoded:
+    kept_context, kept_answer = _fit(len(context), len(answer), max_len)
+    context_ids = context[len(context) - kept_context :]
     return Encoded(
-        input_ids=context + answer,
-        labels=[IGNORE_INDEX] * len(context) + answer,
-        truncated=truncated,
+        input_ids=context_ids + answer[:kept_answer],
+        labels=[IGNORE_INDEX] * len(context_ids) + answer[:kept_answer],
+        truncated=len(context) + len(answer) > max_len,
     )
+
+
+def encode(tokenizer: PreTrainedTokenizerBase, ex: ChatExample, max_len: int) -> Encoded:
+    """Token ids with the loss on the final answer (and its end-of-turn token) only; truncated as ``_fit`` says."""
+    context_text, answer_text = _texts(tokenizer, ex)
+    return _encoded(_ids(tokenizer, context_text), _ids(tokenizer, answer_text), max_len)
+
+
+def _tokenized(
+    tokenizer: PreTrainedTokenizerBase, examples: Sequence[ChatExample]
+) -> list[tuple[list[int], list[int]]]:
+    """Each example's context and answer ids, untruncated; the texts tokenised in one batch (the ids ``_ids`` gives)."""
+    texts = [text for ex in examples for text in _texts(tokenizer, ex)]
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    return [(ids[2 * n], ids[2 * n + 1]) for n in range(len(examples))]
+
+
+def encode_many(tokenizer: PreTrainedTokenizerBase, examples: Sequence[ChatExample], max_len: int) -> list[Encoded]:
+    """``encode`` for every example, tokenised in one batch: the same ids, in about half the time."""
+    return [_encoded(context, answer, max_len) for context, answer in _tokenized(tokenizer, examples)]
+
+
+def token_lengths(tokenizer: PreTrainedTokenizerBase, examples: Sequence[ChatExample]) -> list[tuple[int, int]]:
+    """How many context and answer tokens each example has before truncation; ``fitted`` says what training keeps."""
+    return [(len(context), len(answer)) for context, answer in _tokenized(tokenizer, examples)]
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What ``encode`` makes of a pair of ``full`` tokens: ``tokens`` kept, ``trained`` of them labelled."""
+
+    tokens: int
+    trained: int
+    full: int
+    truncated: bool
+
+
+def fitted(context: int, answer: int, max_len: int) -> Fitted:
+    """``encode``'s counts from ``token_lengths``: its ids are the kept context, then the kept answer (labelled)."""
+    kept_context, kept_answer = _fit(context, answer, max_len)
+    full = context + answer
+    return Fitted(tokens=kept_context + kept_answer, trained=kept_answer, full=full, truncated=full > max_len)
+
+
+# A token's part in training, as the preflight shows it.
+MASKED, TRAINED, CUT = "masked", "trained", "cut"
+
+
+def token_pieces(tokenizer: PreTrainedTokenizerBase, ex: ChatExample, max_len: int) -> list[tuple[str, str]]:
+    """Every token of the rendered conversation as (text, MASKED | TRAINED | CUT), truncated as ``encode`` does.
+
+    Joined, the texts give the conversation exactly as the chat template renders it.
+    """
+    context_text, answer_text = _texts(tokenizer, ex)
+    context, answer = _pieces(tokenizer, context_text), _pieces(tokenizer, answer_text)
+    kept_context, kept_answer = _fit(len(context), len(answer), max_len)
+    dropped = len(context) - kept_context
+    return (
+        [(text, CUT) for text in context[:dropped]]
+        + [(text, MASKED) for text in context[dropped:]]
+        + [(text, TRAINED) for text in answer[:kept_answer]]
+        + [(text, CUT) for text in answer[kept_answer:]]
+    )
+
+
+def _pieces(tokenizer: PreTrainedTokenizerBase, text: str) -> list[str]:
+    """The text of each token of ``_ids(text)``; each piece runs on to the next token's text, so none is lost."""
+    try:
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    except NotImplementedError:  # a slow (pure Python) tokenizer has no offsets
+        return [tokenizer.decode([token]) for token in _ids(tokenizer, text)]
+    pieces, done = [], 0
+    for _, end in offsets:
+        pieces.append(text[done:end] if end > done else "")  # a character split over two tokens goes with the first
+        done = max(done, end)
+    if pieces:
+        pieces[-1] += text[done:]
+    return pieces
 
 
 def make_batches(
@@ -166,6 +253,8 @@ def split_by_length(batch: Sequence[int], encoded: Sequence[Encoded], max_paddin
 
 def collate(batch: Sequence[Encoded], pad_token_id: int) -> dict[str, torch.Tensor]:
     """Right-padded tensors; padding is masked out of attention and of the loss."""
+    import torch
+
     width = max(len(item) for item in batch)
     input_ids = torch.full((len(batch), width), pad_token_id, dtype=torch.long)
     labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)

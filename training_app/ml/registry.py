@@ -39,11 +39,13 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from training_app.ml.tokenizer import MARKER
+
 logger = logging.getLogger(__name__)
 
 SOURCES = ("gguf", "local", "hub", "tiny")
 # Written last into a finished build; holds the spec so a changed settings entry is rebuilt.
-_MARKER = "instructory_source.json"
+_MARKER = MARKER
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # Llama-family names; keys the base config lacks are skipped.
 TINY_SHAPE = {

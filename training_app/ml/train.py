@@ -28,8 +28,8 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
-from training_app.ml.config import ConfigError, TrainConfig, validate_config
-from training_app.ml.data import ChatExample, collate, encode, make_batches
+from training_app.ml.config import ConfigError, TrainConfig, steps_per_epoch, validate_config
+from training_app.ml.data import ChatExample, collate, encode_many, make_batches
 from training_app.ml.loss import answer_loss_sum, autocast, forward_passes, to_device, validation_loss
 from training_app.ml.registry import load_tokenizer, pick_device, quiet_peft
 
@@ -233,15 +233,15 @@ def fit(
     """Train ``model`` in place; returns the figures, saves nothing."""
     callbacks = callbacks or NullCallbacks()
     _seed(cfg.seed)
-    encoded = [encode(tokenizer, ex, cfg.max_seq_len) for ex in train_set]
+    encoded = encode_many(tokenizer, train_set, cfg.max_seq_len)
     truncated = sum(e.truncated for e in encoded)
     encoded = [e for e in encoded if e.n_labels]
     if not encoded:
         raise ValueError("there is nothing to train on: no example has an answer")
-    val_encoded = [encode(tokenizer, ex, cfg.max_seq_len) for ex in val_set]
+    val_encoded = encode_many(tokenizer, val_set, cfg.max_seq_len)
 
-    steps_per_epoch = math.ceil(math.ceil(len(encoded) / cfg.batch_size) / cfg.grad_accum)
-    total_steps = steps_per_epoch * cfg.epochs
+    epoch_steps = steps_per_epoch(len(encoded), cfg)
+    total_steps = epoch_steps * cfg.epochs
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _optimizer(model, cfg)
     warmup = math.ceil(cfg.warmup_ratio * total_steps)
@@ -294,7 +294,7 @@ def fit(
                     "learning_rate": learning_rate,
                     "grad_norm": float(grad_norm),
                     "tokens_per_s": tokens / seconds,
-                    "epoch": step / steps_per_epoch,
+                    "epoch": step / epoch_steps,
                 },
             )
             if callbacks.should_stop():
