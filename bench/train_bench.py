@@ -10,7 +10,7 @@ time. The ratio is ours over TRL's.
     python bench/train_bench.py --tiny     # the tiny random model, seconds
     python bench/train_bench.py --guardrail  # end to end: refusals before and after LoRA
     python bench/train_bench.py --first-step # only the time from POST /api/runs/ to the first step
-    python bench/train_bench.py --smoke      # --tiny --quick on 4 pairs: the same code in well under a minute
+    python bench/train_bench.py --smoke      # --tiny --quick on 4 pairs: the same code, about a minute
 
 Every mode but --guardrail ends with the time from ``POST /api/runs/`` to the run's first training
 step, through a real Celery worker, with the model cache warm: for a worker's first run (it imports
