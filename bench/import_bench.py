@@ -10,10 +10,12 @@ two file sizes to show that memory does not grow with the file. --smoke: the sam
 """
 
 import argparse
+import atexit
 import json
 import os
 import random
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -42,9 +44,16 @@ WORDS = [
 ]
 
 
+def temp_folder(prefix: str) -> Path:
+    """A new temporary folder, removed when the bench exits (smoke runs in CI would pile them up)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def use_bench_database() -> str:
     """Point Django at a fresh database and var dir for the bench; returns its vendor. Set before Django starts."""
-    os.environ["INSTRUCTORY_VAR_DIR"] = tempfile.mkdtemp(prefix="instructory-bench-")
+    os.environ["INSTRUCTORY_VAR_DIR"] = str(temp_folder("instructory-bench-"))
     os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))  # a throwaway database needs no lasting key
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
@@ -117,7 +126,7 @@ def run(vendor: str, rows: int) -> None:
     workspace = workspace_create(name="Bench", user=user)
     client = APIClient()
     client.force_authenticate(user)
-    folder = Path(tempfile.mkdtemp(prefix="instructory-bench-files-"))
+    folder = temp_folder("instructory-bench-files-")
     big = folder / "pairs.jsonl"
     write_file(big, rows)
     size_mb = big.stat().st_size / 1e6

@@ -16,7 +16,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 import tracemalloc
 from itertools import accumulate
@@ -25,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.import_bench import use_bench_database  # noqa: E402
+from bench.import_bench import temp_folder, use_bench_database  # noqa: E402
 
 VOCABULARY = [f"word{n}" for n in range(3000)]
 # Word n is picked with weight 1/(n+1) (Zipf-like), so common words repeat as they do in real text.
@@ -80,7 +79,7 @@ def run(vendor: str, sizes: list[int]) -> None:
 
     user = get_user_model().objects.create_user("bench")
     workspace = workspace_create(name="Bench", user=user)
-    folder = Path(tempfile.mkdtemp(prefix="instructory-lint-bench-"))
+    folder = temp_folder("instructory-lint-bench-")
     print(f"database: {vendor}")
     print("| pairs | report | peak memory | store (first / nothing changed) | read the stored report |")
     print("|---|---|---|---|---|")

@@ -17,14 +17,13 @@ import argparse
 import os
 import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.import_bench import use_bench_database  # noqa: E402
+from bench.import_bench import temp_folder, use_bench_database  # noqa: E402
 
 
 def timed(post) -> tuple[float, object]:  # type: ignore[no-untyped-def]
@@ -72,7 +71,7 @@ def main() -> None:
     pairs = "\n".join(f'{{"prompt": "Question {n}?", "response": "Answer {n}."}}' for n in range(pairs_count)).encode()
 
     broker.start()
-    schedule = Path(tempfile.mkdtemp(prefix="instructory-beat-")) / "schedule"
+    schedule = temp_folder("instructory-beat-") / "schedule"
     print(f"broker down, then back after {down:g} s ({vendor}; DISPATCH_INTERVAL_S={settings.DISPATCH_INTERVAL_S:g})")
     print("| submission or job | answer | time |")
     print("|---|---|---|")

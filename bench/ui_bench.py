@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.import_bench import postgres_database  # noqa: E402
+from bench.import_bench import postgres_database, temp_folder  # noqa: E402
 
 DATASET_NAME = "Support tickets (bench)"
 BENCH_DB = "instructory_uibench"
@@ -127,7 +127,7 @@ def main() -> None:
     if args.smoke:
         args.rows, args.runs, args.reseed = 2000, 3, True
         args.pg_database = os.environ.get("BENCH_DATABASE", "instructory_bench")
-        var_dir = Path(tempfile.mkdtemp(prefix="instructory-uibench-"))
+        var_dir = temp_folder("instructory-uibench-")
     pg_url = os.environ.get("DATABASE_URL", "")
     targets = [] if args.postgres_only and pg_url else [("SQLite", {"DATABASE_URL": ""})]
     if pg_url.startswith(("postgres://", "postgresql://")):
@@ -274,7 +274,6 @@ def _rows(dataset, author_ids: list[int], count: int):  # type: ignore[no-untype
 def _seed_by_import(dataset, user, count: int, *, statistics: bool) -> None:  # type: ignore[no-untyped-def]
     """The pairs as one JSONL upload through the importer, as a user would import them (all drafts), then the
     statistics refresh a worker runs after a large import (unless `statistics` is off)."""
-    import tempfile
 
     from datasets_app.imports import services as imports
 
