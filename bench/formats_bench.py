@@ -1,10 +1,11 @@
 """Records per second for writing and reading 100,000 pairs in each export format.
 
-python bench/formats_bench.py [count]
+python bench/formats_bench.py [count] [--smoke]      # --smoke: 1,000 records
 """
 
 from __future__ import annotations
 
+import argparse
 import io
 import sys
 import time
@@ -35,10 +36,15 @@ def sample(count: int) -> list[Record]:
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("count", type=int, nargs="?", default=100_000)
+    parser.add_argument("--smoke", action="store_true", help="a quick run of the same code: 1,000 records")
+    args = parser.parse_args()
+    count = 1000 if args.smoke else args.count
     records = sample(count)
     print(f"{count:,} records")
-    print(f"{'format':<10}{'write rec/s':>14}{'read rec/s':>14}{'MiB':>8}")
+    print(f"| {'format':<8} | {'write':>15} | {'read':>15} | {'size':>9} |")
+    print("|---|---|---|---|")
     for fmt in EXPORT_FORMATS:
         started = time.perf_counter()
         data = b"".join(write_records(records, fmt))
@@ -47,7 +53,9 @@ def main() -> None:
         read = sum(1 for item in read_records(io.BytesIO(data)) if isinstance(item, Record))
         reading = time.perf_counter() - started
         assert read == count, (fmt, read)
-        print(f"{fmt:<10}{count / wrote:>14,.0f}{count / reading:>14,.0f}{len(data) / 2**20:>8.1f}")
+        print(
+            f"| {fmt:<8} | {count / wrote:>9,.0f} rec/s | {count / reading:>9,.0f} rec/s | {len(data) / 2**20:>5.1f} MiB |"
+        )
 
 
 if __name__ == "__main__":

@@ -1,23 +1,27 @@
 """Import and export speed: 100,000 pairs through the REST API against a raw insert of the same rows.
 
-    .venv/bin/python bench/import_bench.py [--rows 100000]                        # SQLite
+    .venv/bin/python bench/import_bench.py [--rows 100000] [--smoke]                # SQLite
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/import_bench.py   # PostgreSQL
 
-Uses a throwaway database (a temp SQLite file, or a database named instructory_bench on the server).
-Prints rows/s for the API import and for a raw insert of the same rows (executemany on SQLite, COPY on
+Uses a throwaway database (a temp SQLite file, or a database named $BENCH_DATABASE, default instructory_bench, on
+the server). Prints rows/s for the API import and for a raw insert of the same rows (executemany on SQLite, COPY on
 PostgreSQL) and their ratio, then the export speed, and the peak Python memory of import and export at
-two file sizes to show that memory does not grow with the file.
+two file sizes to show that memory does not grow with the file. --smoke: the same with 1,000 rows.
 """
 
 import argparse
+import atexit
 import json
 import os
 import random
+import secrets
+import shutil
 import sys
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,20 +44,38 @@ WORDS = [
 ]
 
 
-def use_bench_database() -> str:
-    """Point Django at a fresh database for the bench; returns its vendor."""
-    url = os.environ.get("DATABASE_URL", "")
-    if url.startswith("postgres"):
-        import psycopg
+def temp_folder(prefix: str) -> Path:
+    """A new temporary folder, removed when the bench exits (smoke runs in CI would pile them up)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
-        base, _, _ = url.rpartition("/")
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("DROP DATABASE IF EXISTS instructory_bench")
-            conn.execute("CREATE DATABASE instructory_bench")
-        os.environ["DATABASE_URL"] = f"{base}/instructory_bench"
-        return "postgresql"
-    os.environ["INSTRUCTORY_VAR_DIR"] = tempfile.mkdtemp(prefix="instructory-bench-")
-    return "sqlite"
+
+def use_bench_database() -> str:
+    """Point Django at a fresh database and var dir for the bench; returns its vendor. Set before Django starts."""
+    os.environ["INSTRUCTORY_VAR_DIR"] = str(temp_folder("instructory-bench-"))
+    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))  # a throwaway database needs no lasting key
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        os.environ.pop("DATABASE_URL", None)
+        return "sqlite"
+    os.environ["DATABASE_URL"] = postgres_database(url, name=os.environ.get("BENCH_DATABASE", "instructory_bench"))
+    return "postgresql"
+
+
+def postgres_database(url: str, *, name: str, keep: bool = False) -> str:
+    """The URL of database `name` on the server of `url`, created here (dropped first unless `keep`)."""
+    import psycopg
+
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if exists and not keep:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        if not exists or not keep:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def sentence(rng: random.Random, low: int, high: int) -> str:
@@ -75,6 +97,7 @@ def write_file(path: Path, rows: int, seed: int = 7) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--smoke", action="store_true", help="a quick run of the same code: 1,000 rows")
     args = parser.parse_args()
     vendor = use_bench_database()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
@@ -88,7 +111,7 @@ def main() -> None:
     settings.IMPORT_MAX_BYTES = 10**12
     settings.ALLOWED_HOSTS = ["*"]
     call_command("migrate", verbosity=0)
-    run(vendor, args.rows)
+    run(vendor, 1000 if args.smoke else args.rows)
 
 
 def run(vendor: str, rows: int) -> None:
@@ -103,7 +126,7 @@ def run(vendor: str, rows: int) -> None:
     workspace = workspace_create(name="Bench", user=user)
     client = APIClient()
     client.force_authenticate(user)
-    folder = Path(tempfile.mkdtemp(prefix="instructory-bench-files-"))
+    folder = temp_folder("instructory-bench-files-")
     big = folder / "pairs.jsonl"
     write_file(big, rows)
     size_mb = big.stat().st_size / 1e6
@@ -114,31 +137,38 @@ def run(vendor: str, rows: int) -> None:
     api_dataset = dataset_create(workspace=workspace, user=user, name="api")
     api_s = api_import(client, api_dataset.pk, big)
     assert api_dataset.examples.count() == rows, "the API import did not write every row"
-    print(
-        f"raw insert ({'COPY' if vendor == 'postgresql' else 'executemany'}): {rows / raw_s:>10,.0f} rows/s  ({raw_s:.2f} s)"
-    )
-    print(f"API import:                 {rows / api_s:>10,.0f} rows/s  ({api_s:.2f} s)")
-    print(f"ratio API / raw:            {raw_s / api_s:>10.2f}")
-
     start = time.perf_counter()
     exported = sum(
         len(chunk) for chunk in client.get(f"/api/datasets/{api_dataset.pk}/export/?format=pairs").streaming_content
     )
     export_s = time.perf_counter() - start
-    print(f"API export (pairs JSONL):   {rows / export_s:>10,.0f} rows/s  ({export_s:.2f} s, {exported / 1e6:.1f} MB)")
+    raw_way = "COPY" if vendor == "postgresql" else "executemany"
+    print(
+        f"raw insert ({raw_way}) {raw_s:.2f} s, API import {api_s:.2f} s, export {export_s:.2f} s ({exported / 1e6:.1f} MB)"
+    )
+    print("| database | raw insert | API import | API / raw | export (pairs JSONL) |")
+    print("|---|---|---|---|---|")
+    print(
+        f"| {vendor} | {rows / raw_s:,.0f} rows/s | {rows / api_s:,.0f} rows/s | {raw_s / api_s:.2f} "
+        f"| {rows / export_s:,.0f} rows/s |"
+    )
 
-    print("peak Python memory of the server side (tracemalloc), a tenth of the file vs all of it:")
+    print("peak Python memory of the server side (tracemalloc), a tenth of the file against all of it:")
     small = folder / "small.jsonl"
     write_file(small, max(rows // 10, 1), seed=8)
     peak_mb(
         lambda: list(dataset_export(dataset=api_dataset, fmt="parquet", statuses=["rejected"]))
     )  # load pyarrow first
+    print("| pairs | import | pairs JSONL export | parquet export |")
+    print("|---|---|---|---|")
     for path, count in ((small, max(rows // 10, 1)), (big, rows)):
         dataset = dataset_create(workspace=workspace, user=user, name=f"memory-{count}")
         import_peak = peak_mb(lambda d=dataset, p=path: service_import(d, user, p))
-        for fmt in ("pairs", "parquet"):
-            export_peak = peak_mb(lambda d=dataset, f=fmt: sum(1 for _ in dataset_export(dataset=d, fmt=f)))
-            print(f"  {count:>7,} pairs: import {import_peak:6.1f} MB, {fmt} export {export_peak:6.1f} MB")
+        export_peaks = [
+            peak_mb(lambda d=dataset, f=fmt: sum(1 for _ in dataset_export(dataset=d, fmt=f)))
+            for fmt in ("pairs", "parquet")
+        ]
+        print(f"| {count:,} | {import_peak:.1f} MB | " + " | ".join(f"{peak:.1f} MB" for peak in export_peaks) + " |")
 
 
 def service_import(dataset, user, path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -155,19 +185,21 @@ def raw_insert(path: Path, dataset, user) -> float:  # type: ignore[no-untyped-d
     from django.db import connection, transaction
 
     from datasets_app.curation.rows import PairBuilder, build_db_rows, example_columns
+    from datasets_app.models import Example
 
+    table = Example._meta.db_table
     columns = ", ".join(example_columns())
     records = (json.loads(line) for line in path.open(encoding="utf-8"))
     rows = list(build_db_rows(PairBuilder(dataset=dataset, user=user), records))
     start = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            with cursor.cursor.copy(f"COPY datasets_app_example ({columns}) FROM STDIN") as copy:
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
         else:
             placeholders = ", ".join(["%s"] * len(example_columns()))
-            cursor.executemany(f"INSERT INTO datasets_app_example ({columns}) VALUES ({placeholders})", rows)
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", rows)
     return time.perf_counter() - start
 
 

@@ -1,6 +1,6 @@
 """Lint speed and memory: the whole-dataset report (per-pair checks, duplicates, near duplicates) at two sizes.
 
-    .venv/bin/python bench/lint_bench.py [--rows 10000 100000]                          # SQLite
+    .venv/bin/python bench/lint_bench.py [--rows 10000 100000] [--smoke]                # SQLite
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/lint_bench.py   # PostgreSQL
 
 Uses a throwaway database like bench/import_bench.py. Each dataset gets pairs of made-up text (a 3,000-word
@@ -8,7 +8,7 @@ vocabulary, skewed like real text) with 1% repeated prompts, 1% near copies (one
 leftover placeholders. Prints the time of the report, of storing it (dataset_lint_refresh: first run, then
 a second run with nothing to change), of reading the stored report back (what GET .../lint/ does), and the
 report's peak Python memory (tracemalloc, measured in a
-separate run since tracing slows Python down).
+separate run since tracing slows Python down). --smoke: the same at 200 and 1,000 pairs.
 """
 
 import argparse
@@ -16,7 +16,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 import tracemalloc
 from itertools import accumulate
@@ -25,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.import_bench import use_bench_database  # noqa: E402
+from bench.import_bench import temp_folder, use_bench_database  # noqa: E402
 
 VOCABULARY = [f"word{n}" for n in range(3000)]
 # Word n is picked with weight 1/(n+1) (Zipf-like), so common words repeat as they do in real text.
@@ -58,6 +57,7 @@ def write_file(path: Path, rows: int, seed: int = 11) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--smoke", action="store_true", help="a quick run of the same code: 200 and 1,000 pairs")
     args = parser.parse_args()
     vendor = use_bench_database()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
@@ -67,7 +67,7 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    run(vendor, args.rows)
+    run(vendor, [200, 1000] if args.smoke else args.rows)
 
 
 def run(vendor: str, sizes: list[int]) -> None:
@@ -79,8 +79,11 @@ def run(vendor: str, sizes: list[int]) -> None:
 
     user = get_user_model().objects.create_user("bench")
     workspace = workspace_create(name="Bench", user=user)
-    folder = Path(tempfile.mkdtemp(prefix="instructory-lint-bench-"))
+    folder = temp_folder("instructory-lint-bench-")
     print(f"database: {vendor}")
+    print("| pairs | report | peak memory | store (first / nothing changed) | read the stored report |")
+    print("|---|---|---|---|---|")
+    found = []
     for rows in sizes:
         path = folder / f"pairs-{rows}.jsonl"
         write_file(path, rows)
@@ -103,11 +106,14 @@ def run(vendor: str, sizes: list[int]) -> None:
         dataset_lint_report(dataset=dataset)
         peak_mb = tracemalloc.get_traced_memory()[1] / 1e6
         tracemalloc.stop()
+        print(
+            f"| {rows:,} | {report_s:.2f} s ({rows / report_s:,.0f} pairs/s) | {peak_mb:.1f} MB "
+            f"| {first_s:.2f} s / {again_s:.2f} s | {stored_s:.3f} s |",
+            flush=True,
+        )
         counts = ", ".join(f"{code} {n:,}" for code, n in report.counts.items() if n)
-        print(f"{rows:>8,} pairs: report {report_s:6.2f} s ({rows / report_s:,.0f} pairs/s), peak {peak_mb:5.1f} MB")
-        print(f"{'':>15} refresh {first_s:6.2f} s, again (nothing to store) {again_s:6.2f} s")
-        print(f"{'':>15} reading the stored report (GET .../lint/) {stored_s:6.3f} s")
-        print(f"{'':>15} found: {counts}; {len(report.near_duplicates):,} near-duplicate pairs")
+        found.append(f"{rows:,} pairs: found {counts}; {len(report.near_duplicates):,} near-duplicate pairs")
+    print("\n".join(found))
 
 
 if __name__ == "__main__":

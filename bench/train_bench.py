@@ -10,6 +10,7 @@ time. The ratio is ours over TRL's.
     python bench/train_bench.py --tiny     # the tiny random model, seconds
     python bench/train_bench.py --guardrail  # end to end: refusals before and after LoRA
     python bench/train_bench.py --first-step # only the time from POST /api/runs/ to the first step
+    python bench/train_bench.py --smoke      # --tiny --quick on 4 pairs: the same code, about a minute
 
 Every mode but --guardrail ends with the time from ``POST /api/runs/`` to the run's first training
 step, through a real Celery worker, with the model cache warm: for a worker's first run (it imports
@@ -40,6 +41,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)  # deprecation chatter
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import training_app.ml  # noqa: E402, F401  (sets the OpenMP spin policy before torch loads)
+from bench.import_bench import use_bench_database  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 MODEL = "smollm2-135m-instruct"
@@ -170,8 +172,8 @@ def row(name: str, figures: dict) -> None:
     figures["rate"] = figures["tokens"] / figures["seconds"]
     figures["cpu_rate"] = figures["tokens"] / figures["cpu"]
     print(
-        f"  {name:<26} {figures['tokens']:>6} tokens {figures['seconds']:>6.1f} s {figures['rate']:>6.0f} tokens/s"
-        f"   {figures['cpu']:>6.1f} cpu-s {figures['cpu_rate']:>5.0f} tokens/cpu-s   loss {figures['loss']:.3f}",
+        f"| {name:<26} | {figures['tokens']:>6} | {figures['seconds']:>6.1f} s | {figures['rate']:>6.0f} tokens/s "
+        f"| {figures['cpu']:>6.1f} s | {figures['cpu_rate']:>5.0f} tokens/cpu-s | {figures['loss']:.3f} |",
         flush=True,
     )
 
@@ -185,12 +187,16 @@ def compare(title: str, runs: dict[str, Callable[[], dict]], ours: str, repeats:
             figures = run()
             if name not in best or figures["seconds"] < best[name]["seconds"]:
                 best[name] = figures
+    print("| trainer | tokens | wall time | speed | CPU time | speed per CPU-second | final loss |")
+    print("|---|---|---|---|---|---|---|")
     for name, figures in best.items():
         row(name, figures)
+    print("| ratio | tokens/s | per CPU-second |")
+    print("|---|---|---|")
     for other in (name for name in runs if name.startswith("trl")):
         print(
-            f"  ratio {ours} / {other}: {best[ours]['rate'] / best[other]['rate']:.2f}x tokens/s "
-            f"({best[ours]['cpu_rate'] / best[other]['cpu_rate']:.2f}x per cpu-second)"
+            f"| {ours} / {other} | {best[ours]['rate'] / best[other]['rate']:.2f}x "
+            f"| {best[ours]['cpu_rate'] / best[other]['cpu_rate']:.2f}x |"
         )
     return best
 
@@ -317,10 +323,11 @@ def guardrail(args: argparse.Namespace, source: Path) -> None:
     def report(label: str, model, tokenizer) -> None:
         started = time.perf_counter()
         result = evaluate(model, tokenizer, held_out, "guardrail", 256, blocked_flags=blocked, max_new_tokens=40)
+        print("| model | refusal rate on blocked prompts | over-refusal on allowed prompts | evaluated in |")
+        print("|---|---|---|---|")
         print(
-            f"{label}: refusal rate {result['refusal_rate']:.0%} on {result['blocked']} blocked prompts, "
-            f"over-refusal {result['over_refusal_rate']:.0%} on {result['allowed']} allowed "
-            f"(evaluated in {time.perf_counter() - started:.0f} s)"
+            f"| {label} | {result['refusal_rate']:.0%} of {result['blocked']} "
+            f"| {result['over_refusal_rate']:.0%} of {result['allowed']} | {time.perf_counter() - started:.0f} s |"
         )
         for item in result["items"]:
             verdict = "refused " if item["refused"] else "answered"
@@ -331,25 +338,17 @@ def guardrail(args: argparse.Namespace, source: Path) -> None:
         started = time.perf_counter()
         result = train(source, train_set, [], cfg, Path(out) / "adapter", None)
         wall = time.perf_counter() - started
+        print("| training steps | training time | with loading and saving | speed | final loss |")
+        print("|---|---|---|---|---|")
         print(
-            f"trained {result.steps} steps in {result.train_seconds:.1f} s ({wall:.1f} s with loading and saving), "
-            f"{result.tokens_per_s:.0f} tokens/s, final loss {result.final_loss:.3f}"
+            f"| {result.steps} | {result.train_seconds:.1f} s | {wall:.1f} s | {result.tokens_per_s:.0f} tokens/s "
+            f"| {result.final_loss:.3f} |"
         )
         report("after", *load_model(source, adapter_dir=result.out_dir))
     print(load())
 
 
 # --- time from POST /api/runs/ to the first training step --------------------------------------
-
-
-def use_throwaway_database() -> str:
-    """A fresh database, broker folder and media folder for the runs; set before Django reads its settings."""
-    from bench.import_bench import use_bench_database
-
-    vendor = use_bench_database()
-    if vendor == "postgresql":
-        os.environ["INSTRUCTORY_VAR_DIR"] = tempfile.mkdtemp(prefix="instructory-bench-")
-    return vendor
 
 
 def first_step(model: str, vendor: str) -> None:
@@ -419,8 +418,10 @@ def timeline(run_id: int) -> None:
         (log.line[:70], log.created_at) for log in run.logs.filter(created_at__lte=run.first_step_at).order_by("id")
     ]
     events.append(("first training step done", run.first_step_at))
+    print("| after POST | event |")
+    print("|---|---|")
     for line, at in events:
-        print(f"    {(at - run.queued_at).total_seconds():6.1f} s  {line}")
+        print(f"| {(at - run.queued_at).total_seconds():6.1f} s | {line.replace('|', '/')} |")
 
 
 def main() -> None:
@@ -434,6 +435,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip the extra runs on mixed data")
     parser.add_argument("--repeats", type=int, default=1, help="run each contender N times, keep the fastest")
     parser.add_argument("--seed", type=int, default=42, help="training seed for --guardrail")
+    parser.add_argument("--smoke", action="store_true", help="a quick run of the same code: --tiny --quick, 4 pairs")
     parser.add_argument(
         "--cache",
         type=Path,
@@ -441,9 +443,11 @@ def main() -> None:
         help="where converted models are kept (default: $INSTRUCTORY_MODEL_CACHE or the temp dir)",
     )
     args = parser.parse_args()
+    if args.smoke:
+        args.tiny, args.quick, args.examples, args.batch_size, args.repeats = True, True, 4, 2, 1
 
     os.environ["INSTRUCTORY_MODEL_CACHE"] = str(args.cache)
-    vendor = "" if args.guardrail else use_throwaway_database()
+    vendor = "" if args.guardrail else use_bench_database()
     from django.conf import settings
     from transformers.utils import logging as transformers_logging
 

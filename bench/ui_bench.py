@@ -1,6 +1,6 @@
 """Server time of the dataset page and of search with 1,000,000 pairs in one dataset.
 
-    python bench/ui_bench.py [--rows 1000000] [--runs 21] [--reseed] [--seed-by-import [--no-statistics]]
+    python bench/ui_bench.py [--rows 1000000] [--runs 21] [--reseed] [--seed-by-import [--no-statistics]] [--smoke]
 
 Seeds a separate bench database (SQLite in var/uibench/; with DATABASE_URL set to PostgreSQL, also a
 database named instructory_uibench, or --pg-database, on that server, created here) with raw batched inserts
@@ -8,7 +8,8 @@ database named instructory_uibench, or --pg-database, on that server, created he
 importer as a user's upload would (its automatic statistics refresh skipped with --no-statistics), then
 requests each page through Django's test Client as a logged-in annotator and prints the median server time
 of --runs requests, not counting a first warm-up request. The seeded databases are kept, so a second run
-measures at once; --reseed starts them again.
+measures at once; --reseed starts them again. --smoke: the same with 2,000 pairs and 3 requests a page, in throwaway
+databases (a temporary folder, and the PostgreSQL database $BENCH_DATABASE, default instructory_bench).
 """
 
 from __future__ import annotations
@@ -18,16 +19,19 @@ import importlib
 import json
 import os
 import random
+import secrets
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.import_bench import postgres_database, temp_folder  # noqa: E402
 
 DATASET_NAME = "Support tickets (bench)"
 BENCH_DB = "instructory_uibench"
@@ -113,24 +117,32 @@ def main() -> None:
     parser.add_argument("--no-statistics", action="store_true", help="skip the import's statistics refresh")
     parser.add_argument("--pg-database", default=BENCH_DB, help="the PostgreSQL bench database's name")
     parser.add_argument("--postgres-only", action="store_true", help="with DATABASE_URL: skip SQLite")
+    parser.add_argument("--smoke", action="store_true", help="a quick run of the same code in throwaway databases")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child(args)
         return
+    var_dir = ROOT / "var" / "uibench"
+    if args.smoke:
+        args.rows, args.runs, args.reseed = 2000, 3, True
+        args.pg_database = os.environ.get("BENCH_DATABASE", "instructory_bench")
+        var_dir = temp_folder("instructory-uibench-")
     pg_url = os.environ.get("DATABASE_URL", "")
     targets = [] if args.postgres_only and pg_url else [("SQLite", {"DATABASE_URL": ""})]
     if pg_url.startswith(("postgres://", "postgresql://")):
-        database = _bench_postgres(pg_url, name=args.pg_database, reseed=args.reseed)
+        database = postgres_database(pg_url, name=args.pg_database, keep=not args.reseed)
         targets.append(("PostgreSQL", {"DATABASE_URL": database}))
     else:
         print("DATABASE_URL is not PostgreSQL: measuring SQLite only.")
     results = []
     for label, extra in targets:
         env = {
+            # the bench's pages need no lasting key: the client logs in afresh on every run
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             **os.environ,
             **extra,
-            "INSTRUCTORY_VAR_DIR": str(ROOT / "var" / "uibench"),
+            "INSTRUCTORY_VAR_DIR": str(var_dir),
             "DJANGO_SETTINGS_MODULE": "project.settings",
             "LOG_LEVEL": "WARNING",
         }
@@ -145,30 +157,15 @@ def main() -> None:
     _report(results, args)
 
 
-def _bench_postgres(url: str, *, name: str, reseed: bool) -> str:
-    """The URL of the bench database on the same server, created (or re-created) here."""
-    import psycopg
-
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists and reseed:
-            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
-            exists = None
-        if not exists:
-            conn.execute(f"CREATE DATABASE {name}")
-    return urlunsplit(parts._replace(path=f"/{name}"))
-
-
 def _report(results: list[tuple[str, dict]], args: argparse.Namespace) -> None:
     print()
     print(f"{args.rows:,} pairs in one dataset; median of {args.runs} requests after a warm-up one (ms)")
     names = list(results[0][1]["pages"])
-    width = max(len(name) for name in names) + 2
-    print(f"{'page':<{width}}" + "".join(f"{label:>12}" for label, _ in results))
+    width = max(len(name) for name in names)
+    print(f"| {'page':<{width}} |" + "".join(f" {label:>10} |" for label, _ in results))
+    print("|---|" + "---|" * len(results))
     for name in names:
-        print(f"{name:<{width}}" + "".join(f"{result['pages'][name]:>12.1f}" for _, result in results))
+        print(f"| {name:<{width}} |" + "".join(f" {result['pages'][name]:>10.1f} |" for _, result in results))
     for label, result in results:
         print(f"{label}: seeded in {result['seed_s']:.0f} s" if result["seed_s"] else f"{label}: seed reused")
     verdicts = [
@@ -201,14 +198,14 @@ def _seed(*, rows: int, reseed: bool, by_import: bool, statistics: bool) -> bool
     from django.db import connection
 
     from datasets_app.curation.services import dataset_create, membership_set, workspace_create
-    from datasets_app.models import Dataset
+    from datasets_app.models import Dataset, Example
 
     dataset = Dataset.objects.filter(name=DATASET_NAME).first()
     if dataset is not None and not reseed and dataset.examples.count() == rows:
         return False
     if dataset is not None:
         with connection.cursor() as cursor:  # a bulk delete without Django's per-row cascade collection
-            cursor.execute("DELETE FROM datasets_app_example WHERE dataset_id = %s", [dataset.pk])
+            cursor.execute(f"DELETE FROM {Example._meta.db_table} WHERE dataset_id = %s", [dataset.pk])
         dataset.workspace.delete()
     users = get_user_model().objects
     lead = users.filter(username="bench-lead").first() or users.create_user("bench-lead")
@@ -277,7 +274,6 @@ def _rows(dataset, author_ids: list[int], count: int):  # type: ignore[no-untype
 def _seed_by_import(dataset, user, count: int, *, statistics: bool) -> None:  # type: ignore[no-untyped-def]
     """The pairs as one JSONL upload through the importer, as a user would import them (all drafts), then the
     statistics refresh a worker runs after a large import (unless `statistics` is off)."""
-    import tempfile
 
     from datasets_app.imports import services as imports
 
@@ -299,14 +295,17 @@ def _seed_sqlite(dataset, author_ids: list[int], count: int) -> None:  # type: i
     from django.db import connection, transaction
 
     from datasets_app.curation.rows import example_columns
+    from datasets_app.models import Example
 
     columns = example_columns()
     search = importlib.import_module("datasets_app.migrations.0002_example_search")
+    drop_triggers = [sql for sql in search.SQLITE_DOWN if sql.startswith("DROP TRIGGER")]
     triggers = [sql for sql in search.SQLITE_UP if sql.startswith("CREATE TRIGGER")]
-    sql = f"INSERT INTO datasets_app_example ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
+    table = Example._meta.db_table
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
     with transaction.atomic(), connection.cursor() as cursor:
         # Filling the full-text index once at the end is several times faster than a trigger per row.
-        for statement in search.SQLITE_DOWN[:3]:
+        for statement in drop_triggers:
             cursor.execute(statement)
         batch = []
         for row in _rows(dataset, author_ids, count):
@@ -327,19 +326,21 @@ def _seed_postgres(dataset, author_ids: list[int], count: int) -> None:  # type:
     from django.db import connection, transaction
 
     from datasets_app.curation.rows import example_columns
+    from datasets_app.models import Example
 
     search = importlib.import_module("datasets_app.migrations.0002_example_search")
+    table = Example._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         # Building the GIN index once after COPY is much faster than updating it row by row.
         for statement in search.PG_DOWN:
             cursor.execute(statement)
-        with cursor.cursor.copy(f"COPY datasets_app_example ({', '.join(example_columns())}) FROM STDIN") as copy:
+        with cursor.cursor.copy(f"COPY {table} ({', '.join(example_columns())}) FROM STDIN") as copy:
             for row in _rows(dataset, author_ids, count):
                 copy.write_row(row)
     with connection.cursor() as cursor:  # after the commit: deferred foreign-key checks block CREATE INDEX before it
         for statement in search.PG_UP:
             cursor.execute(statement)
-        cursor.execute("VACUUM ANALYZE datasets_app_example")
+        cursor.execute(f"VACUUM ANALYZE {table}")
 
 
 def _measure(*, runs: int) -> dict[str, float]:
@@ -352,7 +353,8 @@ def _measure(*, runs: int) -> dict[str, float]:
 
     dataset = Dataset.objects.get(name=DATASET_NAME)
     ids = dataset.examples.order_by("id").values_list("id", flat=True)
-    deep = ids[int(dataset.examples.count() * 0.9)]
+    count = dataset.examples.count()
+    deep = ids[int(count * 0.9)]
     url = reverse("dataset", args=[dataset.pk])
     pages = {
         "dataset page": url,
@@ -364,7 +366,7 @@ def _measure(*, runs: int) -> dict[str, float]:
         "search (common word)": f"{url}?q=please",
         "tag filter (2%)": f"{url}?tag=urgent",
         "author filter": f"{url}?author={ANNOTATORS[2]}",
-        "editor": reverse("example", args=[ids[1000]]),
+        "editor": reverse("example", args=[ids[min(1000, count - 1)]]),
     }
     client = Client()
     client.force_login(get_user_model().objects.get(username=ANNOTATORS[0]))
