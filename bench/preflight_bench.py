@@ -170,19 +170,14 @@ def run(size: int, args: argparse.Namespace) -> None:
     tokenize_s = time.perf_counter() - start
 
     totals = report.totals
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"{size:>8,} pairs: {totals.tokens:,} tokens ({totals.trained_tokens:,} trained), {totals.truncated} truncated, "
-          f"{report.steps} steps")  # fmt: skip
-    print(
-        f"{'':>15} first request {first:6.2f} s (loads transformers and the tokenizer; RSS +{memory_after - memory_before:.0f} MB)"
-    )
-    print(
-        f"{'':>15} next requests {warm:6.2f} s (median of {args.repeat}; 1,000 pairs listed), {every_pair:.2f} s listing all; "
-        f"{statistics.median(cpu[1:]):.2f} CPU-s"
-    )
-    print(f"{'':>15} check again   {again:6.2f} s (another max_seq_len: the token counts come from the cache)")
-    print(f"{'':>15} service alone {statistics.median(service):6.2f} s: reading the rows {read_s:.2f} s, "
-          f"tokenizing {tokenize_s:.2f} s ({size / tokenize_s:,.0f} pairs/s)")  # fmt: skip
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; {totals.tokens:,} tokens "
+          f"({totals.trained_tokens:,} trained), {totals.truncated} truncated, {report.steps} steps")  # fmt: skip
+    print("| pairs | first request | next requests (1,000 listed) | listing all | CPU-s | check again (cached) "
+          "| service alone | reading rows | tokenizing | RSS added |")  # fmt: skip
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| {size:,} | {first:.2f} s | {warm:.2f} s | {every_pair:.2f} s | {statistics.median(cpu[1:]):.2f} "
+          f"| {again:.2f} s | {statistics.median(service):.2f} s | {read_s:.2f} s "
+          f"| {tokenize_s:.2f} s ({size / tokenize_s:,.0f} pairs/s) | {memory_after - memory_before:.0f} MB |")  # fmt: skip
 
 
 if __name__ == "__main__":
