@@ -12,7 +12,9 @@ from rest_framework.views import APIView
 
 from datasets_app.curation import selectors as dataset_selectors
 from training_app import selectors, services
+from training_app.comparison import run_comparison, run_ids_from_query, snapshot_diff
 from training_app.serializers import (
+    ComparisonSerializer,
     GenerateSerializer,
     LogSerializer,
     MetricSerializer,
@@ -22,6 +24,7 @@ from training_app.serializers import (
     RunDetailSerializer,
     RunSerializer,
     SnapshotCreateSerializer,
+    SnapshotDiffSerializer,
     SnapshotSerializer,
 )
 from training_app.snapshots import snapshot_create
@@ -60,6 +63,18 @@ class SnapshotDownloadView(APIView):
         )
 
 
+class SnapshotDiffView(APIView):
+    @extend_schema(responses=SnapshotDiffSerializer)
+    def get(self, request: Request, pk: int, other: int) -> Response:
+        """The training pairs added, removed and changed from snapshot `pk` to snapshot `other` (matched by pair)."""
+        before = selectors.snapshot_get(user=request.user, pk=pk)
+        after = selectors.snapshot_get(user=request.user, pk=other)
+        diff = snapshot_diff(before=before, after=after)
+        body = {"before": before.pk, "after": after.pk, "added": diff.added, "removed": diff.removed,
+                "changed": diff.changed, "counts": diff.counts, "truncated": diff.truncated}  # fmt: skip
+        return Response(SnapshotDiffSerializer(body).data)
+
+
 class RunListView(APIView):
     @extend_schema(parameters=[OpenApiParameter("dataset", int)], responses=RunSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -84,6 +99,24 @@ class RunListView(APIView):
             validation_fraction=data["validation_fraction"], **target,
         )  # fmt: skip
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class RunCompareView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "runs",
+                str,
+                required=True,
+                description="Two to ten run ids, comma-separated; the first is the baseline.",
+            )
+        ],
+        responses=ComparisonSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        """Runs side by side: metrics, the prompts they were all scored on, and what flipped from the first to the last."""
+        run_ids = run_ids_from_query(request.query_params.getlist("runs"))
+        return Response(ComparisonSerializer(run_comparison(user=request.user, run_ids=run_ids)).data)
 
 
 class RunDetailView(APIView):

@@ -2,10 +2,11 @@
 
 from django.urls import path
 
-from training_app.views import pages
+from training_app.views import compare, pages
 
 urlpatterns = [
     path("", pages.run_dashboard, name="training-runs"),
+    path("compare/", compare.run_compare, name="training-compare"),
     path("runs/new/", pages.run_new, name="training-run-new"),
     path("runs/<id:pk>/", pages.run_detail, name="training-run"),
     path("runs/<id:pk>/live/", pages.run_live, name="training-run-live"),
