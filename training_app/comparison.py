@@ -135,11 +135,19 @@ def _matched_prompts(runs: list[TrainingRun]) -> tuple[list[dict[str, Any]], int
                 "blocked": rows[0][4],
                 "outputs": [row[5] for row in rows],
                 "passed": passed,
-                "example": next((row[1] for row in rows if row[1] is not None), None),
+                "example": _first_known([row[1] for row in rows]),
                 "flip": _flip(passed[0], passed[-1]),
             }
         )
     return prompts, len(set.union(*keys)) - len(shared)
+
+
+def _first_known(examples: list[int | None]) -> int | None:
+    """The pair a prompt was scored on: the first run's, unless that pair was deleted since."""
+    for example in examples:
+        if example is not None:
+            return example
+    return None
 
 
 def _flip(first: bool | None, last: bool | None) -> str | None:

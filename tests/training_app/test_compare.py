@@ -321,6 +321,17 @@ def test_the_page_shows_flips_first_and_escapes_what_people_wrote(browser_client
     assert 'id="compare-curves" type="application/json"' in html
 
 
+def test_a_long_comparison_shows_the_flipped_prompts_and_points_to_the_api_for_the_rest(
+    browser_client, two_runs, monkeypatch
+):
+    monkeypatch.setattr("training_app.views.compare.PAGE_PROMPTS_MAX", 2)
+    first, last = two_runs
+    html = page(browser_client, first.pk, last.pk)
+    assert re.findall(r'data-flip="(\w*)"', html) == ["fixed", "broken"]
+    assert "Showing the first 2 of 4 prompts" in html
+    assert f'href="/api/runs/compare/?runs={first.pk},{last.pk}"' in html
+
+
 def test_the_page_colours_each_change_by_which_way_is_better(browser_client, two_runs):
     first, last = two_runs
     html = page(browser_client, first.pk, last.pk)

@@ -25,6 +25,7 @@ from training_app.models import TrainingRun
 from training_app.views import display
 
 PAGE_DIFF_MAX = 100  # pairs shown per kind of change; the counts are complete
+PAGE_PROMPTS_MAX = 1000  # prompts shown (flipped ones first); the API lists them all
 MARKS = {"better": "▲", "worse": "▼", "same": "="}  # beside the colour, so the verdict does not rest on colour alone
 FIELD_LABELS = {"system": "System prompt", "prompt": "Prompt", "response": "Response", "history": "Earlier turns",
                 "tags": "Tags"}  # fmt: skip
@@ -53,6 +54,7 @@ def run_compare(request: HttpRequest) -> HttpResponse:
         "last": last,
         "metric_rows": _metric_rows(comparison),
         "prompt_rows": _prompt_rows(comparison),
+        "api_url": f"{reverse('api-run-compare')}?runs={','.join(map(str, run_ids))}",
         "curves": [{"label": f"Run {run.pk}", **curves[run.pk]} for run in comparison.runs],
         **_data_change(first, last),
     }
@@ -92,6 +94,7 @@ def _metric_rows(comparison: Comparison) -> list[dict[str, Any]]:
 
 def _prompt_rows(comparison: Comparison) -> list[dict[str, Any]]:
     pair_url = _url_pattern(display.example_url)
+    prompts = comparison.prompts[:PAGE_PROMPTS_MAX]
     return [
         {
             **prompt,
@@ -101,7 +104,7 @@ def _prompt_rows(comparison: Comparison) -> list[dict[str, Any]]:
             ],
             "url": pair_url(prompt["example"]) if prompt["example"] else "",
         }
-        for prompt in comparison.prompts
+        for prompt in prompts
     ]
 
 
