@@ -6,9 +6,10 @@
 Uses a throwaway database like bench/import_bench.py. A general dataset gets --pairs approved training pairs and
 the evaluation pairs; two snapshots differ by 5% of the training pairs (edited) and 1% new ones; two succeeded runs,
 one on each, get an EvalItem per evaluation prompt (made-up answers, about half of them flipped) and a 500-step loss
-curve, created directly. Prints the median server time (Django's test client, after a warm-up request) of
-GET /api/runs/compare/, of the comparison page (which also diffs the two snapshots and draws the loss curves) and
-of GET /api/snapshots/{a}/diff/{b}/, with the number of queries. --smoke: 20 prompts, 40 pairs, 3 requests.
+curve, created directly. Prints the median server time (Django's test client, after a warm-up request; wall clock,
+and the CPU time of the process) of GET /api/runs/compare/, of the comparison page (which also diffs the two
+snapshots and draws the loss curves) and of GET /api/snapshots/{a}/diff/{b}/, with the number of queries of each.
+--smoke: 20 prompts, 40 pairs, 3 requests.
 """
 
 import argparse
@@ -99,8 +100,9 @@ def seed(prompts: int, pairs: int):  # type: ignore[no-untyped-def]
     return user, runs
 
 
-def timed(client, url: str, count: int) -> tuple[float, int]:  # type: ignore[no-untyped-def]
-    """Median milliseconds of `count` requests after a warm-up one, and the queries of one."""
+def timed(client, url: str, count: int) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+    """Median time (wall clock, and CPU time of this process: less swayed by a busy machine) of `count` requests
+    after a warm-up one, and the queries of one."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -108,12 +110,13 @@ def timed(client, url: str, count: int) -> tuple[float, int]:  # type: ignore[no
         response = client.get(url)
     count = len(queries)  # now: the next request empties the log it reads
     assert response.status_code == 200, (url, response.status_code)
-    timings = []
+    timings, cpu = [], []
     for _ in range(count):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         client.get(url)
         timings.append((time.perf_counter() - start) * 1000)
-    return statistics.median(timings), count
+        cpu.append((time.process_time() - start_cpu) * 1000)
+    return f"{statistics.median(timings):.1f} ms ({statistics.median(cpu):.0f} ms CPU)", count
 
 
 def bench(prompts: int, pairs: int, count: int) -> None:
@@ -127,10 +130,7 @@ def bench(prompts: int, pairs: int, count: int) -> None:
     api_ms, api_q = timed(client, f"{reverse('api-run-compare')}{query}", count)
     page_ms, page_q = timed(client, f"{reverse('training-compare')}{query}", count)
     diff_ms, diff_q = timed(client, reverse("api-snapshot-diff", args=[first.snapshot_id, last.snapshot_id]), count)
-    print(
-        f"| {prompts:,} | {api_ms:.1f} ms | {page_ms:.1f} ms | {diff_ms:.1f} ms | {api_q} / {page_q} / {diff_q} |",
-        flush=True,
-    )
+    print(f"| {prompts:,} | {api_ms} | {page_ms} | {diff_ms} | {api_q} / {page_q} / {diff_q} |", flush=True)
 
 
 if __name__ == "__main__":
