@@ -12,8 +12,11 @@ from rest_framework.views import APIView
 
 from datasets_app.curation import selectors as dataset_selectors
 from training_app import selectors, services
+from training_app.comparison import run_comparison, run_ids_from_query, snapshot_diff
 from training_app.preflight.report import Preflight, TokenizerMissing, pair_tokens, run_preflight
 from training_app.serializers import (
+    CompareRunSerializer,
+    ComparisonSerializer,
     GenerateSerializer,
     LogSerializer,
     MetricSerializer,
@@ -27,6 +30,7 @@ from training_app.serializers import (
     RunDetailSerializer,
     RunSerializer,
     SnapshotCreateSerializer,
+    SnapshotDiffSerializer,
     SnapshotSerializer,
 )
 from training_app.snapshots import snapshot_create
@@ -63,6 +67,18 @@ class SnapshotDownloadView(APIView):
         return FileResponse(
             snapshot.file.open("rb"), as_attachment=True, filename=name, content_type="application/jsonl"
         )
+
+
+class SnapshotDiffView(APIView):
+    @extend_schema(responses=SnapshotDiffSerializer)
+    def get(self, request: Request, pk: int, other: int) -> Response:
+        """The training pairs added, removed and changed from snapshot `pk` to snapshot `other` (matched by pair)."""
+        before = selectors.snapshot_get(user=request.user, pk=pk)
+        after = selectors.snapshot_get(user=request.user, pk=other)
+        diff = snapshot_diff(before=before, after=after)
+        body = {"before": before.pk, "after": after.pk, "added": diff.added, "removed": diff.removed,
+                "changed": diff.changed, "counts": diff.counts, "truncated": diff.truncated}  # fmt: skip
+        return Response(SnapshotDiffSerializer(body).data)
 
 
 class RunListView(APIView):
@@ -157,6 +173,30 @@ class PreflightPairView(APIView):
             "pieces": [{"text": text, "kind": kind} for text, kind in found.pieces],
         }  # fmt: skip
         return Response(PairTokensSerializer(answer).data)
+
+
+class RunCompareView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "runs",
+                str,
+                required=True,
+                description="Two to ten run ids, comma-separated; the first is the baseline.",
+            )
+        ],
+        responses=ComparisonSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        """Runs side by side: metrics, the prompts they were all scored on, and what flipped from the first to the last."""
+        run_ids = run_ids_from_query(request.query_params.getlist("runs"))
+        comparison = run_comparison(user=request.user, run_ids=run_ids)
+        # The metrics and prompts go out as built (ComparisonSerializer documents them): a serializer per prompt
+        # would cost 10,000 prompts most of a second.
+        body = {"runs": CompareRunSerializer(comparison.runs, many=True).data, "same_eval_set": comparison.same_eval_set,
+                "unshared": comparison.unshared, "metrics": comparison.metrics, "prompts": comparison.prompts,
+                "flips": comparison.flips}  # fmt: skip
+        return Response(body)
 
 
 class RunDetailView(APIView):

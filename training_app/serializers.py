@@ -240,3 +240,94 @@ class PairTokensSerializer(PreflightPairSerializer):
     base_model = serializers.CharField()
     max_seq_len = serializers.IntegerField()
     pieces = TokenPieceSerializer(many=True, help_text="Every token in order; joined, the rendered conversation.")
+
+
+# --- run comparison and snapshot diff
+
+
+class CompareRunSerializer(serializers.ModelSerializer):
+    dataset = serializers.IntegerField(source="snapshot.dataset_id", read_only=True)
+    dataset_name = serializers.CharField(source="snapshot.dataset.name", read_only=True)
+    snapshot_number = serializers.IntegerField(source="snapshot.number", read_only=True)
+    eval_hash = serializers.SerializerMethodField(help_text="The snapshot's evaluation set (null without one).")
+    evaluation_source = serializers.SerializerMethodField(help_text='"eval_set", "validation", or null before scoring.')
+
+    class Meta:
+        model = TrainingRun
+        fields = ["id", "dataset", "dataset_name", "snapshot", "snapshot_number", "base_model", "method", "status",
+                  "created_at", "finished_at", "eval_hash", "evaluation_source"]  # fmt: skip
+
+    def get_eval_hash(self, run: TrainingRun) -> str | None:
+        return run.snapshot.eval_hash or None
+
+    def get_evaluation_source(self, run: TrainingRun) -> str | None:
+        return (run.evaluation.get("source") or "validation") if run.evaluation else None
+
+
+class CompareMetricSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    values = serializers.ListField(child=serializers.FloatField(allow_null=True), help_text="One per run, in order.")
+    better = serializers.ChoiceField(choices=["higher", "lower"])
+
+
+class ComparePromptSerializer(serializers.Serializer):
+    prompt = serializers.CharField()
+    expected = serializers.CharField(help_text="The pair's response (the first run's).")
+    blocked = serializers.BooleanField(allow_null=True, help_text="Guardrail datasets: whether it should be refused.")
+    outputs = serializers.ListField(child=serializers.CharField(), help_text="Each run's answer after training.")
+    passed = serializers.ListField(child=serializers.BooleanField(allow_null=True))
+    example = serializers.IntegerField(allow_null=True, help_text="The pair it was scored on (null if deleted).")
+    flip = serializers.ChoiceField(choices=["fixed", "broken"], allow_null=True, help_text="First run to last.")
+
+
+class FlipCountSerializer(serializers.Serializer):
+    fixed = serializers.IntegerField(help_text="Failed in the first run, passed in the last.")
+    broken = serializers.IntegerField(help_text="Passed in the first run, failed in the last.")
+
+
+class ComparisonSerializer(serializers.Serializer):
+    runs = CompareRunSerializer(many=True)
+    same_eval_set = serializers.BooleanField(help_text="Every run was scored on the same evaluation set (eval_hash).")
+    unshared = serializers.IntegerField(help_text="Prompts some runs were scored on and others not: left out.")
+    metrics = CompareMetricSerializer(many=True)
+    prompts = ComparePromptSerializer(many=True)
+    flips = FlipCountSerializer()
+
+
+class SnapshotRowSerializer(serializers.Serializer):
+    ref = serializers.IntegerField(allow_null=True, help_text="The pair it was frozen from.")
+    split = serializers.CharField()
+    system = serializers.CharField(allow_blank=True)
+    prompt = serializers.CharField(allow_blank=True)
+    response = serializers.CharField(allow_blank=True)
+    history = serializers.ListField(child=serializers.DictField())
+    tags = serializers.ListField(child=serializers.CharField())
+
+
+class ChangedRowSerializer(serializers.Serializer):
+    ref = serializers.IntegerField(allow_null=True)
+    changed_fields = serializers.ListField(child=serializers.CharField(), help_text="The fields that differ.")
+    before = SnapshotRowSerializer()
+    after = SnapshotRowSerializer()
+
+
+class ChangeCountSerializer(serializers.Serializer):
+    added = serializers.IntegerField()
+    removed = serializers.IntegerField()
+    changed = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+
+
+class DiffCountSerializer(ChangeCountSerializer):
+    eval = ChangeCountSerializer(help_text="The same counts for the evaluation pairs (not listed).")
+
+
+class SnapshotDiffSerializer(serializers.Serializer):
+    before = serializers.IntegerField()
+    after = serializers.IntegerField()
+    added = SnapshotRowSerializer(many=True)
+    removed = SnapshotRowSerializer(many=True)
+    changed = ChangedRowSerializer(many=True)
+    counts = DiffCountSerializer(help_text="Training pairs (train and validation rows); `eval`: the evaluation pairs.")
+    truncated = serializers.BooleanField(help_text="More pairs changed than are listed (1,000 per list).")

@@ -2,10 +2,11 @@
 
 from django.urls import path
 
-from training_app.views import pages, preflight
+from training_app.views import compare, pages, preflight
 
 urlpatterns = [
     path("", pages.run_dashboard, name="training-runs"),
+    path("compare/", compare.run_compare, name="training-compare"),
     path("runs/new/", pages.run_new, name="training-run-new"),
     path("runs/new/check/", preflight.run_check, name="training-run-check"),
     path("runs/new/check/pair/", preflight.run_check_pair, name="training-run-check-pair"),

@@ -22,30 +22,11 @@
   let failures = 0;
 
   function makeChart() {
-    if (!window.Chart) return null;
-    const accent = "#3b5bdb";
-    const orange = "#e8590c";
-    return new window.Chart(canvas, {
-      type: "line",
-      data: {
-        datasets: [
-          { label: "Training loss", data: train, borderColor: accent, backgroundColor: accent, borderWidth: 2, pointRadius: 0, pointHitRadius: 6, cubicInterpolationMode: "monotone" },
-          { label: "Validation loss", data: validation, borderColor: orange, backgroundColor: orange, borderWidth: 2, pointRadius: 4, tension: 0 },
-        ],
-      },
-      options: {
-        animation: false,
-        responsive: true,
-        maintainAspectRatio: false,
-        parsing: false,
-        interaction: { mode: "nearest", axis: "x", intersect: false },
-        scales: {
-          x: { type: "linear", min: 0, title: { display: true, text: "step" }, ticks: { precision: 0 } },
-          y: { title: { display: true, text: "loss" } },
-        },
-        plugins: { legend: { position: "bottom", labels: { boxWidth: 12 } } },
-      },
-    });
+    if (!window.lossChart) return null;
+    return window.lossChart.make(canvas, [
+      window.lossChart.series("Training loss", train, "#3b5bdb", false),
+      window.lossChart.series("Validation loss", validation, "#e8590c", true),
+    ]);
   }
 
   function addMetrics(metrics) {
