@@ -15,7 +15,6 @@ snapshots and draws the loss curves) and of GET /api/snapshots/{a}/diff/{b}/, wi
 import argparse
 import os
 import random
-import secrets
 import statistics
 import sys
 import time
@@ -36,7 +35,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.prompts, args.pairs, args.runs = [20], 40, 3
-    os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))  # a throwaway database needs no lasting key
     vendor = use_bench_database()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
     import django
