@@ -72,6 +72,7 @@ api = [
     path("runs/<id:pk>/metrics/", training_api.RunMetricsView.as_view(), name="api-run-metrics"),
     path("runs/<id:pk>/logs/", training_api.RunLogsView.as_view(), name="api-run-logs"),
     path("runs/<id:pk>/cancel/", training_api.RunCancelView.as_view(), name="api-run-cancel"),
+    path("runs/<id:pk>/send-failures/", training_api.RunSendFailuresView.as_view(), name="api-run-send-failures"),
     path("runs/<id:pk>/artifact/", training_api.RunArtifactView.as_view(), name="api-run-artifact"),
     path("runs/<id:pk>/generate/", training_api.RunGenerateView.as_view(), name="api-run-generate"),
     path("playground/<id:pk>/", training_api.PlaygroundDetailView.as_view(), name="api-playground"),

@@ -121,7 +121,11 @@ def _requests(mine: dict, kind: str, x: int) -> list[tuple[str, str, dict | None
             ("patch", "/api/templates/{x}/", {"name": "n", "version": 1}),
             ("delete", "/api/templates/{x}/", None),
         ],
-        "run": [("post", "/api/runs/{x}/cancel/", None), ("post", "/api/runs/{x}/generate/", {"prompt": "hi"})],
+        "run": [
+            ("post", "/api/runs/{x}/cancel/", None),
+            ("post", "/api/runs/{x}/generate/", {"prompt": "hi"}),
+            ("post", "/api/runs/{x}/send-failures/", {"paraphrase": False}),
+        ],
     }
     return (
         body.get(kind, [])
@@ -191,6 +195,7 @@ def test_pages_answer_a_missing_id_and_another_workspaces_alike(client, kind, na
         ("invitation", "invitation-decline", {}),
         ("workspace", "workspace-invite", {"username": "olga", "role": "lead"}),
         ("workspace", "workspace-role", {"username": "olga", "role": "lead"}),
+        ("run", "training-run-send-failures", {"prompts": "as-is"}),
     ],
 )
 def test_forms_answer_a_missing_id_and_another_workspaces_alike(client, kind, name, data, theirs, admin_member):

@@ -3,16 +3,20 @@
 from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from datasets_app.api.common import job_accepted
+from datasets_app.api.serializers import JobSerializer
 from datasets_app.curation import selectors as dataset_selectors
+from datasets_app.models import Job
 from training_app import selectors, services
 from training_app.comparison import run_comparison, run_ids_from_query, snapshot_diff
+from training_app.failures import failures_send
 from training_app.preflight.report import Preflight, TokenizerMissing, pair_tokens, run_preflight
 from training_app.serializers import (
     CompareRunSerializer,
@@ -29,6 +33,8 @@ from training_app.serializers import (
     RunCreateSerializer,
     RunDetailSerializer,
     RunSerializer,
+    SendFailuresResultSerializer,
+    SendFailuresSerializer,
     SnapshotCreateSerializer,
     SnapshotDiffSerializer,
     SnapshotSerializer,
@@ -231,6 +237,33 @@ class RunCancelView(APIView):
         """Stop a run: a queued one at once, a running one within a few seconds (metrics so far are kept)."""
         run = services.run_cancel(run=selectors.run_get(user=request.user, pk=pk), user=request.user)
         return Response(RunSerializer(run).data)
+
+
+class RunSendFailuresView(APIView):
+    @extend_schema(
+        request=SendFailuresSerializer,
+        responses={
+            200: SendFailuresResultSerializer,
+            202: OpenApiResponse(JobSerializer, description="Queued: a worker rewords the prompts (poll the job)."),
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        """Make a draft training pair of each failed evaluated prompt, for annotators to finish (leads).
+
+        Reworded by a generator on a worker (202 with the job), or as is with `"paraphrase": false` (200). Prompts
+        already sent to the dataset are skipped; with nothing left to send the answer is 200 with the counts.
+        """
+        run = selectors.run_get(user=request.user, pk=pk)
+        serializer = SendFailuresSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        outcome = failures_send(
+            run=run, user=request.user, item_ids=data.get("items"), dataset=data.get("dataset"),
+            paraphrase=data["paraphrase"], generator=data.get("generator") or None,
+        )  # fmt: skip
+        if isinstance(outcome, Job):
+            return job_accepted(request, outcome)
+        return Response(SendFailuresResultSerializer(outcome.as_dict()).data)
 
 
 class RunArtifactView(APIView):

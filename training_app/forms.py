@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
+from datasets_app.blueprints.generators import generator_choices
 from datasets_app.models import Dataset
 from training_app.ml.config import METHODS, validate_config
 from training_app.services import default_hyperparameters
@@ -118,3 +119,27 @@ class RunForm(forms.Form):
                     self.add_error(field, message)
                 else:
                     self.add_error(None, message if field in ("__all__", "snapshot") else f"{field}: {message}")
+
+
+AS_IS = "as-is"
+
+
+class SendFailuresForm(forms.Form):
+    """The run page's "Send failures to annotators": how the prompts go, into which dataset, and (a row's Send
+    button) which evaluated prompt alone."""
+
+    prompts = forms.ChoiceField(label="Prompts")
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), label="Into", empty_label=None)
+    item = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
+    def __init__(self, *args: Any, datasets: QuerySet[Dataset], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        reworded = [
+            (key, f"Reworded by {label} (keeps the evaluation set clean)") for key, label in generator_choices()
+        ]
+        self.fields["prompts"].choices = [*reworded, (AS_IS, "As they are (the lint flags them: eval_overlap)")]
+        self.fields["dataset"].queryset = datasets
+        if settings.DEFAULT_GENERATOR not in dict(reworded):
+            self.fields["prompts"].initial = AS_IS
+        else:
+            self.fields["prompts"].initial = settings.DEFAULT_GENERATOR

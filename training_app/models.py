@@ -160,6 +160,29 @@ class EvalItem(models.Model):
         return self.prompt[:60]
 
 
+class FailureDraft(TimeStamped):
+    """A draft training pair made from a failed evaluated prompt, for annotators to finish (training_app/failures.py).
+
+    At most one per evaluated prompt and target dataset (the prompt belongs to one run), so sending a run's failures
+    again creates nothing new, even from two requests at once. Deleting the draft deletes this link with it.
+    """
+
+    eval_item = models.ForeignKey(EvalItem, on_delete=models.CASCADE, related_name="drafts")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    example = models.OneToOneField(Example, on_delete=models.CASCADE, related_name="+")
+    paraphrased = models.BooleanField(help_text="The prompt is a model's rewording; else the evaluated prompt as is.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["eval_item", "id"]
+        constraints = [models.UniqueConstraint(fields=["eval_item", "dataset"], name="unique_failure_draft")]
+
+    def __str__(self) -> str:
+        return f"pair {self.example_id} from evaluated prompt {self.eval_item_id}"
+
+
 class PlaygroundStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Generating"

@@ -3,6 +3,10 @@
 from django.urls import reverse
 from rest_framework import serializers
 
+from datasets_app.api.serializers import VisibleRelatedField
+from datasets_app.curation.selectors import dataset_list
+from datasets_app.models import Dataset
+from training_app.failures import MAX_ITEMS
 from training_app.models import (
     DatasetVersion,
     EvalItem,
@@ -73,7 +77,8 @@ class LogSerializer(serializers.ModelSerializer):
 class EvalItemSerializer(serializers.ModelSerializer):
     class Meta:
         model = EvalItem
-        fields = ["example", "prompt", "reference", "blocked", "before_output", "after_output", "before_ok", "after_ok"]
+        fields = ["id", "example", "prompt", "reference", "blocked", "before_output", "after_output", "before_ok",
+                  "after_ok"]  # fmt: skip
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -331,3 +336,28 @@ class SnapshotDiffSerializer(serializers.Serializer):
     changed = ChangedRowSerializer(many=True)
     counts = DiffCountSerializer(help_text="Training pairs (train and validation rows); `eval`: the evaluation pairs.")
     truncated = serializers.BooleanField(help_text="More pairs changed than are listed (1,000 per list).")
+
+
+class SendFailuresSerializer(serializers.Serializer):
+    items = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=ID_MAX), required=False, max_length=MAX_ITEMS,
+        help_text="Evaluated prompts of the run (eval_items[].id) that failed; left out: every failed one.",
+    )  # fmt: skip
+    dataset = VisibleRelatedField(
+        queryset=Dataset.objects.all(), visible=dataset_list, noun="dataset", required=False,
+        help_text="Where the drafts go (a dataset of the run's workspace); left out: the run's dataset.",
+    )  # fmt: skip
+    paraphrase = serializers.BooleanField(
+        default=True,
+        help_text="Reword each prompt with a generator on a worker (202 with a job), or false: use it as is (200).",
+    )
+    generator = serializers.CharField(
+        required=False, allow_null=True, help_text="A backend from /api/generators/; left out: the default one."
+    )
+
+
+class SendFailuresResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    skipped = serializers.IntegerField(help_text="Prompts already sent to that dataset.")
+    not_reworded = serializers.IntegerField(help_text="Prompts the model gave no usable rewording for (no draft).")
+    examples = serializers.ListField(child=serializers.IntegerField(), help_text="The new drafts' ids.")

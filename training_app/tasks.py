@@ -34,3 +34,11 @@ def run_dispatch_task() -> None:
     from training_app.services import run_dispatch
 
     run_dispatch()
+
+
+@shared_task(queue="default")
+def failures_paraphrase_task(job_id: int) -> None:
+    """Reword a run's failed prompts with a generator and write them as drafts; a redelivered task does nothing."""
+    from training_app.failures import failures_paraphrase_run
+
+    failures_paraphrase_run(job_id=job_id)

@@ -201,9 +201,9 @@ _PREFIX = re.compile(
 _WRAPPING = "\"'“”‘’`*_ "
 
 
-def paraphrase_prompts(generator: Generator, prompts: Sequence[str], n: int) -> list[list[str]]:
-    """For each prompt up to ``n`` (at most len(PARAPHRASE_STYLES)) distinct rewordings, never the prompt itself."""
-    styles = PARAPHRASE_STYLES[: max(n, 0)]
+def paraphrase_prompts(generator: Generator, prompts: Sequence[str], n: int, *, start: int = 0) -> list[list[str]]:
+    """For each prompt up to ``n`` distinct rewordings, never the prompt itself, in the styles from ``start`` on."""
+    styles = PARAPHRASE_STYLES[start : start + max(n, 0)]
     requests = [_paraphrase_request(style, prompt) for prompt in prompts for style in styles]
     answers = generator.generate(requests, max_new_tokens=96) if requests else []
     per_prompt = len(styles)

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from datasets_app.curation import queues, selectors
 from datasets_app.curation.limits import pair_text_max, pair_total_max, too_long
+from datasets_app.curation.origins import example_origins
 from datasets_app.errors import StaleVersion
 from datasets_app.models import HISTORY_ROLES, Example
 from datasets_app.views.common import ListFilters, role_errors_are_403
@@ -64,6 +65,7 @@ def _editor_context(
         "previous_id": previous,
         "next_id": following,
         "problems": _problems_of(example),
+        "origins": example_origins(example=example),
     }
 
 

@@ -155,6 +155,11 @@ def _job_title(job: Job) -> str:
     if job.kind == Job.Kind.LINT:
         return f"Checking every pair of {job.dataset.name}"
     model = dict(generator_choices()).get(job.params.get("generator") or "", "")
+    if job.kind == Job.Kind.FAILURES:
+        count = len(job.params.get("items", []))
+        run = job.params.get("run")
+        title = f"Rewording {count} prompt{'' if count == 1 else 's'} that run {run} failed, as drafts for annotators"
+        return title + (f" (by {model})" if model else "")
     if job.kind == Job.Kind.DRAFT:
         count = len(job.params.get("examples", []))
         return f"Drafting {count} response{'' if count == 1 else 's'}" + (f" with {model}" if model else "")

@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -12,9 +13,11 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from datasets_app.curation import selectors as dataset_selectors
+from datasets_app.models import Dataset, Job
 from datasets_app.views.common import role_errors_are_403
 from training_app import selectors, services
-from training_app.forms import RunForm
+from training_app.failures import SendOutcome, failure_drafts_sent, failures_send
+from training_app.forms import AS_IS, RunForm, SendFailuresForm
 from training_app.models import RunStatus, TrainingRun
 from training_app.views import display
 
@@ -131,21 +134,36 @@ def run_new(request: HttpRequest) -> HttpResponse:
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """Status, live progress, chart and log; once finished, the evaluation, every evaluated prompt and the artifact."""
     run = selectors.run_get(user=request.user, pk=pk)
+    dataset = run.snapshot.dataset
+    sent = failure_drafts_sent(run=run, dataset=dataset)
     items = [
-        {"item": item, "url": display.example_url(item.example_id) if item.example_id else ""}
+        {
+            "item": item,
+            "url": display.example_url(item.example_id) if item.example_id else "",
+            "draft_url": display.example_url(sent[item.pk]) if item.pk in sent else "",
+            "draft_id": sent.get(item.pk),
+        }
         for item in selectors.eval_item_list(run=run)
     ]
+    is_lead = dataset_selectors.can_review(user=request.user, workspace=dataset.workspace)
+    failed = [entry for entry in items if entry["item"].after_ok is False]
+    can_send = is_lead and run.status == RunStatus.SUCCEEDED and bool(failed)
+    targets = _send_targets(request, run) if can_send else Dataset.objects.none()
     logs = selectors.run_log_tail(run=run, limit=LOG_TAIL)
     short, full = display.model_label(run.base_model)
     context = {
         "run": run,
         "snapshot": run.snapshot,
-        "dataset": run.snapshot.dataset,
+        "dataset": dataset,
         "dataset_url": display.dataset_url(run.snapshot.dataset_id),
         "live": display.live_state(run),
         "model_short": short,
         "model_full": full,
-        "is_lead": dataset_selectors.can_review(user=request.user, workspace=run.snapshot.dataset.workspace),
+        "is_lead": is_lead,
+        "can_send": can_send,
+        "send_form": SendFailuresForm(datasets=targets, initial={"dataset": dataset.pk}),
+        "n_failed": len(failed),
+        "n_unsent": sum(1 for entry in failed if not entry["draft_id"]),
         "can_cancel": run.status in (RunStatus.QUEUED, RunStatus.RUNNING) and not run.cancel_requested,
         "evaluation_rows": display.evaluation_rows(run.evaluation),
         "evaluation_counts": display.evaluation_counts(run.evaluation),
@@ -164,6 +182,46 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "train_duration": display.duration(run.summary.get("train_seconds")),
     }
     return render(request, "training_app/run_detail.html", context)
+
+
+def _send_targets(request: HttpRequest, run: TrainingRun) -> QuerySet[Dataset]:
+    """Datasets a run's failures may go to: those of its workspace."""
+    workspace = run.snapshot.dataset.workspace
+    return dataset_selectors.dataset_list(user=request.user, workspace=workspace).order_by("name")
+
+
+@login_required
+@require_POST
+@role_errors_are_403
+def run_send_failures(request: HttpRequest, pk: int) -> HttpResponse:
+    """Failed evaluated prompts (all, or a row's) become draft pairs: as is now, or reworded by a worker (job page)."""
+    run = selectors.run_get(user=request.user, pk=pk)
+    if not dataset_selectors.can_review(user=request.user, workspace=run.snapshot.dataset.workspace):
+        raise PermissionDenied("sending failures to annotators needs the lead role")
+    back = f"{reverse('training-run', args=[run.pk])}#eval-items"
+    form = SendFailuresForm(request.POST, datasets=_send_targets(request, run))
+    if not form.is_valid():
+        messages.error(request, "Nothing was sent: " + "; ".join(m for errors in form.errors.values() for m in errors))
+        return redirect(back)
+    data = form.cleaned_data
+    try:
+        outcome = failures_send(
+            run=run, user=request.user, item_ids=[data["item"]] if data["item"] else None, dataset=data["dataset"],
+            paraphrase=data["prompts"] != AS_IS, generator=None if data["prompts"] == AS_IS else data["prompts"],
+        )  # fmt: skip
+    except ValidationError as error:
+        messages.error(request, "Nothing was sent: " + "; ".join(error.messages))
+        return redirect(back)
+    if isinstance(outcome, Job):
+        return redirect("job", pk=outcome.pk)
+    messages.success(request, _sent_message(outcome, data["dataset"].name))
+    return redirect(back)
+
+
+def _sent_message(outcome: SendOutcome, dataset: str) -> str:
+    created = f"{outcome.created} draft pair{'' if outcome.created == 1 else 's'}"
+    skipped = f"; {outcome.skipped} already sent" if outcome.skipped else ""
+    return f"Created {created} in {dataset} for annotators to finish (Next draft to finish){skipped}."
 
 
 @login_required
