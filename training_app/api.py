@@ -3,16 +3,19 @@
 from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from datasets_app.api.common import id_param
 from datasets_app.curation import selectors as dataset_selectors
+from project.api_schema import error, id_parameter
 from training_app import selectors, services
 from training_app.serializers import (
+    RUN_CREATE,
     GenerateSerializer,
     LogSerializer,
     MetricSerializer,
@@ -33,7 +36,10 @@ class DatasetSnapshotsView(APIView):
         dataset = dataset_selectors.dataset_get(user=request.user, pk=pk)
         return Response(SnapshotSerializer(dataset.versions.all(), many=True).data)
 
-    @extend_schema(request=SnapshotCreateSerializer, responses={201: SnapshotSerializer})
+    @extend_schema(
+        request=SnapshotCreateSerializer,
+        responses={201: SnapshotSerializer, 409: error(409, "The dataset has fewer than 2 approved pairs.")},
+    )
     def post(self, request: Request, pk: int) -> Response:
         """Freeze the dataset's approved pairs with a seeded train/validation split (leads)."""
         dataset = dataset_selectors.dataset_get(user=request.user, pk=pk)
@@ -61,14 +67,17 @@ class SnapshotDownloadView(APIView):
 
 
 class RunListView(APIView):
-    @extend_schema(parameters=[OpenApiParameter("dataset", int)], responses=RunSerializer(many=True))
+    @extend_schema(
+        parameters=[id_parameter("dataset", "Only runs on this dataset.")], responses=RunSerializer(many=True)
+    )
     def get(self, request: Request) -> Response:
-        dataset = request.query_params.get("dataset")
-        dataset_id = int(dataset) if dataset and dataset.isdigit() and len(dataset) < 19 else None
-        runs = selectors.run_list(user=request.user, dataset_id=dataset_id)[:200]
+        runs = selectors.run_list(user=request.user, dataset_id=id_param(request, "dataset"))[:200]
         return Response(RunSerializer(runs, many=True).data)
 
-    @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer})
+    @extend_schema(
+        request=RUN_CREATE,
+        responses={201: RunSerializer, 404: error(404, "No such snapshot or dataset among yours.")},
+    )
     def post(self, request: Request) -> Response:
         """Start a fine-tuning run (leads): on a snapshot, or on a fresh snapshot of a dataset."""
         serializer = RunCreateSerializer(data=request.data)
@@ -102,13 +111,13 @@ class RunMetricsView(APIView):
 
 class RunLogsView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("after", int, description="Only lines after this id.")],
+        parameters=[id_parameter("after", "Only lines after this one (a log line's id).")],
         responses=LogSerializer(many=True),
     )
     def get(self, request: Request, pk: int) -> Response:
         run = selectors.run_get(user=request.user, pk=pk)
-        after = request.query_params.get("after", "")
-        lines = run.logs.filter(id__gt=int(after)) if after.isdigit() and len(after) < 19 else run.logs.all()
+        after = id_param(request, "after")
+        lines = run.logs.all() if after is None else run.logs.filter(id__gt=after)
         return Response(LogSerializer(lines.order_by("id")[:1000], many=True).data)
 
 
@@ -121,7 +130,12 @@ class RunCancelView(APIView):
 
 
 class RunArtifactView(APIView):
-    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    @extend_schema(
+        responses={
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            404: error(404, "No such run among yours, or it has no artifact (it has not succeeded)."),
+        }
+    )
     def get(self, request: Request, pk: int) -> FileResponse:
         """The LoRA adapter (or full weights), tokenizer, run config and snapshot hash, as a zip."""
         run = selectors.run_get(user=request.user, pk=pk)
@@ -133,12 +147,7 @@ class RunArtifactView(APIView):
 class RunGenerateView(APIView):
     @extend_schema(
         request=GenerateSerializer,
-        responses={202: PlaygroundQueuedSerializer},
-        parameters=[
-            OpenApiParameter(
-                "Location", str, OpenApiParameter.HEADER, response=[202], description="The request's URL to poll."
-            )
-        ],
+        responses={202: PlaygroundQueuedSerializer, 409: error(409, "The run has not succeeded.")},
     )
     def post(self, request: Request, pk: int) -> Response:
         """Queue one prompt for the base and the fine-tuned model; answers at once with the URL to poll.

@@ -1,8 +1,14 @@
 """REST representations of snapshots, runs, metrics and the playground."""
 
+from typing import Any
+
+from django.conf import settings
 from django.urls import reverse
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
+from datasets_app.api.serializers import JsonTypes
+from training_app.ml.config import settings_schema
 from training_app.models import (
     DatasetVersion,
     EvalItem,
@@ -29,27 +35,69 @@ class SnapshotSerializer(serializers.ModelSerializer):
         return reverse("api-snapshot-download", args=[snapshot.pk])
 
 
-class SnapshotCreateSerializer(serializers.Serializer):
+class SnapshotCreateSerializer(JsonTypes, serializers.Serializer):
     validation_fraction = serializers.FloatField(default=0.1, min_value=0.01, max_value=0.9)
     seed = serializers.IntegerField(default=42, min_value=0, max_value=2**31 - 1)
 
 
-class RunCreateSerializer(serializers.Serializer):
-    snapshot = serializers.IntegerField(
-        required=False, min_value=1, max_value=ID_MAX, help_text="Train on this snapshot ..."
+@extend_schema_field(settings_schema())
+class HyperparametersField(serializers.DictField):
+    """Training settings over the defaults; validate_config checks each (the schema says what it accepts)."""
+
+
+class RunSettingsSerializer(JsonTypes, serializers.Serializer):
+    base_model = serializers.ChoiceField(
+        choices=[], required=False, allow_blank=True, default="", help_text="Empty: the workspace's default."
     )
-    dataset = serializers.IntegerField(
-        required=False, min_value=1, max_value=ID_MAX, help_text="... or on a fresh snapshot of this dataset."
+    method = serializers.ChoiceField(
+        choices=TrainingRun._meta.get_field("method").choices, required=False, default="lora"
     )
-    base_model = serializers.CharField(required=False, allow_blank=True, default="")
-    method = serializers.CharField(required=False, default="lora")
-    hyperparameters = serializers.DictField(required=False, default=dict)
-    validation_fraction = serializers.FloatField(default=0.1, min_value=0.01, max_value=0.9)
+    hyperparameters = HyperparametersField(required=False, default=dict)
+    validation_fraction = serializers.FloatField(
+        default=0.1, min_value=0.01, max_value=0.9, help_text="For a fresh snapshot of a dataset."
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["base_model"].choices = list(settings.BASE_MODELS)  # read now: settings may change
+
+
+def snapshot_id(**kwargs: Any) -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=1, max_value=ID_MAX, help_text="Train on this snapshot.", **kwargs)
+
+
+def dataset_id(**kwargs: Any) -> serializers.IntegerField:
+    return serializers.IntegerField(
+        min_value=1, max_value=ID_MAX, help_text="Train on a fresh snapshot of this dataset.", **kwargs
+    )
+
+
+class RunCreateSerializer(RunSettingsSerializer):
+    """A new run: on a snapshot, or on a fresh snapshot of a dataset (exactly one of them)."""
+
+    snapshot = snapshot_id(required=False)
+    dataset = dataset_id(required=False)
 
     def validate(self, attrs: dict) -> dict:
         if ("snapshot" in attrs) == ("dataset" in attrs):
             raise serializers.ValidationError("give exactly one of snapshot or dataset")
         return attrs
+
+
+class RunOnSnapshotSerializer(RunSettingsSerializer):
+    snapshot = snapshot_id()
+
+
+class RunOnDatasetSerializer(RunSettingsSerializer):
+    dataset = dataset_id()
+
+
+# What the API documents for a new run: one of the two (a body naming both matches both, so it is refused too).
+RUN_CREATE = PolymorphicProxySerializer(
+    component_name="RunCreate",
+    serializers=[RunOnSnapshotSerializer, RunOnDatasetSerializer],
+    resource_type_field_name=None,
+)
 
 
 class MetricSerializer(serializers.ModelSerializer):
@@ -73,7 +121,7 @@ class EvalItemSerializer(serializers.ModelSerializer):
 class RunSerializer(serializers.ModelSerializer):
     dataset = serializers.IntegerField(source="snapshot.dataset_id", read_only=True)
     dataset_name = serializers.CharField(source="snapshot.dataset.name", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     progress = serializers.FloatField(read_only=True)
     latest_metrics = serializers.SerializerMethodField()
     key_metric = serializers.SerializerMethodField()
@@ -107,7 +155,7 @@ class RunDetailSerializer(RunSerializer):
         fields = [*RunSerializer.Meta.fields, "eval_items"]
 
 
-class GenerateSerializer(serializers.Serializer):
+class GenerateSerializer(JsonTypes, serializers.Serializer):
     prompt = serializers.CharField(max_length=8000)
     max_new_tokens = serializers.IntegerField(default=128, min_value=1, max_value=512)
 

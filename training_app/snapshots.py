@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from datasets_app.curation.selectors import role_require
+from datasets_app.errors import Conflict
 from datasets_app.models import Dataset, DatasetKind, ExampleStatus, Role
 from training_app.models import DatasetVersion
 
@@ -68,7 +69,7 @@ def snapshot_create(
     approved = dataset.examples.filter(status=ExampleStatus.APPROVED).order_by("id")
     keys = list(approved.values_list("id", "content_hash", "tags"))
     if len(keys) < 2:
-        raise ValidationError({"dataset": f"needs at least 2 approved pairs to snapshot; it has {len(keys)}"})
+        raise Conflict({"dataset": f"needs at least 2 approved pairs to snapshot; it has {len(keys)}"})
     validation = split_ids(keys, kind=dataset.kind, seed=seed, fraction=validation_fraction)
     digest = hashlib.sha256()
     with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:

@@ -143,4 +143,3 @@ def test_a_template_whose_pairs_would_be_too_long_generates_nothing(workspace, d
 def test_checking_a_pair_looks_only_at_lengths():
     assert pair_text_errors(prompt="p", response="r", history=[{"role": "user", "content": "c"}], tags=["t"]) == {}
     assert pair_text_errors(prompt="p", response="r", tags=["t"] * 51) == {"tags": "at most 50 tags (got 51)"}
-
