@@ -120,7 +120,11 @@ class WorkspaceMembersView(APIView):
 
     @extend_schema(
         request=MemberSerializer,
-        responses={200: MemberSerializer, 404: error(404, "No such workspace among yours, or no member by that name.")},
+        responses={
+            200: MemberSerializer,
+            404: error(404, "No such workspace among yours, or no member by that name."),
+            409: error(409, "The workspace would be left without an admin."),
+        },
     )
     def post(self, request: Request, pk: int) -> Response:
         """Change a member's role (workspace admins only). People join by invitation (/invitations/).

@@ -118,7 +118,7 @@ def membership_set(
     if membership.role == Role.ADMIN and role != Role.ADMIN:
         admins = Membership.objects.select_for_update().filter(workspace=workspace, role=Role.ADMIN)
         if admins.count() == 1:
-            raise ValidationError({"role": ["the workspace needs an admin: make someone else admin first"]})
+            raise Conflict({"role": ["the workspace needs an admin: make someone else admin first"]})
     if membership.role != role:
         membership.role = role
         membership.save(update_fields=["role", "updated_at"])

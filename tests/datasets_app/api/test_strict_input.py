@@ -98,3 +98,13 @@ def test_a_run_takes_hyperparameters_only_as_documented(dataset, lead):
     assert odd_module.status_code == 400
     assert "hyperparameters.lora_target_modules" in odd_module.json()
     assert not TrainingRun.objects.exists()
+
+
+def test_demoting_the_last_admin_clashes_with_the_workspace_needing_one(workspace, admin_member):
+    response = client_for(admin_member).post(
+        f"/api/workspaces/{workspace.pk}/members/", {"username": "ada", "role": "lead"}
+    )
+
+    assert response.status_code == 409
+    assert response.json() == {"detail": "the workspace needs an admin: make someone else admin first"}
+    assert workspace.memberships.get(user=admin_member).role == "admin"
