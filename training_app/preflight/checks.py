@@ -139,11 +139,11 @@ def evaluation_set(facts: Facts) -> list[PreflightWarning]:
             )
         ]
     if facts.eval_overlap:
-        noun = "pair repeats" if facts.eval_overlap == 1 else "pairs repeat"
+        noun, verb = ("pair", "repeats") if facts.eval_overlap == 1 else ("pairs", "repeat")
         return [
             PreflightWarning(
                 "eval_overlap",
-                f"{facts.eval_overlap} training {noun} or nearly {noun.split()[1]} an evaluation prompt: the "
+                f"{facts.eval_overlap} training {noun} {verb} or nearly {verb} an evaluation prompt: the "
                 "evaluation will overstate what the model learned (see the eval_overlap lint)",
             )
         ]

@@ -77,12 +77,7 @@ def writing_begun(dataset) -> bool:  # type: ignore[no-untyped-def]
     """Some of the import's rows are in the table (SQLite: committed but hidden; PostgreSQL: COPY under way)."""
     if connection.vendor == "sqlite":
         return Example._base_manager.filter(dataset=dataset, source=SOURCE).exists()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            " AND query LIKE 'COPY datasets_app_example%%'"
-        )
-        return cursor.fetchone()[0] > 0
+    return other_sessions("query LIKE 'COPY datasets_app_example%%'") > 0
 
 
 def writing_ended(dataset) -> bool:  # type: ignore[no-untyped-def]
@@ -90,12 +85,15 @@ def writing_ended(dataset) -> bool:  # type: ignore[no-untyped-def]
     transaction open, as the abandoned COPY does until its worker notices and rolls back)."""
     if connection.vendor == "sqlite":
         return not ImportStage.objects.exists()
+    return other_sessions("backend_xid IS NOT NULL") == 0
+
+
+def other_sessions(condition: str) -> int:
+    """PostgreSQL: how many other sessions on the test database match `condition` (SQL over pg_stat_activity)."""
+    others = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            " AND backend_xid IS NOT NULL"
-        )
-        return cursor.fetchone()[0] == 0
+        cursor.execute(f"{others} AND {condition}")  # noqa: S608 - conditions are this module's own literals
+        return cursor.fetchone()[0]
 
 
 def test_a_large_import_keeps_other_writers_going_and_shows_its_pairs_all_at_once(
