@@ -17,11 +17,19 @@ class NotAllowed(Exception):
     """The user's role does not allow the action (HTTP 403)."""
 
 
+class Conflict(ValidationError):
+    """The request clashes with what is stored, e.g. a name already taken (HTTP 409); nothing was changed."""
+
+
+class InUse(Conflict):
+    """Other rows still use this one, so it cannot be deleted; the message says which and why."""
+
+
 class NotAMember(Exception):
     """The user named is not a member of the workspace; answered exactly like a name nobody has."""
 
 
-class DuplicateExample(ValidationError):
+class DuplicateExample(Conflict):
     """The dataset already holds a pair with the same normalized content."""
 
     def __init__(self, *, existing: Any) -> None:

@@ -21,6 +21,7 @@ urlpatterns = [
     path("jobs/<id:pk>/", imports.job_detail, name="job"),
     path("datasets/<id:pk>/lint/", lint.dataset_lint, name="dataset-lint"),
     path("datasets/<id:pk>/settings/", lint.dataset_settings, name="dataset-settings"),
+    path("datasets/<id:pk>/delete/", lint.dataset_delete, name="dataset-delete"),
     path("datasets/<id:pk>/draft/", blueprints.dataset_draft, name="dataset-draft"),
     path("workspaces/<id:pk>/members/", members.workspace_members, name="workspace-members"),
     path("workspaces/<id:pk>/members/invite/", members.workspace_invite, name="workspace-invite"),

@@ -1,11 +1,13 @@
 """One place that turns service errors into HTTP answers, so no client input ends in a 500."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from datasets_app.errors import DuplicateExample, NotAllowed, StaleVersion
+from datasets_app.errors import Conflict, DuplicateExample, NotAllowed, StaleVersion
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -22,7 +24,16 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         )
     if isinstance(exc, DuplicateExample):
         return Response({"detail": exc.messages[0], "existing_id": exc.existing.pk}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, Conflict):
+        return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return Response(detail, status=status.HTTP_400_BAD_REQUEST)
     return drf_exception_handler(exc, context)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A path that names nothing: JSON under /api/, like every other API answer; the page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
+    return page_not_found(request, exception)

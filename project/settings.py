@@ -280,7 +280,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Bodies are JSON (a form cannot say a list of objects, or text from a number); the import takes a multipart
+    # file and the token view a form too. A cross-site form cannot post JSON, either.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "DEFAULT_SCHEMA_CLASS": "project.api_schema.ApiSchema",
     "EXCEPTION_HANDLER": "project.api_errors.exception_handler",
     "URL_FORMAT_OVERRIDE": None,  # ?format= names a dataset file format on export, not a renderer
     "DEFAULT_THROTTLE_RATES": {"login": env.str("LOGIN_THROTTLE_RATE", default="30/min")},
@@ -288,9 +292,12 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Instructory API",
-    "DESCRIPTION": "Curate instruction-tuning datasets and fine-tune language models on them.",
+    "DESCRIPTION": "Curate instruction-tuning datasets and fine-tune language models on them. Request bodies are "
+    "JSON (an import is a multipart upload); no text may contain a NUL character. Every error is JSON with a "
+    "`detail`, except 400, which names each field's problems.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,  # request bodies list only what a client sends (no read-only fields)
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -8,13 +8,14 @@ from datasets_app.api import curation as curation_api
 from datasets_app.api import imports as import_api
 from datasets_app.api import invitations as invitation_api
 from datasets_app.api import lint as lint_api
+from project.api_schema import ID_DIGITS
 from training_app import api as training_api
 
 
 class IdConverter:
     """Row ids: digits that fit a 64-bit integer column (a longer number is a 404, not a database error)."""
 
-    regex = "[0-9]{1,18}"
+    regex = f"[0-9]{{1,{ID_DIGITS}}}"
 
     def to_python(self, value: str) -> int:
         return int(value)
@@ -88,3 +89,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api)),
 ]
+
+handler404 = "project.api_errors.not_found"

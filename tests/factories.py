@@ -46,3 +46,13 @@ class ExampleFactory(factory.django.DjangoModelFactory):
     prompt = factory.Sequence(lambda n: f"Question number {n}?")
     response = factory.Sequence(lambda n: f"Answer number {n}.")
     content_hash = factory.LazyAttribute(lambda o: content_hash(prompt=o.prompt, response=o.response))
+
+
+def runs_on(dataset: Dataset, *statuses: str) -> list:
+    """Fine-tuning runs trained on a snapshot of `dataset`, one per status (rows only: no file, no worker)."""
+    from training_app.models import DatasetVersion, TrainingRun
+
+    snapshot = DatasetVersion.objects.create(
+        dataset=dataset, number=1, file="snapshots/x.jsonl", content_hash="x", n_train=1, n_validation=1
+    )
+    return [TrainingRun.objects.create(snapshot=snapshot, base_model="smollm2-tiny-random", status=s) for s in statuses]

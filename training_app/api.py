@@ -10,15 +10,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from datasets_app.api.common import job_accepted
-from datasets_app.api.serializers import JobSerializer
+from datasets_app.api.common import id_param, job_accepted
+from datasets_app.api.serializers import JobAcceptedSerializer
 from datasets_app.curation import selectors as dataset_selectors
 from datasets_app.models import Job
+from project.api_schema import ID_DIGITS, error, id_parameter
 from training_app import selectors, services
-from training_app.comparison import run_comparison, run_ids_from_query, snapshot_diff
+from training_app.comparison import MAX_RUNS, run_comparison, run_ids_from_query, snapshot_diff
 from training_app.failures import failures_send
 from training_app.preflight.report import Preflight, TokenizerMissing, pair_tokens, run_preflight
 from training_app.serializers import (
+    RUN_CREATE,
     CompareRunSerializer,
     ComparisonSerializer,
     GenerateSerializer,
@@ -48,7 +50,17 @@ class DatasetSnapshotsView(APIView):
         dataset = dataset_selectors.dataset_get(user=request.user, pk=pk)
         return Response(SnapshotSerializer(dataset.versions.all(), many=True).data)
 
-    @extend_schema(request=SnapshotCreateSerializer, responses={201: SnapshotSerializer})
+    @extend_schema(
+        request=SnapshotCreateSerializer,
+        responses={
+            201: SnapshotSerializer,
+            409: error(
+                409,
+                "The dataset has fewer than 2 approved training pairs, or it refuses training pairs that repeat "
+                "an evaluation prompt and has some.",
+            ),
+        },
+    )
     def post(self, request: Request, pk: int) -> Response:
         """Freeze the dataset's approved pairs with a seeded train/validation split (leads)."""
         dataset = dataset_selectors.dataset_get(user=request.user, pk=pk)
@@ -88,14 +100,21 @@ class SnapshotDiffView(APIView):
 
 
 class RunListView(APIView):
-    @extend_schema(parameters=[OpenApiParameter("dataset", int)], responses=RunSerializer(many=True))
+    @extend_schema(
+        parameters=[id_parameter("dataset", "Only runs on this dataset.")], responses=RunSerializer(many=True)
+    )
     def get(self, request: Request) -> Response:
-        dataset = request.query_params.get("dataset")
-        dataset_id = int(dataset) if dataset and dataset.isdigit() and len(dataset) < 19 else None
-        runs = selectors.run_list(user=request.user, dataset_id=dataset_id)[:200]
+        runs = selectors.run_list(user=request.user, dataset_id=id_param(request, "dataset"))[:200]
         return Response(RunSerializer(runs, many=True).data)
 
-    @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer})
+    @extend_schema(
+        request=RUN_CREATE,
+        responses={
+            201: RunSerializer,
+            404: error(404, "No such snapshot or dataset among yours."),
+            409: error(409, "On a dataset: it cannot be snapshot (too few approved pairs, or refused overlap)."),
+        },
+    )
     def post(self, request: Request) -> Response:
         """Start a fine-tuning run (leads): on a snapshot, or on a fresh snapshot of a dataset."""
         run = services.run_create(user=request.user, **_run_arguments(request))
@@ -116,9 +135,13 @@ def _run_arguments(request: Request) -> dict:
 
 class RunPreflightView(APIView):
     @extend_schema(
-        request=RunCreateSerializer,
+        request=RUN_CREATE,
         parameters=[PreflightQuerySerializer],
-        responses={200: PreflightSerializer, 409: OpenApiTypes.OBJECT},
+        responses={
+            200: PreflightSerializer,
+            404: error(404, "No such snapshot or dataset among yours."),
+            409: error(409, "The base model's tokenizer is not prepared on this machine yet."),
+        },
     )
     def post(self, request: Request) -> Response:
         """Check a run before starting it (leads): the body of POST /api/runs/; nothing is saved or queued.
@@ -128,7 +151,7 @@ class RunPreflightView(APIView):
         warnings. `limit` and `offset` page the list of pairs; the totals always cover every pair. 409 when the
         base model's tokenizer is not prepared on this machine yet.
         """
-        query = PreflightQuerySerializer(data=request.query_params)
+        query = PreflightQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         try:
             report = run_preflight(user=request.user, **_run_arguments(request))
@@ -157,7 +180,12 @@ def preflight_answer(report: Preflight, *, limit: int, offset: int, order: str) 
 
 class PreflightPairView(APIView):
     @extend_schema(
-        parameters=[PairTokensQuerySerializer], responses={200: PairTokensSerializer, 409: OpenApiTypes.OBJECT}
+        parameters=[PairTokensQuerySerializer],
+        responses={
+            200: PairTokensSerializer,
+            404: error(404, "No such pair or snapshot among yours."),
+            409: error(409, "The base model's tokenizer is not prepared on this machine yet."),
+        },
     )
     def get(self, request: Request) -> Response:
         """One pair's tokens as training will see them (leads): each piece of text with its kind, `trained`,
@@ -165,7 +193,7 @@ class PreflightPairView(APIView):
 
         The pair as it is now, or as frozen in `snapshot`; `base_model` and `max_seq_len` as in the run's body.
         """
-        query = PairTokensQuerySerializer(data=request.query_params)
+        query = PairTokensQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         data = dict(query.validated_data)
         if "snapshot" in data:
@@ -181,17 +209,27 @@ class PreflightPairView(APIView):
         return Response(PairTokensSerializer(answer).data)
 
 
+RUN_IDS = {
+    "type": "array",
+    "items": {"type": "integer", "minimum": 1, "maximum": 10**ID_DIGITS - 1},
+    "minItems": 2,
+    "maxItems": MAX_RUNS,
+    "uniqueItems": True,
+}
+
+
 class RunCompareView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
                 "runs",
-                str,
+                RUN_IDS,
                 required=True,
-                description="Two to ten run ids, comma-separated; the first is the baseline.",
+                explode=False,
+                description="Two to ten different run ids, comma-separated; the first is the baseline.",
             )
         ],
-        responses=ComparisonSerializer,
+        responses={200: ComparisonSerializer, 404: error(404, "A run not among yours.")},
     )
     def get(self, request: Request) -> Response:
         """Runs side by side: metrics, the prompts they were all scored on, and what flipped from the first to the last."""
@@ -221,13 +259,13 @@ class RunMetricsView(APIView):
 
 class RunLogsView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("after", int, description="Only lines after this id.")],
+        parameters=[id_parameter("after", "Only lines after this one (a log line's id).")],
         responses=LogSerializer(many=True),
     )
     def get(self, request: Request, pk: int) -> Response:
         run = selectors.run_get(user=request.user, pk=pk)
-        after = request.query_params.get("after", "")
-        lines = run.logs.filter(id__gt=int(after)) if after.isdigit() and len(after) < 19 else run.logs.all()
+        after = id_param(request, "after")
+        lines = run.logs.all() if after is None else run.logs.filter(id__gt=after)
         return Response(LogSerializer(lines.order_by("id")[:1000], many=True).data)
 
 
@@ -244,7 +282,15 @@ class RunSendFailuresView(APIView):
         request=SendFailuresSerializer,
         responses={
             200: SendFailuresResultSerializer,
-            202: OpenApiResponse(JobSerializer, description="Queued: a worker rewords the prompts (poll the job)."),
+            202: OpenApiResponse(
+                JobAcceptedSerializer, description="Queued: a worker rewords the prompts (follow job_url)."
+            ),
+            404: error(404, "No such run, or no such dataset among yours."),
+            409: error(
+                409,
+                "The run has not succeeded, a chosen prompt is not one of its failures, the dataset is of another "
+                "workspace, or no generator is configured to reword the prompts.",
+            ),
         },
     )
     def post(self, request: Request, pk: int) -> Response:
@@ -267,7 +313,12 @@ class RunSendFailuresView(APIView):
 
 
 class RunArtifactView(APIView):
-    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    @extend_schema(
+        responses={
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            404: error(404, "No such run among yours, or it has no artifact (it has not succeeded)."),
+        }
+    )
     def get(self, request: Request, pk: int) -> FileResponse:
         """The LoRA adapter (or full weights), tokenizer, run config and snapshot hash, as a zip."""
         run = selectors.run_get(user=request.user, pk=pk)
@@ -279,12 +330,7 @@ class RunArtifactView(APIView):
 class RunGenerateView(APIView):
     @extend_schema(
         request=GenerateSerializer,
-        responses={202: PlaygroundQueuedSerializer},
-        parameters=[
-            OpenApiParameter(
-                "Location", str, OpenApiParameter.HEADER, response=[202], description="The request's URL to poll."
-            )
-        ],
+        responses={202: PlaygroundQueuedSerializer, 409: error(409, "The run has not succeeded.")},
     )
     def post(self, request: Request, pk: int) -> Response:
         """Queue one prompt for the base and the fine-tuned model; answers at once with the URL to poll.

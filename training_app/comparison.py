@@ -46,13 +46,12 @@ METRIC_BY_NAME = {metric.name: metric for metric in METRICS}
 def run_ids_from_query(values: list[str]) -> list[int]:
     """`?runs=3,5` (or `?runs=3&runs=5`, as a form sends it): the ids in the order given, each once."""
     ids: list[int] = []
-    for part in (part.strip() for value in values for part in value.split(",")):
-        if not part:
-            continue
-        if not part.isdigit() or len(part) > MAX_ID_DIGITS:
+    for part in (part for value in values if value for part in value.split(",")):
+        if not part.isascii() or not part.isdigit() or len(part) > MAX_ID_DIGITS or int(part) == 0:
             raise ValidationError({"runs": f"'{part[:40]}' is not a run id"})
-        if int(part) not in ids:
-            ids.append(int(part))
+        if int(part) in ids:
+            raise ValidationError({"runs": f"run {part} is given twice"})
+        ids.append(int(part))
     if len(ids) < 2:
         raise ValidationError({"runs": "give two or more different runs to compare, e.g. ?runs=3,5"})
     if len(ids) > MAX_RUNS:

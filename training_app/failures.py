@@ -24,6 +24,7 @@ from datasets_app.curation.limits import TAGS_MAX
 from datasets_app.curation.origins import Origin
 from datasets_app.curation.selectors import role_require
 from datasets_app.curation.services import example_create
+from datasets_app.errors import Conflict
 from datasets_app.jobs.services import job_beating, job_claim, job_create, job_finish, job_progress
 from datasets_app.models import Dataset, Example, ExampleSplit, ExampleStatus, Job, JobStatus, Role
 from training_app.models import EvalItem, FailureDraft, RunStatus, TrainingRun
@@ -81,10 +82,10 @@ def failures_send(
     workspace = run.snapshot.dataset.workspace
     role_require(user=user, workspace=workspace, role=Role.LEAD)
     if run.status != RunStatus.SUCCEEDED:
-        raise ValidationError({"run": ["only a run that succeeded has evaluated prompts to send"]})
+        raise Conflict({"run": ["only a run that succeeded has evaluated prompts to send"]})
     target = dataset or run.snapshot.dataset
     if target.workspace_id != workspace.pk:
-        raise ValidationError({"dataset": ["must be a dataset of the run's workspace"]})
+        raise Conflict({"dataset": ["must be a dataset of the run's workspace"]})
     items = _chosen_failures(run, item_ids)
     pending = _not_sent(items, target)
     already = len(items) - len(pending)
@@ -104,7 +105,7 @@ def _paraphraser(key: str | None) -> Generator:
     try:
         return generator_get(key)
     except GeneratorError as error:
-        raise ValidationError(
+        raise Conflict(
             {"generator": [f'cannot reword the prompts: {error}. Send "paraphrase": false to use them as they are.']}
         ) from error
 
@@ -125,7 +126,7 @@ def _chosen_failures(run: TrainingRun, item_ids: Sequence[int] | None) -> list[E
         if pk in found and found[pk].after_ok is not False
     ]
     if problems:
-        raise ValidationError({"items": problems[:10]})
+        raise Conflict({"items": "; ".join(problems[:10])})
     return [found[pk] for pk in chosen]
 
 

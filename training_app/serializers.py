@@ -1,12 +1,18 @@
 """REST representations of snapshots, runs, metrics and the playground."""
 
+from typing import Any
+
+from django.conf import settings
 from django.urls import reverse
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
-from datasets_app.api.serializers import VisibleRelatedField
+from datasets_app.api.serializers import JsonTypes, VisibleRelatedField
+from datasets_app.blueprints.generators import generator_choices
 from datasets_app.curation.selectors import dataset_list
 from datasets_app.models import Dataset
 from training_app.failures import MAX_ITEMS
+from training_app.ml.config import MAX_SEQ_LEN, MIN_SEQ_LEN, settings_schema
 from training_app.models import (
     DatasetVersion,
     EvalItem,
@@ -39,27 +45,69 @@ class SnapshotSerializer(serializers.ModelSerializer):
         return snapshot.eval_hash or None
 
 
-class SnapshotCreateSerializer(serializers.Serializer):
+class SnapshotCreateSerializer(JsonTypes, serializers.Serializer):
     validation_fraction = serializers.FloatField(default=0.1, min_value=0.01, max_value=0.9)
     seed = serializers.IntegerField(default=42, min_value=0, max_value=2**31 - 1)
 
 
-class RunCreateSerializer(serializers.Serializer):
-    snapshot = serializers.IntegerField(
-        required=False, min_value=1, max_value=ID_MAX, help_text="Train on this snapshot ..."
+@extend_schema_field(settings_schema())
+class HyperparametersField(serializers.DictField):
+    """Training settings over the defaults; validate_config checks each (the schema says what it accepts)."""
+
+
+class RunSettingsSerializer(JsonTypes, serializers.Serializer):
+    base_model = serializers.ChoiceField(
+        choices=[], required=False, allow_blank=True, default="", help_text="Empty: the workspace's default."
     )
-    dataset = serializers.IntegerField(
-        required=False, min_value=1, max_value=ID_MAX, help_text="... or on a fresh snapshot of this dataset."
+    method = serializers.ChoiceField(
+        choices=TrainingRun._meta.get_field("method").choices, required=False, default="lora"
     )
-    base_model = serializers.CharField(required=False, allow_blank=True, default="")
-    method = serializers.CharField(required=False, default="lora")
-    hyperparameters = serializers.DictField(required=False, default=dict)
-    validation_fraction = serializers.FloatField(default=0.1, min_value=0.01, max_value=0.9)
+    hyperparameters = HyperparametersField(required=False, default=dict)
+    validation_fraction = serializers.FloatField(
+        default=0.1, min_value=0.01, max_value=0.9, help_text="For a fresh snapshot of a dataset."
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["base_model"].choices = list(settings.BASE_MODELS)  # read now: settings may change
+
+
+def snapshot_id(**kwargs: Any) -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=1, max_value=ID_MAX, help_text="Train on this snapshot.", **kwargs)
+
+
+def dataset_id(**kwargs: Any) -> serializers.IntegerField:
+    return serializers.IntegerField(
+        min_value=1, max_value=ID_MAX, help_text="Train on a fresh snapshot of this dataset.", **kwargs
+    )
+
+
+class RunCreateSerializer(RunSettingsSerializer):
+    """A new run: on a snapshot, or on a fresh snapshot of a dataset (exactly one of them)."""
+
+    snapshot = snapshot_id(required=False)
+    dataset = dataset_id(required=False)
 
     def validate(self, attrs: dict) -> dict:
         if ("snapshot" in attrs) == ("dataset" in attrs):
             raise serializers.ValidationError("give exactly one of snapshot or dataset")
         return attrs
+
+
+class RunOnSnapshotSerializer(RunSettingsSerializer):
+    snapshot = snapshot_id()
+
+
+class RunOnDatasetSerializer(RunSettingsSerializer):
+    dataset = dataset_id()
+
+
+# What the API documents for a new run: one of the two (a body naming both matches both, so it is refused too).
+RUN_CREATE = PolymorphicProxySerializer(
+    component_name="RunCreate",
+    serializers=[RunOnSnapshotSerializer, RunOnDatasetSerializer],
+    resource_type_field_name=None,
+)
 
 
 class MetricSerializer(serializers.ModelSerializer):
@@ -84,7 +132,7 @@ class EvalItemSerializer(serializers.ModelSerializer):
 class RunSerializer(serializers.ModelSerializer):
     dataset = serializers.IntegerField(source="snapshot.dataset_id", read_only=True)
     dataset_name = serializers.CharField(source="snapshot.dataset.name", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     progress = serializers.FloatField(read_only=True)
     latest_metrics = serializers.SerializerMethodField()
     key_metric = serializers.SerializerMethodField()
@@ -118,7 +166,7 @@ class RunDetailSerializer(RunSerializer):
         fields = [*RunSerializer.Meta.fields, "eval_items"]
 
 
-class GenerateSerializer(serializers.Serializer):
+class GenerateSerializer(JsonTypes, serializers.Serializer):
     prompt = serializers.CharField(max_length=8000)
     max_new_tokens = serializers.IntegerField(default=128, min_value=1, max_value=512)
 
@@ -232,8 +280,16 @@ class PairTokensQuerySerializer(serializers.Serializer):
     snapshot = serializers.IntegerField(
         required=False, min_value=1, max_value=ID_MAX, help_text="The pair as frozen in this snapshot."
     )
-    base_model = serializers.CharField(required=False, allow_blank=True, default="")
-    max_seq_len = serializers.IntegerField(required=False, min_value=-ID_MAX, max_value=ID_MAX)
+    base_model = serializers.ChoiceField(
+        choices=[], required=False, allow_blank=True, default="", help_text="Empty: the workspace's default."
+    )
+    max_seq_len = serializers.IntegerField(
+        required=False, min_value=MIN_SEQ_LEN, max_value=MAX_SEQ_LEN, help_text="Left out: the base model's default."
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["base_model"].choices = list(settings.BASE_MODELS)
 
 
 class TokenPieceSerializer(serializers.Serializer):
@@ -338,7 +394,7 @@ class SnapshotDiffSerializer(serializers.Serializer):
     truncated = serializers.BooleanField(help_text="More pairs changed than are listed (1,000 per list).")
 
 
-class SendFailuresSerializer(serializers.Serializer):
+class SendFailuresSerializer(JsonTypes, serializers.Serializer):
     items = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=ID_MAX), required=False, max_length=MAX_ITEMS,
         help_text="Evaluated prompts of the run (eval_items[].id) that failed; left out: every failed one.",
@@ -351,9 +407,16 @@ class SendFailuresSerializer(serializers.Serializer):
         default=True,
         help_text="Reword each prompt with a generator on a worker (202 with a job), or false: use it as is (200).",
     )
-    generator = serializers.CharField(
-        required=False, allow_null=True, help_text="A backend from /api/generators/; left out: the default one."
+    generator = serializers.ChoiceField(
+        choices=[],
+        required=False,
+        allow_null=True,
+        help_text="A backend from /api/generators/; left out: the default one.",
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["generator"].choices = [key for key, _ in generator_choices()]
 
 
 class SendFailuresResultSerializer(serializers.Serializer):

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from datasets_app.curation.selectors import role_require
+from datasets_app.errors import Conflict
 from datasets_app.jobs.outbox import dispatch_due, dispatch_on_commit
 from datasets_app.models import Dataset, Role
 from training_app.ml.config import METHODS, TrainConfig, validate_config
@@ -36,6 +37,8 @@ def _check(base_model: str, method: str, hyperparameters: dict) -> dict:
         problems["base_model"] = f"unknown base model {base_model!r}; expected one of {', '.join(settings.BASE_MODELS)}"
     if method not in METHODS:
         problems["method"] = f"must be one of {', '.join(METHODS)}"
+    if "method" in hyperparameters:
+        problems["hyperparameters.method"] = "is not a training setting: set method beside hyperparameters"
     config = {**default_hyperparameters(), **hyperparameters, "method": method}
     for field, message in validate_config(config):
         problems[f"hyperparameters.{field}" if field != "method" else "method"] = message
@@ -144,7 +147,7 @@ def playground_ask(
     """Queue a prompt for the base and the fine-tuned model; a worker answers (models never load in the web)."""
     role_require(user=user, workspace=run.snapshot.dataset.workspace, role=Role.ANNOTATOR)
     if run.status != RunStatus.SUCCEEDED:
-        raise ValidationError({"run": "the playground needs a run that succeeded"})
+        raise Conflict({"run": "the playground needs a run that succeeded"})
     if not prompt.strip():
         raise ValidationError({"prompt": "may not be blank"})
     if not 1 <= max_new_tokens <= 512:

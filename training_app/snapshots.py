@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Max, QuerySet
 
 from datasets_app.curation.selectors import role_require
+from datasets_app.errors import Conflict
 from datasets_app.lint.overlap import Overlap
 from datasets_app.lint.report import eval_overlaps
 from datasets_app.models import Dataset, DatasetKind, Example, ExampleSplit, ExampleStatus, Role
@@ -73,7 +74,7 @@ def _split(
         raise ValidationError({"validation_fraction": "must be between 0 and 1"})
     keys = list(approved.filter(split=ExampleSplit.TRAIN).values_list("id", "content_hash", "tags"))
     if len(keys) < 2:
-        raise ValidationError(
+        raise Conflict(
             {"dataset": f"needs at least 2 approved pairs in its training set to snapshot; it has {len(keys)}"}
         )
     return len(keys), split_ids(keys, kind=dataset.kind, seed=seed, fraction=validation_fraction)
@@ -83,7 +84,7 @@ def _overlaps(dataset: Dataset, approved: QuerySet[Example]) -> list[Overlap]:
     """The training pairs that repeat an evaluation prompt; refused when the dataset says so."""
     overlaps = eval_overlaps(examples=approved)
     if overlaps and dataset.refuse_eval_overlap:
-        raise ValidationError({"dataset": overlap_refusal(overlaps)})
+        raise Conflict({"dataset": overlap_refusal(overlaps)})
     return overlaps
 
 

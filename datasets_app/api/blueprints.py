@@ -1,24 +1,27 @@
 """REST API for templates: CRUD, preview, generation, model drafting, and the generator backends."""
 
+from typing import Any
+
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from datasets_app.api.common import expected_version, job_accepted, workspace_param
-from datasets_app.api.serializers import JobSerializer, TextCap, VisibleRelatedField, capped
+from datasets_app.api.common import IF_MATCH, JOB_ACCEPTED, expected_version, id_param, job_accepted
+from datasets_app.api.serializers import JsonTypes, TextCap, VisibleRelatedField, capped
 from datasets_app.blueprints import services as blueprints
 from datasets_app.blueprints.generators import generator_choices
 from datasets_app.blueprints.specs import default_spec
 from datasets_app.curation import selectors
 from datasets_app.curation.limits import TEXT_MAX_CHARS
 from datasets_app.models import Dataset, Job, Template, Workspace
+from project.api_schema import error, errors, id_parameter
 
 
-class TemplateSerializer(serializers.ModelSerializer):
+class TemplateSerializer(JsonTypes, serializers.ModelSerializer):
     workspace = VisibleRelatedField(
         queryset=Workspace.objects.all(), visible=selectors.workspace_list, noun="workspace"
     )
@@ -34,7 +37,7 @@ class TemplateSerializer(serializers.ModelSerializer):
         extra_kwargs = {"description": capped("description")}
 
 
-class TemplateUpdateSerializer(serializers.Serializer):
+class TemplateUpdateSerializer(JsonTypes, serializers.Serializer):
     name = serializers.CharField(required=False, max_length=200)
     description = serializers.CharField(
         required=False, allow_blank=True, validators=[TextCap(TEXT_MAX_CHARS["description"])]
@@ -43,7 +46,7 @@ class TemplateUpdateSerializer(serializers.Serializer):
     version = serializers.IntegerField(required=False, help_text="The version you loaded (or send If-Match).")
 
 
-class PreviewRequestSerializer(serializers.Serializer):
+class PreviewRequestSerializer(JsonTypes, serializers.Serializer):
     dataset = serializers.IntegerField(
         required=False, min_value=1, max_value=2**63 - 1, help_text="Mark prompts this dataset already has."
     )
@@ -66,13 +69,20 @@ class PreviewSerializer(serializers.Serializer):
     paraphrases = serializers.IntegerField(help_text="Model rewordings per seed prompt, added at generation time.")
 
 
-class GenerateRequestSerializer(serializers.Serializer):
-    dataset = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    generator = serializers.CharField(
-        required=False,
-        allow_null=True,
-        help_text="A backend from /api/generators/ to draft responses; none: empty drafts.",
+class GeneratorChoice(JsonTypes, serializers.Serializer):
+    # A request that may name a model backend: one of /api/generators/ (as configured now), or null.
+
+    generator = serializers.ChoiceField(
+        choices=[], required=False, allow_null=True, help_text="A backend from /api/generators/; null: none."
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["generator"].choices = [key for key, _ in generator_choices()]
+
+
+class GenerateRequestSerializer(GeneratorChoice):
+    dataset = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
     paraphrases = serializers.IntegerField(required=False, min_value=0, max_value=5)
 
 
@@ -84,12 +94,12 @@ class GenerateResultSerializer(serializers.Serializer):
     cut = serializers.IntegerField(help_text="Model drafts cut to PAIR_TEXT_MAX_CHARS.")
 
 
-class DraftRequestSerializer(serializers.Serializer):
+class DraftRequestSerializer(GeneratorChoice):
     examples = serializers.ListField(
-        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False, max_length=blueprints.MAX_DRAFT_SELECTION,
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False, min_length=1,
+        max_length=blueprints.MAX_DRAFT_SELECTION,
         help_text="Drafts without a response to fill; left out: all of the dataset's (up to 500).",
     )  # fmt: skip
-    generator = serializers.CharField(required=False, allow_null=True)
 
 
 class GeneratorSerializer(serializers.Serializer):
@@ -108,17 +118,17 @@ def _dataset_in(request: Request, template: Template, pk: int | None) -> Dataset
 
 class TemplateListView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("workspace", int, description="Only this workspace's templates.")],
+        parameters=[id_parameter("workspace", "Only this workspace's templates.")],
         responses=TemplateSerializer(many=True),
     )
     def get(self, request: Request) -> Response:
         templates = selectors.template_list(user=request.user)
-        workspace = workspace_param(request)
+        workspace = id_param(request, "workspace")
         if workspace is not None:
             templates = templates.filter(workspace_id=workspace)
         return Response(TemplateSerializer(templates, many=True).data)
 
-    @extend_schema(request=TemplateSerializer, responses={201: TemplateSerializer})
+    @extend_schema(request=TemplateSerializer, responses={201: TemplateSerializer, **errors(409)})
     def post(self, request: Request) -> Response:
         """Create a template (leads)."""
         serializer = TemplateSerializer(data=request.data, context={"request": request})
@@ -143,7 +153,8 @@ class TemplateDetailView(APIView):
 
     @extend_schema(
         request=TemplateUpdateSerializer,
-        responses={200: TemplateSerializer, 412: OpenApiResponse(description="Stale: someone saved a newer version.")},
+        responses={200: TemplateSerializer, **errors(409, 412, 428)},
+        parameters=[IF_MATCH],
     )
     def patch(self, request: Request, pk: int) -> Response:
         """Edit a template (leads); send the version you loaded, as If-Match or in the body."""
@@ -186,7 +197,7 @@ class TemplateGenerateView(APIView):
         request=GenerateRequestSerializer,
         responses={
             201: GenerateResultSerializer,
-            202: OpenApiResponse(JobSerializer, description="Queued as a job (model drafting or many pairs)."),
+            202: JOB_ACCEPTED,
         },
     )
     def post(self, request: Request, pk: int) -> Response:
@@ -208,7 +219,10 @@ class TemplateGenerateView(APIView):
 
 
 class DatasetDraftView(APIView):
-    @extend_schema(request=DraftRequestSerializer, responses={202: JobSerializer})
+    @extend_schema(
+        request=DraftRequestSerializer,
+        responses={202: JOB_ACCEPTED, 409: error(409, "None of the chosen pairs is a draft without a response.")},
+    )
     def post(self, request: Request, pk: int) -> Response:
         """Have a model draft responses for drafts that lack one (leads); drafts are never approved automatically."""
         dataset = selectors.dataset_get(user=request.user, pk=pk)

@@ -1,23 +1,49 @@
 """What the API views of every feature share: query and header parsing, the 202 for queued jobs, error lists."""
 
+import re
+
+from django.http import QueryDict
 from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from datasets_app.api.serializers import JobSerializer
+from datasets_app.api.serializers import JobAcceptedSerializer, JobSerializer
 from datasets_app.models import Job
+from project.api_schema import ID_DIGITS
+
+ETAG = r'(W/)?"?([0-9]{1,18})"?'  # the ETag a response carries ("3"), as If-Match sends it back
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    {"type": "string", "pattern": f"^{ETAG}$"},
+    OpenApiParameter.HEADER,
+    description='The ETag you loaded, e.g. "3" (or send "version" in the body). A stale one gets 412.',
+)
 
 
-def workspace_param(request: Request) -> int | None:
-    """The `?workspace=` filter of a list: a workspace id, or None when not given (400 when not an id)."""
-    workspace = request.query_params.get("workspace")
-    if not workspace:
+def id_param(request: Request, name: str) -> int | None:
+    """A query filter that names a row, e.g. `?workspace=`: its id, or None when not given (400 when not an id)."""
+    if name not in request.query_params:
         return None
-    if not workspace.isdigit() or len(workspace) > 18:
-        raise ValidationError({"workspace": "must be a workspace id"})
-    return int(workspace)
+    value = request.query_params[name]
+    if not value.isascii() or not value.isdigit() or len(value) > ID_DIGITS:
+        raise ValidationError({name: f"must be the id of a {name}"})
+    return int(value)
+
+
+def choice_param(params: QueryDict, name: str, choices: list[str], default: str | None = None) -> str | None:
+    """A query parameter that takes one of `choices`: `default` when not given, 400 for anything else."""
+    if name not in params:
+        return default
+    value = params[name]
+    if value not in choices:
+        raise ValidationError({name: f"must be one of {', '.join(choices)}"})
+    return value
+
+
+JOB_ACCEPTED = OpenApiResponse(JobAcceptedSerializer, description="Queued as a job on a worker: follow job_url.")
 
 
 def job_accepted(request: Request, job: Job) -> Response:
@@ -72,7 +98,7 @@ def if_match(request: Request) -> int | None:
     if header is None:
         version = request.data.get("version") if isinstance(request.data, dict) else None
         return version if isinstance(version, int) else None
-    value = header.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    found = re.fullmatch(ETAG, header.strip())
+    if found is None:
         raise ParseError('If-Match must be the ETag you got, e.g. "3"')
-    return int(value)
+    return int(found[2])

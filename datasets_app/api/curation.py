@@ -2,10 +2,9 @@
 
 from datetime import UTC
 
-from django.http import StreamingHttpResponse
+from django.http import QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
-from django.utils.text import get_valid_filename
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
@@ -17,8 +16,19 @@ from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from datasets_app.api.common import expected_version, flatten_errors, if_match, indexed_errors, workspace_param
+from datasets_app.api.common import (
+    IF_MATCH,
+    choice_param,
+    expected_version,
+    flatten_errors,
+    id_param,
+    if_match,
+    indexed_errors,
+)
 from datasets_app.api.serializers import (
+    CREATED_PAIRS,
+    NEW_PAIR,
+    STATUS_ACTION,
     DatasetSerializer,
     DatasetUpdateSerializer,
     ExampleCreateSerializer,
@@ -32,7 +42,9 @@ from datasets_app.curation import selectors, services
 from datasets_app.curation.exports import dataset_export
 from datasets_app.errors import BulkInvalid, NotAMember
 from datasets_app.formats import EXPORT_CONTENT_TYPES, EXPORT_EXTENSIONS, EXPORT_FORMATS
+from datasets_app.imports.uploads import safe_filename
 from datasets_app.models import ExampleSplit, ExampleStatus, Role
+from project.api_schema import DuplicateSerializer, OneOrMany, error, errors, id_parameter
 
 MAX_BULK = 10_000
 
@@ -53,6 +65,22 @@ class ExampleCursor(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 1000
 
+    def get_page_size(self, request: Request) -> int:
+        """`?page_size=` from 1 to 1000 (anything else is a 400, where DRF would quietly use 100)."""
+        value = request.query_params.get(self.page_size_query_param)
+        if value is None:
+            return self.page_size
+        if not (value.isascii() and value.isdigit() and len(value) <= 4 and 1 <= int(value) <= self.max_page_size):
+            raise ValidationError({"page_size": f"must be a whole number from 1 to {self.max_page_size}"})
+        return int(value)
+
+    def get_schema_operation_parameters(self, view: APIView) -> list[dict]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size}
+        return parameters
+
 
 # --- workspaces
 
@@ -60,6 +88,10 @@ class ExampleCursor(CursorPagination):
 class WorkspaceListView(generics.ListCreateAPIView):
     serializer_class = WorkspaceSerializer
     pagination_class = None
+
+    @extend_schema(responses={201: WorkspaceSerializer, **errors(409)})
+    def post(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().post(request, *args, **kwargs)
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.workspace_list(user=self.request.user)
@@ -88,7 +120,11 @@ class WorkspaceMembersView(APIView):
 
     @extend_schema(
         request=MemberSerializer,
-        responses={200: MemberSerializer, 404: OpenApiResponse(description="No member by that name.")},
+        responses={
+            200: MemberSerializer,
+            404: error(404, "No such workspace among yours, or no member by that name."),
+            409: error(409, "The workspace would be left without an admin."),
+        },
     )
     def post(self, request: Request, pk: int) -> Response:
         """Change a member's role (workspace admins only). People join by invitation (/invitations/).
@@ -118,14 +154,18 @@ class DatasetListView(generics.ListCreateAPIView):
     serializer_class = DatasetSerializer
     pagination_class = None
 
-    @extend_schema(parameters=[OpenApiParameter("workspace", int, description="Only this workspace's datasets.")])
+    @extend_schema(parameters=[id_parameter("workspace", "Only this workspace's datasets.")])
     def get(self, request: Request, *args: object, **kwargs: object) -> Response:
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         datasets = selectors.dataset_list_with_counts(user=self.request.user)
-        workspace = workspace_param(self.request)
+        workspace = id_param(self.request, "workspace")
         return datasets if workspace is None else datasets.filter(workspace_id=workspace)
+
+    @extend_schema(responses={201: DatasetSerializer, **errors(409)})
+    def post(self, request: Request, *args: object, **kwargs: object) -> Response:
+        return super().post(request, *args, **kwargs)
 
     def perform_create(self, serializer: DatasetSerializer) -> None:
         data = serializer.validated_data
@@ -139,7 +179,7 @@ class DatasetDetailView(APIView):
         dataset = selectors.dataset_get(user=request.user, pk=pk)
         return Response(DatasetSerializer(dataset, context={"request": request}).data)
 
-    @extend_schema(request=DatasetUpdateSerializer, responses=DatasetSerializer)
+    @extend_schema(request=DatasetUpdateSerializer, responses={200: DatasetSerializer, **errors(409)})
     def patch(self, request: Request, pk: int) -> Response:
         dataset = selectors.dataset_get(user=request.user, pk=pk)
         serializer = DatasetUpdateSerializer(data=request.data, partial=True, context={"request": request})
@@ -147,7 +187,9 @@ class DatasetDetailView(APIView):
         dataset = services.dataset_update(dataset=dataset, user=request.user, **serializer.validated_data)
         return Response(DatasetSerializer(dataset, context={"request": request}).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(
+        responses={204: None, 409: error(409, "Fine-tuning runs use the dataset; the detail says how many.")}
+    )
     def delete(self, request: Request, pk: int) -> Response:
         services.dataset_delete(dataset=selectors.dataset_get(user=request.user, pk=pk), user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -174,15 +216,11 @@ EXAMPLE_FILTERS = [
 ]
 
 
-def _filters(params: dict) -> dict:
-    chosen: dict = {name: params.get(name) or None for name in ("status", "tag", "search", "source", "author")}
-    if chosen["status"] and chosen["status"] not in ExampleStatus.values:
-        raise ValidationError({"status": f"must be one of {', '.join(ExampleStatus.values)}"})
-    if params.get("split"):
-        if params["split"] not in ExampleSplit.values:
-            raise ValidationError({"split": f"must be one of {', '.join(ExampleSplit.values)}"})
-        chosen["split"] = params["split"]
-    if params.get("updated_after"):
+def _filters(params: QueryDict) -> dict:
+    chosen: dict = {name: params.get(name) or None for name in ("tag", "search", "source", "author")}
+    chosen["status"] = choice_param(params, "status", ExampleStatus.values)
+    chosen["split"] = choice_param(params, "split", ExampleSplit.values)
+    if "updated_after" in params:
         moment = _parse_moment(params["updated_after"])
         if moment is None:
             raise ValidationError(
@@ -218,13 +256,16 @@ class DatasetExamplesView(generics.GenericAPIView):
 
     @extend_schema(
         parameters=EXAMPLE_FILTERS[-1:],
-        request=ExampleCreateSerializer,
-        responses={201: ExampleSerializer, 409: OpenApiResponse(description="The dataset already has this pair.")},
+        request=OneOrMany(NEW_PAIR, MAX_BULK),
+        responses={
+            201: CREATED_PAIRS,
+            409: OpenApiResponse(DuplicateSerializer, "The dataset already has this pair (one pair sent)."),
+        },
         description="One object, or a list of up to 10,000 (all or nothing; duplicates are skipped unless on_duplicate=keep).",
     )
     def post(self, request: Request, pk: int) -> Response:
         dataset = selectors.dataset_get(user=request.user, pk=pk)
-        keep = request.query_params.get("on_duplicate", "skip") == "keep"
+        keep = choice_param(request.query_params, "on_duplicate", ["skip", "keep"], "skip") == "keep"
         if isinstance(request.data, list):
             return self._create_many(request, dataset, keep)
         serializer = ExampleCreateSerializer(data=request.data)
@@ -283,15 +324,13 @@ class ExampleDetailView(APIView):
 
     @extend_schema(
         request=ExampleUpdateSerializer,
-        responses={200: ExampleSerializer, 412: OpenApiResponse(description="Stale: someone saved a newer version.")},
-        parameters=[
-            OpenApiParameter("If-Match", str, OpenApiParameter.HEADER, description='The ETag you loaded, e.g. "3".')
-        ],
+        responses={200: ExampleSerializer, **errors(409, 412, 428)},
+        parameters=[IF_MATCH],
     )
     def patch(self, request: Request, pk: int) -> Response:
         example = selectors.example_get(user=request.user, pk=pk)
         expected = expected_version(request)
-        serializer = ExampleUpdateSerializer(data=request.data, partial=True)
+        serializer = ExampleUpdateSerializer(data=request.data)  # every field is optional; each turn is whole
         serializer.is_valid(raise_exception=True)
         fields = {name: value for name, value in serializer.validated_data.items() if name != "version"}
         if "history" in fields:
@@ -306,7 +345,11 @@ class ExampleDetailView(APIView):
 
 
 class ExampleStatusView(APIView):
-    @extend_schema(request=StatusActionSerializer, responses=ExampleSerializer)
+    @extend_schema(
+        request=STATUS_ACTION,
+        responses={200: ExampleSerializer, **errors(409, 412)},
+        parameters=[IF_MATCH],
+    )
     def post(self, request: Request, pk: int) -> Response:
         """Submit (annotators), approve or reject with a comment (leads), or reopen a pair."""
         example = selectors.example_get(user=request.user, pk=pk)
@@ -356,23 +399,31 @@ class ExampleRevisionsView(APIView):
 # --- export
 
 
+EXPORT_JSON = {"type": "array", "items": {"type": "object"}, "description": "alpaca and sharegpt: one JSON array."}
+
+
 class DatasetExportView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("format", str, enum=list(EXPORT_FORMATS), description="Default: pairs (JSONL)."),
             OpenApiParameter(
-                "status", str, description="Comma-separated statuses to include, e.g. approved,submitted. Default: all."
+                "status",
+                {"type": "array", "items": {"type": "string", "enum": ExampleStatus.values}},
+                style="form",
+                explode=False,
+                description="Comma-separated statuses to include, e.g. approved,submitted. Default: all.",
             ),
         ],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+        responses={
+            (200, media_type): EXPORT_JSON if media_type == "application/json" else OpenApiTypes.BINARY
+            for media_type in sorted(set(EXPORT_CONTENT_TYPES.values()))
+        },
     )
     def get(self, request: Request, pk: int) -> StreamingHttpResponse:
         """Download the dataset, streamed in constant memory."""
         dataset = selectors.dataset_get(user=request.user, pk=pk)
-        fmt = request.query_params.get("format") or "pairs"
-        if fmt not in EXPORT_FORMATS:
-            raise ValidationError({"format": f"must be one of {', '.join(EXPORT_FORMATS)}"})
-        statuses = [s for s in (request.query_params.get("status") or "").split(",") if s]
+        fmt = choice_param(request.query_params, "format", list(EXPORT_FORMATS), "pairs")
+        statuses = [s for s in request.query_params.get("status", "").split(",") if s]
         unknown = set(statuses) - set(ExampleStatus.values)
         if unknown:
             raise ValidationError(
@@ -381,6 +432,6 @@ class DatasetExportView(APIView):
         response = StreamingHttpResponse(
             dataset_export(dataset=dataset, fmt=fmt, statuses=statuses), content_type=EXPORT_CONTENT_TYPES[fmt]
         )
-        filename = get_valid_filename(dataset.name) or "dataset"
+        filename = safe_filename(dataset.name, "dataset")
         response["Content-Disposition"] = f'attachment; filename="{filename}.{EXPORT_EXTENSIONS[fmt]}"'
         return response

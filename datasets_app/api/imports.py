@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -15,6 +15,7 @@ from datasets_app.curation import selectors
 from datasets_app.imports.services import ImportRejected, import_upload
 from datasets_app.imports.uploads import bound_uploads, too_large_message, upload_refusal, upload_was_cut
 from datasets_app.models import Job
+from project.api_schema import error, errors
 
 
 class UploadRefused(APIException):
@@ -50,11 +51,9 @@ class DatasetImportView(APIView):
                 },
             ),
             202: inline_serializer("ImportQueued", {"job": serializers.IntegerField(), "url": serializers.CharField()}),
-            400: OpenApiResponse(
-                description="Problems in the file, each with line or record, field and message; nothing was written."
-            ),
-            411: OpenApiResponse(description="The upload has no Content-Length; nothing of it was read."),
-            413: OpenApiResponse(description="The file is larger than IMPORT_MAX_BYTES; refused before it is read."),
+            400: error(400, "Problems in the file, each with line or record, field and message; nothing was written."),
+            **errors(411),
+            413: error(413, "The file is larger than IMPORT_MAX_BYTES; refused before it is read."),
         },
     )
     def post(self, request: Request, pk: int) -> Response:
@@ -78,9 +77,8 @@ class DatasetImportView(APIView):
             detail = f"{len(rejected.problems)}{' or more' if rejected.more else ''} problem(s) in {upload.name}; nothing was imported"
             return Response({"detail": detail, "problems": rejected.problems}, status=status.HTTP_400_BAD_REQUEST)
         if isinstance(outcome, Job):
-            return Response(
-                {"job": outcome.pk, "url": reverse("api-job", args=[outcome.pk])}, status=status.HTTP_202_ACCEPTED
-            )
+            url = reverse("api-job", args=[outcome.pk])
+            return Response({"job": outcome.pk, "url": url}, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
         return Response(outcome.as_dict(), status=status.HTTP_201_CREATED)
 
 

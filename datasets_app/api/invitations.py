@@ -2,7 +2,7 @@
 theirs and accepts or declines. Only an acceptance makes a member."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +15,9 @@ from datasets_app.api.serializers import (
 )
 from datasets_app.curation import invitations, selectors
 from datasets_app.models import Role
+from project.api_schema import error, errors
+
+NO_INVITATION = error(404, "No such invitation (or not yours, answered, or lapsed).")
 
 
 def _workspace(request: Request, pk: int):  # type: ignore[no-untyped-def]
@@ -22,13 +25,13 @@ def _workspace(request: Request, pk: int):  # type: ignore[no-untyped-def]
 
 
 class WorkspaceInvitationsView(APIView):
-    @extend_schema(responses=InvitationSerializer(many=True))
+    @extend_schema(responses={200: InvitationSerializer(many=True), **errors(403)})
     def get(self, request: Request, pk: int) -> Response:
         """The workspace's pending invitations (admins only)."""
         pending = invitations.invitation_list_for_workspace(workspace=_workspace(request, pk), by=request.user)
         return Response(InvitationSerializer(pending, many=True).data)
 
-    @extend_schema(request=InviteSerializer, responses={201: InvitationSerializer})
+    @extend_schema(request=InviteSerializer, responses={201: InvitationSerializer, **errors(409)})
     def post(self, request: Request, pk: int) -> Response:
         """Invite a username with a role (admins only). The answer is the same whether or not anyone has that
         name; the user becomes a member only by accepting. Inviting again while pending renews it."""
@@ -70,7 +73,7 @@ class InvitationAcceptView(APIView):
                     "role": serializers.CharField(),
                 },
             ),
-            404: OpenApiResponse(description="No such invitation (or not yours, answered, or lapsed)."),
+            404: NO_INVITATION,
         },
     )
     def post(self, request: Request, pk: int) -> Response:
@@ -87,7 +90,7 @@ class InvitationDeclineView(APIView):
         request=None,
         responses={
             204: None,
-            404: OpenApiResponse(description="No such invitation (or not yours, answered, or lapsed)."),
+            404: NO_INVITATION,
         },
     )
     def post(self, request: Request, pk: int) -> Response:

@@ -1,13 +1,12 @@
 """REST API for a dataset's lint: read the stored problems, or check every pair again and store them."""
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from datasets_app.api.common import job_accepted
-from datasets_app.api.serializers import JobSerializer
+from datasets_app.api.common import JOB_ACCEPTED, job_accepted
 from datasets_app.curation import selectors
 from datasets_app.lint.checks import CODES
 from datasets_app.lint.jobs import dataset_lint_start
@@ -56,9 +55,7 @@ class DatasetLintView(APIView):
         request=None,
         responses={
             200: LintReportSerializer,
-            202: OpenApiResponse(
-                JobSerializer, description="Queued as a job: the dataset has over LINT_SYNC_MAX pairs."
-            ),
+            202: JOB_ACCEPTED,
         },
     )
     def post(self, request: Request, pk: int) -> Response:

@@ -2,10 +2,13 @@
 
 from collections.abc import Callable
 
+from django.core.validators import MaxLengthValidator
 from django.db.models import QuerySet
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from datasets_app.curation.limits import (
+    HISTORY_MAX_TURNS,
     TAG_MAX_CHARS,
     TAGS_MAX,
     TEXT_MAX_CHARS,
@@ -28,17 +31,18 @@ from datasets_app.models import (
 )
 
 
-class TextCap:
+class TextCap(MaxLengthValidator):
     """A field validator: at most `limit` characters (a number, or a function read at validation time, so a
-    changed setting counts), in the words every write path uses: "at most 100000 characters (got 250000)"."""
+    changed setting counts), in the words every write path uses: "at most 100000 characters (got 250000)".
+    A MaxLengthValidator, so the schema states the cap as maxLength."""
 
     requires_context = False
 
     def __init__(self, limit: int | Callable[[], int]) -> None:
-        self.limit = limit
+        super().__init__(limit)
 
     def __call__(self, value: object) -> None:
-        limit = self.limit() if callable(self.limit) else self.limit
+        limit = self.limit_value() if callable(self.limit_value) else self.limit_value
         if isinstance(value, str) and len(value) > limit:
             raise serializers.ValidationError(too_long(len(value), limit))
 
@@ -59,8 +63,47 @@ def tags_field() -> serializers.ListField:
     )
 
 
+# The JSON value each field takes. DRF alone reads a body leniently (0 as "0", "5" as 5, 1 as true), as it would
+# a form, where every value is text; in JSON a value of another type is a client's mistake.
+JSON_TYPES: tuple[tuple[type[serializers.Field], tuple[type, ...], str], ...] = (
+    (serializers.BooleanField, (bool,), "true or false"),
+    (serializers.IntegerField, (int,), "a whole number"),
+    (serializers.FloatField, (int, float), "a number"),
+    (serializers.CharField, (str,), "text (a JSON string)"),
+    (serializers.PrimaryKeyRelatedField, (int,), "an id (a whole number)"),
+)
+
+
+def json_type_error(field: serializers.Field, value: object) -> str | None:
+    """Why `value`, read from JSON, is not the type `field` takes; None when it is (or DRF decides: null, lists)."""
+    if isinstance(field, serializers.ListField) and isinstance(value, list):
+        return next(filter(None, (json_type_error(field.child, item) for item in value)), None)
+    for kind, types, word in JSON_TYPES:
+        if isinstance(field, kind) and value is not None:
+            fits = isinstance(value, types) and (bool in types or not isinstance(value, bool))
+            return None if fits else f"must be {word}"
+    return None
+
+
+class JsonTypes:
+    # A serializer mixin: every field of the JSON body must have its own JSON type. (A comment, not a docstring:
+    # the schema would show a docstring as the description of every serializer that has none of its own.)
+
+    def to_internal_value(self, data: object) -> object:
+        if isinstance(data, dict):
+            errors = {
+                name: [message]
+                for name, field in self.fields.items()  # type: ignore[attr-defined]
+                if not field.read_only and name in data and (message := json_type_error(field, data[name]))
+            }
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
 class PairLimitsMixin:
-    """After the fields: the caps that span fields (the number of earlier turns, a pair's text all together)."""
+    # After the fields: the caps that span fields (the number of earlier turns, a pair's text all together).
+    # (A comment: a docstring would become the schema's description of every pair serializer.)
 
     def validate(self, attrs: dict) -> dict:
         history = attrs.get("history") or []
@@ -73,7 +116,7 @@ class PairLimitsMixin:
         return attrs
 
 
-class WorkspaceSerializer(serializers.ModelSerializer):
+class WorkspaceSerializer(JsonTypes, serializers.ModelSerializer):
     role = serializers.SerializerMethodField(help_text="Your role here: annotator, lead or admin.")
 
     class Meta:
@@ -87,7 +130,7 @@ class WorkspaceSerializer(serializers.ModelSerializer):
         return membership.role if membership else None
 
 
-class MemberSerializer(serializers.Serializer):
+class MemberSerializer(JsonTypes, serializers.Serializer):
     username = serializers.CharField(max_length=TEXT_MAX_CHARS["username"])
     role = serializers.ChoiceField(choices=Role.choices)
 
@@ -99,7 +142,7 @@ class InviteSerializer(MemberSerializer):
 class InvitationSerializer(serializers.ModelSerializer):
     """A pending invitation as its workspace's admins see it."""
 
-    invited_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    invited_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Invitation
@@ -117,7 +160,7 @@ class MyInvitationSerializer(serializers.ModelSerializer):
     """An invitation as the invited user sees it: which workspace, which role, from whom."""
 
     workspace = InvitationWorkspaceSerializer(read_only=True)
-    invited_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    invited_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Invitation
@@ -152,7 +195,7 @@ class VisibleRelatedField(serializers.PrimaryKeyRelatedField):
         return found
 
 
-class DatasetSerializer(serializers.ModelSerializer):
+class DatasetSerializer(JsonTypes, serializers.ModelSerializer):
     workspace = VisibleRelatedField(queryset=Workspace.objects.all(), visible=workspace_list, noun="workspace")
     counts = serializers.SerializerMethodField(help_text="Pairs by status, and the total.")
     split_counts = serializers.SerializerMethodField(help_text="Pairs in the training set and in the evaluation set.")
@@ -180,7 +223,7 @@ class DatasetSerializer(serializers.ModelSerializer):
         return {ExampleSplit.TRAIN: total - in_eval, ExampleSplit.EVAL: in_eval}
 
 
-class DatasetUpdateSerializer(serializers.ModelSerializer):
+class DatasetUpdateSerializer(JsonTypes, serializers.ModelSerializer):
     template = VisibleRelatedField(
         queryset=Template.objects.all(), visible=template_list, noun="template", required=False, allow_null=True,
         help_text="A template of the same workspace whose validator checks the pairs.",
@@ -196,19 +239,19 @@ class DatasetUpdateSerializer(serializers.ModelSerializer):
         }
 
 
-class TurnSerializer(serializers.Serializer):
+class TurnSerializer(JsonTypes, serializers.Serializer):
     role = serializers.ChoiceField(choices=HISTORY_ROLES)
     content = pair_text()
 
 
-class ExampleSerializer(PairLimitsMixin, serializers.ModelSerializer):
-    history = TurnSerializer(many=True, required=False)
+class ExampleSerializer(JsonTypes, PairLimitsMixin, serializers.ModelSerializer):
+    history = TurnSerializer(many=True, required=False, max_length=HISTORY_MAX_TURNS)
     tags = tags_field()
     prompt = pair_text()
     response = pair_text(required=False, default="")
     system_prompt = pair_text(required=False, default="")
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Example
@@ -240,11 +283,45 @@ class ExampleCreateSerializer(ExampleSerializer):
         read_only_fields = ["dataset", "review_comment", "content_hash", "version", "created_at", "updated_at"]
 
 
-class ExampleUpdateSerializer(PairLimitsMixin, serializers.Serializer):
+class DraftPairSerializer(ExampleCreateSerializer):
+    status = serializers.ChoiceField(choices=["draft"], required=False)
+
+
+class SubmittedPairSerializer(ExampleCreateSerializer):
+    status = serializers.ChoiceField(choices=["submitted"])
+    prompt = serializers.CharField(validators=[TextCap(pair_text_max)], help_text="Not blank once submitted.")
+    response = serializers.CharField(validators=[TextCap(pair_text_max)], help_text="Not blank once submitted.")
+
+
+class PairsCreatedSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    skipped_duplicates = serializers.IntegerField(help_text="Pairs the dataset already had (on_duplicate=skip).")
+    results = ExampleSerializer(many=True, help_text="The new pairs.")
+
+
+# What the API answers for new pairs: the pair, or for a list the count and the pairs.
+CREATED_PAIRS = PolymorphicProxySerializer(
+    component_name="CreatedPairs",
+    serializers=[ExampleSerializer, PairsCreatedSerializer],
+    resource_type_field_name=None,
+    many=False,
+)
+
+
+# What the API documents for a new pair (ExampleCreateSerializer checks it): a draft may leave its texts blank,
+# a pair submitted at once may not.
+NEW_PAIR = PolymorphicProxySerializer(
+    component_name="NewPair",
+    serializers=[DraftPairSerializer, SubmittedPairSerializer],
+    resource_type_field_name=None,
+)
+
+
+class ExampleUpdateSerializer(JsonTypes, PairLimitsMixin, serializers.Serializer):
     system_prompt = pair_text(required=False)
     prompt = pair_text(required=False)
     response = pair_text(required=False)
-    history = TurnSerializer(many=True, required=False)
+    history = TurnSerializer(many=True, required=False, max_length=HISTORY_MAX_TURNS)
     tags = tags_field()
     split = serializers.ChoiceField(
         choices=ExampleSplit.choices, required=False,
@@ -253,11 +330,31 @@ class ExampleUpdateSerializer(PairLimitsMixin, serializers.Serializer):
     version = serializers.IntegerField(required=False, help_text="The version you loaded; or send If-Match.")
 
 
-class StatusActionSerializer(serializers.Serializer):
+def comment_field(**kwargs: object) -> serializers.CharField:
+    return serializers.CharField(validators=[TextCap(TEXT_MAX_CHARS["comment"])], **kwargs)
+
+
+class StatusActionSerializer(JsonTypes, serializers.Serializer):
     action = serializers.ChoiceField(choices=["submit", "approve", "reject", "reopen"])
-    comment = serializers.CharField(
-        required=False, allow_blank=True, default="", validators=[TextCap(TEXT_MAX_CHARS["comment"])]
-    )
+    comment = comment_field(required=False, allow_blank=True, default="")
+
+
+class StatusChangeSerializer(JsonTypes, serializers.Serializer):
+    action = serializers.ChoiceField(choices=["submit", "approve", "reopen"])
+    comment = comment_field(required=False, allow_blank=True)
+
+
+class RejectionSerializer(JsonTypes, serializers.Serializer):
+    action = serializers.ChoiceField(choices=["reject"])
+    comment = comment_field(help_text="What the annotator should fix.")
+
+
+# What the API documents for a status change: a rejection needs a comment; the other actions take one if given.
+STATUS_ACTION = PolymorphicProxySerializer(
+    component_name="StatusAction",
+    serializers=[StatusChangeSerializer, RejectionSerializer],
+    resource_type_field_name=None,
+)
 
 
 class ImportSerializer(serializers.Serializer):
@@ -282,3 +379,12 @@ class JobSerializer(serializers.ModelSerializer):
             "id", "kind", "dataset", "status", "phase", "progress", "params", "result", "problems", "error",
             "created_at", "started_at", "finished_at",
         ]  # fmt: skip
+
+
+class JobAcceptedSerializer(JobSerializer):
+    """A job just queued, and where to follow it (also in the Location header)."""
+
+    job_url = serializers.CharField(help_text="Poll this until the job has succeeded or failed.")
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "job_url"]

@@ -22,7 +22,7 @@ from datasets_app.curation.content import normalize
 from datasets_app.curation.limits import pair_text_max, texts_require
 from datasets_app.curation.selectors import role_require
 from datasets_app.curation.services import example_update, examples_bulk_create
-from datasets_app.errors import BulkInvalid, StaleVersion
+from datasets_app.errors import BulkInvalid, Conflict, StaleVersion
 from datasets_app.jobs.services import job_beating, job_claim, job_create, job_finish, job_progress
 from datasets_app.models import Dataset, Example, ExampleStatus, Job, JobStatus, Role, Template, Workspace
 
@@ -88,7 +88,7 @@ def _save_unique(template: Template) -> None:
         with transaction.atomic():
             template.save()
     except IntegrityError as error:
-        raise ValidationError({"name": [f"this workspace already has a template named {template.name!r}"]}) from error
+        raise Conflict({"name": [f"this workspace already has a template named {template.name!r}"]}) from error
 
 
 @transaction.atomic
@@ -390,7 +390,7 @@ def draft_responses_start(
     backend = _backend(generator)
     ids = _draft_candidates(dataset, example_ids)
     if not ids:
-        raise ValidationError({"examples": ["no draft without a response was chosen"]})
+        raise Conflict({"examples": ["no draft without a response was chosen"]})
     return _job_create(
         kind=Job.Kind.DRAFT, dataset=dataset, user=user, params={"generator": backend.key, "examples": ids}
     )

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from datasets_app.curation.limits import texts_require
 from datasets_app.curation.selectors import role_require
+from datasets_app.errors import Conflict
 from datasets_app.models import Invitation, InvitationStatus, Membership, Role, Workspace
 
 PENDING_MAX = 500  # pending invitations one workspace may have at a time
@@ -82,7 +83,7 @@ def invitation_create(*, workspace: Workspace, by: AbstractBaseUser, username: s
         raise ValidationError({"username": ["name the user to invite"]})
     if workspace.memberships.filter(user__username=username).exists():
         # The admin sees the member list anyway: this tells them nothing new.
-        raise ValidationError({"username": [f"{username} is already a member; change their role instead"]})
+        raise Conflict({"username": [f"{username} is already a member; change their role instead"]})
     expires_at = timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS)
     pending = workspace.invitations.select_for_update().filter(username=username, status=InvitationStatus.PENDING)
     invitation = pending.first()
@@ -91,7 +92,7 @@ def invitation_create(*, workspace: Workspace, by: AbstractBaseUser, username: s
         invitation.save(update_fields=["role", "invited_by", "expires_at", "updated_at"])
         return invitation
     if workspace.invitations.filter(status=InvitationStatus.PENDING).count() >= PENDING_MAX:
-        raise ValidationError({"username": [f"at most {PENDING_MAX} invitations may be pending at once"]})
+        raise Conflict({"username": [f"at most {PENDING_MAX} invitations may be pending at once"]})
     try:
         with transaction.atomic():
             return Invitation.objects.create(

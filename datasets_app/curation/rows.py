@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from datasets_app.curation.content import content_hash
 from datasets_app.curation.limits import pair_text_errors
+from datasets_app.errors import Conflict
 from datasets_app.lint.checks import LintRules, example_relint, lint_rules, pair_problems
 from datasets_app.models import HISTORY_ROLES, Dataset, Example, ExampleSplit, ExampleStatus, blank_text_errors
 
@@ -171,9 +172,13 @@ def pair_refresh(
     """After a change to a saved pair's fields: check them, rehash, relint, count a new version by `user`.
 
     Saves nothing; the caller saves and records the revision. `keep_cross` keeps duplicate findings (text unchanged).
+    Fields that are fine in themselves but leave a pair past draft blank clash with its status (Conflict).
     """
     errors = pair_errors(**{name: getattr(example, name) for name in CHECKED_FIELDS})
     if errors:
+        blank = blank_text_errors(status=example.status, prompt=example.prompt, response=example.response)
+        if errors == {name: [message] for name, message in blank.items()}:
+            raise Conflict(errors)
         raise ValidationError(errors)
     example.content_hash = pair_hash(example)
     example_relint(example, template=example.dataset.template, keep_cross=keep_cross, rules=rules)

@@ -11,7 +11,7 @@ from django.db.models import ProtectedError
 from datasets_app.curation.limits import texts_require
 from datasets_app.curation.rows import PairBuilder, pair_hash, pair_refresh
 from datasets_app.curation.selectors import role_require, status_counts_key
-from datasets_app.errors import BulkInvalid, DuplicateExample, NotAMember, StaleVersion
+from datasets_app.errors import BulkInvalid, Conflict, DuplicateExample, InUse, NotAMember, StaleVersion
 from datasets_app.lint.checks import TEMPLATE_CODES, describe
 from datasets_app.lint.jobs import lint_job_create
 from datasets_app.models import (
@@ -67,7 +67,7 @@ def _require_valid(example: Example) -> None:
     failed = [item for item in example.problems if item["code"] in TEMPLATE_CODES]
     if failed:
         more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
-        raise ValidationError(f"can't approve: {'; '.join(describe(item) for item in failed[:3])}{more}")
+        raise Conflict(f"can't approve: {'; '.join(describe(item) for item in failed[:3])}{more}")
 
 
 def dataset_counts_forget(*, dataset_id: int) -> None:
@@ -87,7 +87,7 @@ def workspace_create(*, name: str, user: AbstractBaseUser, description: str = ""
     tells no one what other teams have called theirs."""
     texts_require(name=name, description=description)
     workspace = Workspace(name=name.strip(), description=description, created_by=user)
-    taken = ValidationError({"name": [f"you already have a workspace named {workspace.name!r}"]})
+    taken = Conflict({"name": [f"you already have a workspace named {workspace.name!r}"]})
     if Workspace.objects.filter(created_by=user, name=workspace.name).exists():
         raise taken
     workspace.full_clean(validate_constraints=False)
@@ -120,7 +120,7 @@ def membership_set(
     if membership.role == Role.ADMIN and role != Role.ADMIN:
         admins = Membership.objects.select_for_update().filter(workspace=workspace, role=Role.ADMIN)
         if admins.count() == 1:
-            raise ValidationError({"role": ["the workspace needs an admin: make someone else admin first"]})
+            raise Conflict({"role": ["the workspace needs an admin: make someone else admin first"]})
     if membership.role != role:
         membership.role = role
         membership.save(update_fields=["role", "updated_at"])
@@ -148,8 +148,7 @@ def dataset_create(
         guidelines=guidelines,
         created_by=user,
     )
-    dataset.full_clean()
-    dataset.save()
+    _dataset_save(dataset)
     return dataset
 
 
@@ -165,23 +164,39 @@ def dataset_update(*, dataset: Dataset, user: AbstractBaseUser, **fields: Any) -
     texts_require(**{name: value for name, value in fields.items() if name in ("name", "description", "guidelines")})
     if dataset.template is not None and dataset.template.workspace_id != dataset.workspace_id:
         raise ValidationError({"template": ["the template must be in the dataset's workspace"]})
-    dataset.full_clean()
-    dataset.save()
+    _dataset_save(dataset)
     if dataset.template_id != template_before:  # another validator: every pair's problems change
         lint_job_create(dataset=dataset, user=user)
     return dataset
 
 
+def _dataset_save(dataset: Dataset) -> None:
+    """Check and save; a name the workspace already has is a Conflict, also when two requests race for it."""
+    dataset.full_clean(validate_constraints=False)
+    taken = Conflict({"name": [f"this workspace already has a dataset named {dataset.name!r}"]})
+    if Dataset.objects.filter(workspace_id=dataset.workspace_id, name=dataset.name).exclude(pk=dataset.pk).exists():
+        raise taken
+    try:
+        with transaction.atomic():
+            dataset.save()
+    except IntegrityError as error:
+        raise taken from error
+
+
 @transaction.atomic
 def dataset_delete(*, dataset: Dataset, user: AbstractBaseUser) -> None:
+    """Delete a dataset with its pairs and snapshots (leads). Refuses (InUse) while fine-tuning runs use it: a run
+    keeps the snapshot it was trained on (a protected foreign key), so its results stay explained."""
     role_require(user=user, workspace=dataset.workspace, role=Role.LEAD)
     dataset_counts_forget(dataset_id=dataset.pk)
     try:
         with transaction.atomic():
             dataset.delete()
-    except ProtectedError as error:  # fine-tuning runs keep their snapshots of it
-        raise ValidationError(
-            "the dataset has fine-tuning runs that were trained on its snapshots; it cannot be deleted while they exist"
+    except ProtectedError as error:
+        runs = len(error.protected_objects)
+        raise InUse(
+            f"This dataset is used by {runs} fine-tuning run{'' if runs == 1 else 's'}, trained on its snapshots; "
+            "it cannot be deleted while they exist."
         ) from error
 
 
@@ -265,14 +280,14 @@ def example_set_status(
     """Submit, approve, reject (with a comment) or reopen a pair."""
     if action not in STATUS_ACTIONS:
         raise ValidationError({"action": f"unknown action {action!r}; expected one of {', '.join(STATUS_ACTIONS)}"})
+    if action == "reject" and not comment.strip():  # the request's own faults first, whatever the pair's state
+        raise ValidationError({"comment": "a rejection needs a comment that tells the annotator what to fix"})
+    texts_require(comment=comment)
     status, role = STATUS_ACTIONS[action]
     locked = Example.objects.select_for_update(of=("self",)).select_related(*LINT_RELATED).get(pk=example.pk)
     role_require(user=user, workspace=locked.dataset.workspace, role=role)
     if expected_version is not None and locked.version != expected_version:
         raise StaleVersion(current=locked)
-    if action == "reject" and not comment.strip():
-        raise ValidationError({"comment": "a rejection needs a comment that tells the annotator what to fix"})
-    texts_require(comment=comment)
     before = _snapshot(locked)
     locked.status = status
     locked.review_comment = comment.strip() if action in ("approve", "reject") else locked.review_comment

@@ -19,7 +19,6 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import DatabaseError, connection, transaction
-from django.utils.text import get_valid_filename
 
 from datasets_app.curation.limits import import_read_limits, pair_text_errors
 from datasets_app.curation.rows import PairBuilder, db_rows, example_columns
@@ -34,6 +33,7 @@ from datasets_app.imports.staging import (
     stage_open,
     stage_publish,
 )
+from datasets_app.imports.uploads import safe_filename
 from datasets_app.jobs.services import job_beating, job_claim, job_create, job_file_discard, job_finish, job_progress
 from datasets_app.models import Dataset, Example, ExampleSplit, ExampleStatus, ImportStage, Job, JobStatus, Role
 
@@ -460,7 +460,7 @@ def import_upload(
     split: str = ExampleSplit.TRAIN,
 ) -> Job | ImportOutcome:
     """Import an uploaded file now, or queue it for a worker when it is over IMPORT_ASYNC_BYTES (a Job)."""
-    upload.name = get_valid_filename(upload.name or "upload") or "upload"
+    upload.name = safe_filename(upload.name or "", "upload")
     if upload.size > settings.IMPORT_ASYNC_BYTES:
         return import_job_create(
             dataset=dataset, user=user, upload=upload, fmt=fmt, on_duplicate=on_duplicate, status=status, split=split

@@ -10,10 +10,21 @@ before it (csrf_exempt, then csrf_protect inside) and the API before authenticat
 """
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import HttpRequest
+from django.utils.text import get_valid_filename
 
 ENVELOPE_BYTES = 64 * 1024  # multipart boundaries, part headers and the form's other fields around the file
+
+
+def safe_filename(name: str, default: str) -> str:
+    """`name` as a file name (letters, digits, - _ .), or `default` when nothing of it is left: Django refuses
+    that case (SuspiciousFileOperation, a 400 page), and a name like "!!!" must not cost an upload or a download."""
+    try:
+        return get_valid_filename(name) or default
+    except SuspiciousFileOperation:
+        return default
 
 
 def too_large_message() -> str:

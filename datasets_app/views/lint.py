@@ -6,11 +6,12 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from datasets_app.curation import selectors, services
+from datasets_app.errors import InUse
 from datasets_app.lint.jobs import dataset_lint_start
 from datasets_app.lint.report import dataset_lint_stored
 from datasets_app.models import Dataset, Job, JobStatus, Role
@@ -79,13 +80,7 @@ def dataset_settings(request: HttpRequest, pk: int) -> HttpResponse:
     may have training prompts that repeat evaluation prompts (leads)."""
     dataset = selectors.dataset_get(user=request.user, pk=pk)
     selectors.role_require(user=request.user, workspace=dataset.workspace, role=Role.LEAD)
-    templates = selectors.template_list(user=request.user, workspace=dataset.workspace)
-    initial = {
-        "template": dataset.template_id,
-        "require_valid": dataset.require_valid,
-        "refuse_eval_overlap": dataset.refuse_eval_overlap,
-    }
-    form = DatasetSettingsForm(request.POST or None, templates=templates, initial=initial)
+    form = _settings_form(request, dataset, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             services.dataset_update(dataset=dataset, user=request.user, **form.cleaned_data)
@@ -97,3 +92,33 @@ def dataset_settings(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("dataset", pk=dataset.pk)
     status = 400 if form.is_bound else 200
     return render(request, "datasets_app/dataset_settings.html", {"dataset": dataset, "form": form}, status=status)
+
+
+@login_required
+@require_POST
+@role_errors_are_403
+def dataset_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """The settings page's "Delete this dataset" (leads). One that fine-tuning runs use stays, and the page says
+    why (409), as the API does."""
+    dataset = selectors.dataset_get(user=request.user, pk=pk)
+    try:
+        services.dataset_delete(dataset=dataset, user=request.user)
+    except InUse as refused:
+        context = {
+            "dataset": dataset,
+            "form": _settings_form(request, dataset, None),
+            "refused": refused.messages[0],
+        }
+        return render(request, "datasets_app/dataset_settings.html", context, status=409)
+    messages.success(request, f"Deleted the dataset {dataset.name} with its pairs.")
+    return redirect("home")
+
+
+def _settings_form(request: HttpRequest, dataset: Dataset, data: QueryDict | None) -> DatasetSettingsForm:
+    templates = selectors.template_list(user=request.user, workspace=dataset.workspace)
+    initial = {
+        "template": dataset.template_id,
+        "require_valid": dataset.require_valid,
+        "refuse_eval_overlap": dataset.refuse_eval_overlap,
+    }
+    return DatasetSettingsForm(data, templates=templates, initial=initial)

@@ -52,7 +52,9 @@ def test_work_submitted_while_the_broker_is_down_answers_normally_and_runs_once_
         201,
         TrainingRun,
     )
-    imported = submitted(api.post(f"/api/datasets/{imported_into.pk}/import/", {"file": upload}), 202, Job)
+    imported = submitted(
+        api.post(f"/api/datasets/{imported_into.pk}/import/", {"file": upload}, format="multipart"), 202, Job
+    )
     check = submitted(api.post(f"/api/datasets/{guardrail_dataset.pk}/lint/"), 202, Job)
     again = api.post(f"/api/datasets/{guardrail_dataset.pk}/lint/")
     assert again.json()["id"] == check.pk  # the queued check is reused: it will run

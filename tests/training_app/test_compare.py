@@ -173,11 +173,11 @@ def test_a_prompt_asked_twice_is_matched_occurrence_by_occurrence(qa, lead):
 
 @pytest.mark.parametrize(
     ("runs", "message"),
-    [("", "give two or more"), ("{a}", "give two or more"), ("{a},{a}", "give two or more"), ("{a},x", "not a run id"),
+    [("", "give two or more"), ("{a}", "give two or more"), ("{a},{a}", "given twice"), ("{a},,{b}", "not a run id"), ("{a},x", "not a run id"),
      ("{a},99999999999999999999", "not a run id"), (",".join(str(n) for n in range(1, 12)), "at most 10")],
 )  # fmt: skip
 def test_fewer_than_two_runs_or_a_bad_id_is_a_400(two_runs, lead, runs, message):
-    response = client_for(lead).get("/api/runs/compare/", {"runs": runs.format(a=two_runs[0].pk)})
+    response = client_for(lead).get("/api/runs/compare/", {"runs": runs.format(a=two_runs[0].pk, b=two_runs[1].pk)})
     assert response.status_code == 400
     assert message in response.json()["runs"][0]
 

@@ -107,12 +107,12 @@ def test_a_dataset_that_refuses_overlap_refuses_the_snapshot_naming_how_many(cli
     add_eval_pairs(guardrail_dataset, lead, held_out)
     api = client_for(lead)
     refused = api.post(f"/api/datasets/{guardrail_dataset.pk}/snapshots/", {}, format="json")
-    assert refused.status_code == 400
-    (message,) = refused.json()["dataset"]
+    assert refused.status_code == 409
+    message = refused.json()["detail"]
     assert message.startswith("2 approved training pairs repeat or nearly repeat an evaluation pair's prompt")
     run = api.post("/api/runs/", {"dataset": guardrail_dataset.pk, "base_model": TINY}, format="json")
-    assert run.status_code == 400
-    assert run.json()["dataset"] == [message]
+    assert run.status_code == 409
+    assert run.json()["detail"] == message
     assert not guardrail_dataset.versions.exists()
     assert not TrainingRun.objects.exists()
 

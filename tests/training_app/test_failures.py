@@ -189,12 +189,10 @@ def test_only_failures_of_this_run_can_be_chosen(run, lead, guardrail_dataset):
 
     response = send(lead, run, items=[passed.pk, elsewhere.pk], paraphrase=False)
 
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json() == {
-        "items": [
-            f"run {run.pk} has no evaluated prompt {elsewhere.pk}",
-            f"evaluated prompt {passed.pk} did not fail: the fine-tuned model got it right",
-        ]
+        "detail": f"run {run.pk} has no evaluated prompt {elsewhere.pk}; "
+        f"evaluated prompt {passed.pk} did not fail: the fine-tuned model got it right"
     }
     assert not Example.objects.filter(source__startswith="run:").exists()
 
@@ -204,8 +202,8 @@ def test_a_run_that_did_not_succeed_has_nothing_to_send(guardrail_dataset, lead)
 
     response = send(lead, running, paraphrase=False)
 
-    assert response.status_code == 400
-    assert response.json() == {"run": ["only a run that succeeded has evaluated prompts to send"]}
+    assert response.status_code == 409
+    assert response.json() == {"detail": "only a run that succeeded has evaluated prompts to send"}
 
 
 def test_annotators_get_403_and_outsiders_404(run, annotator, outsider, client):
@@ -236,8 +234,8 @@ def test_rewording_without_a_generator_is_refused_plainly(run, lead, settings):
 
     response = send(lead, run)
 
-    assert response.status_code == 400
-    (message,) = response.json()["generator"]
+    assert response.status_code == 409
+    message = response.json()["detail"]
     assert "unknown generator 'local'; configured generators: none" in message
     assert 'Send "paraphrase": false to use them as they are.' in message
     assert not Job.objects.exists()

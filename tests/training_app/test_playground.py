@@ -125,7 +125,7 @@ def test_bad_prompts_and_unfinished_runs_are_refused_and_queue_nothing(lead, run
     assert "max_new_tokens" in too_long.json()
     training = TrainingRun.objects.create(snapshot=run.snapshot, base_model=TINY, status="running")
     refused = api.post(f"/api/runs/{training.pk}/generate/", ASK, format="json")
-    assert refused.status_code == 400
+    assert refused.status_code == 409
     assert "succeeded" in json.dumps(refused.json())
     with pytest.raises(ValidationError):
         playground_ask(run=run, user=lead, prompt="")

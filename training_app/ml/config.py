@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 METHODS = ("lora", "full")
-_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 
 class ConfigError(ValueError):
@@ -69,13 +69,14 @@ def _number(value: Any, *, integer: bool) -> bool:
     return isinstance(value, int) if integer else isinstance(value, int | float)
 
 
+MIN_SEQ_LEN, MAX_SEQ_LEN = 32, 131072
 # field: (integer?, low, high, high is exclusive?)
 _RANGES: dict[str, tuple[bool, float, float, bool]] = {
     "epochs": (True, 1, 100, False),
     "learning_rate": (False, 1e-7, 1, False),
     "batch_size": (True, 1, 1024, False),
     "grad_accum": (True, 1, 1024, False),
-    "max_seq_len": (True, 32, 131072, False),
+    "max_seq_len": (True, MIN_SEQ_LEN, MAX_SEQ_LEN, False),
     "lora_r": (True, 1, 1024, False),
     "lora_alpha": (False, 1e-3, 4096, False),
     "lora_dropout": (False, 0, 1, True),
@@ -111,6 +112,23 @@ def validate_config(cfg: dict[str, Any]) -> list[tuple[str, str]]:
         modules = cfg["lora_target_modules"]
         if not isinstance(modules, list | tuple) or not modules:
             problems.append(("lora_target_modules", "must be a non-empty list of module names"))
-        elif not all(isinstance(m, str) and _MODULE_NAME.match(m) for m in modules):
+        elif not all(isinstance(m, str) and _MODULE_NAME.fullmatch(m) for m in modules):
             problems.append(("lora_target_modules", "must be module names like q_proj"))
     return problems
+
+
+def settings_schema() -> dict[str, Any]:
+    """The JSON Schema (OpenAPI 3.0) of the settings validate_config accepts, `method` aside: what a run's
+    `hyperparameters` may hold, so the API documents exactly the values it takes."""
+    properties: dict[str, Any] = {}
+    for name, (integer, low, high, open_high) in _RANGES.items():
+        properties[name] = {"type": "integer" if integer else "number", "minimum": low, "maximum": high}
+        if open_high:
+            properties[name]["exclusiveMaximum"] = True
+    properties["group_by_length"] = {"type": "boolean"}
+    properties["lora_target_modules"] = {
+        "type": "array",
+        "minItems": 1,
+        "items": {"type": "string", "pattern": f"^{_MODULE_NAME.pattern}$"},
+    }
+    return {"type": "object", "properties": properties, "additionalProperties": False}

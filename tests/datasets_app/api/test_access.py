@@ -5,7 +5,7 @@ from rest_framework.test import APIClient
 
 from datasets_app.models import Dataset, Example
 from tests.api_client import client_for
-from tests.factories import ExampleFactory
+from tests.factories import ExampleFactory, runs_on
 
 pytestmark = pytest.mark.django_db
 
@@ -135,24 +135,23 @@ def test_only_admins_manage_members_and_invitations(workspace, lead, outsider, a
     assert not workspace.invitations.exists()
 
 
-def test_duplicate_dataset_name_is_a_clear_400(dataset, lead):
+def test_a_dataset_name_the_workspace_has_is_a_409_naming_it(dataset, lead):
     response = client_for(lead).post(
         "/api/datasets/", {"workspace": dataset.workspace_id, "name": "Guardrails"}, format="json"
     )
-    assert response.status_code == 400
-    assert "already exists" in str(response.json())
+    assert response.status_code == 409
+    assert response.json() == {"detail": "this workspace already has a dataset named 'Guardrails'"}
+    assert Dataset.objects.filter(name="Guardrails").count() == 1
 
 
 def test_a_dataset_that_runs_were_trained_on_is_not_deleted_and_the_answer_says_why(dataset, lead):
-    from training_app.models import DatasetVersion, TrainingRun
-
-    snapshot = DatasetVersion.objects.create(
-        dataset=dataset, number=1, file="snapshots/x.jsonl", content_hash="x", n_train=1, n_validation=1
-    )
-    TrainingRun.objects.create(snapshot=snapshot, base_model="smollm2-tiny-random", status="succeeded")
+    runs_on(dataset, "succeeded", "failed")
 
     response = client_for(lead).delete(f"/api/datasets/{dataset.pk}/")
 
-    assert response.status_code == 400
-    assert "fine-tuning runs" in response.json()["non_field_errors"][0]
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": "This dataset is used by 2 fine-tuning runs, trained on its snapshots; "
+        "it cannot be deleted while they exist."
+    }
     assert Dataset.objects.filter(pk=dataset.pk).exists()

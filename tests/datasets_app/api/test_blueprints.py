@@ -119,8 +119,8 @@ def test_draft_responses_needs_a_lead_and_prompts_that_lack_responses(dataset, l
 
     response = client_for(lead).post(f"/api/datasets/{dataset.pk}/draft-responses/", {})
 
-    assert response.status_code == 400
-    assert "no draft without a response" in str(response.json())
+    assert response.status_code == 409
+    assert response.json() == {"detail": "no draft without a response was chosen"}
 
 
 def test_the_generator_list_names_backends_without_secrets(lead, settings):

@@ -74,7 +74,21 @@ def test_export_filters_by_status(dataset, annotator, lead):
 def test_export_rejects_unknown_format_and_status(dataset, annotator):
     api = client_for(annotator)
     assert api.get(f"/api/datasets/{dataset.pk}/export/?format=xml").status_code == 400
+    assert api.get(f"/api/datasets/{dataset.pk}/export/?format=").status_code == 400
     assert api.get(f"/api/datasets/{dataset.pk}/export/?status=great").status_code == 400
+
+
+def test_a_name_with_no_letters_still_downloads_and_uploads(dataset, annotator):
+    dataset.name = "!!!"
+    dataset.save()
+    api = client_for(annotator)
+    example_create(dataset=dataset, user=annotator, prompt="a?", response="b")
+
+    exported = api.get(f"/api/datasets/{dataset.pk}/export/")
+    imported = upload(api, DatasetFactory(workspace=dataset.workspace), "???", b"".join(exported.streaming_content))
+
+    assert exported["Content-Disposition"] == 'attachment; filename="dataset.jsonl"'
+    assert imported.status_code == 201, imported.content
 
 
 @pytest.mark.parametrize(

@@ -134,5 +134,5 @@ def test_workspace_names_reveal_nothing_across_teams(outsider, annotator):
     twice = client_for(outsider).post("/api/workspaces/", {"name": "Acme"}, format="json")
 
     assert taken.status_code == 201
-    assert twice.status_code == 400
-    assert twice.json() == {"name": ["you already have a workspace named 'Acme'"]}
+    assert twice.status_code == 409
+    assert twice.json() == {"detail": "you already have a workspace named 'Acme'"}

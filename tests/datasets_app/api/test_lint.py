@@ -89,5 +89,5 @@ def test_approving_an_invalid_pair_over_the_api_says_why(dataset, annotator, lea
     broken = MCQSpec().render("Which?", ["a", "b", "c", "d"], 0, "Because.").replace("Answer: A", "Answer: E")
     example = example_create(dataset=dataset, user=annotator, prompt="Ask me.", response=broken, status="submitted")
     response = client_for(lead).post(f"/api/examples/{example.pk}/status/", {"action": "approve"}, format="json")
-    assert response.status_code == 400
-    assert response.json() == {"non_field_errors": ["can't approve: line 6: the answer E is not among the options A–D"]}
+    assert response.status_code == 409
+    assert response.json() == {"detail": "can't approve: line 6: the answer E is not among the options A–D"}

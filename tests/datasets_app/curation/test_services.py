@@ -4,14 +4,17 @@ from django.core.exceptions import ValidationError
 from datasets_app.curation.services import (
     DuplicateExample,
     dataset_create,
+    dataset_delete,
+    dataset_update,
     example_create,
     example_restore,
     example_set_status,
     example_update,
     workspace_create,
 )
-from datasets_app.errors import NotAllowed, StaleVersion
-from datasets_app.models import Example, ExampleRevision, ExampleStatus
+from datasets_app.errors import Conflict, InUse, NotAllowed, StaleVersion
+from datasets_app.models import Dataset, Example, ExampleRevision, ExampleStatus
+from tests.factories import runs_on
 
 pytestmark = pytest.mark.django_db
 
@@ -33,8 +36,29 @@ def test_annotator_cannot_create_a_dataset(workspace, annotator):
 
 def test_dataset_names_are_unique_within_a_workspace(workspace, lead):
     dataset_create(workspace=workspace, user=lead, name="Refusals")
-    with pytest.raises(ValidationError, match="already exists"):
+    with pytest.raises(Conflict, match="this workspace already has a dataset named 'Refusals'"):
         dataset_create(workspace=workspace, user=lead, name="Refusals")
+
+
+def test_renaming_a_dataset_to_a_name_the_workspace_has_is_a_conflict(workspace, lead):
+    dataset_create(workspace=workspace, user=lead, name="Refusals")
+    other = dataset_create(workspace=workspace, user=lead, name="Other")
+    with pytest.raises(Conflict, match="already has a dataset named 'Refusals'"):
+        dataset_update(dataset=other, user=lead, name="Refusals")
+    assert Dataset.objects.get(pk=other.pk).name == "Other"
+
+
+def test_a_dataset_that_a_run_was_trained_on_stays_and_the_refusal_says_why(dataset, lead):
+    (run,) = runs_on(dataset, "succeeded")
+
+    with pytest.raises(InUse) as refused:
+        dataset_delete(dataset=dataset, user=lead)
+
+    assert refused.value.messages == [
+        "This dataset is used by 1 fine-tuning run, trained on its snapshots; it cannot be deleted while they exist."
+    ]
+    assert Dataset.objects.filter(pk=dataset.pk).exists()
+    assert run.snapshot.dataset_id == dataset.pk
 
 
 def test_creating_a_pair_records_a_first_revision(dataset, annotator):

@@ -12,6 +12,7 @@ from datasets_app.models import Dataset, ExampleStatus, Job
 from tests.datasets_app.lint.test_lint import KNEAD
 from tests.datasets_app.views.test_access import INLINE
 from tests.datasets_app.views.test_xss import SCRIPT, assert_inert
+from tests.factories import UserFactory, runs_on
 
 pytestmark = pytest.mark.django_db
 
@@ -177,8 +178,52 @@ def test_outsiders_get_404_on_lint_and_settings(client, dataset, pairs, outsider
         client.post(reverse("dataset-lint", args=[dataset.pk])),
         client.get(reverse("dataset-settings", args=[dataset.pk])),
         client.post(reverse("dataset-settings", args=[dataset.pk]), {"require_valid": "on"}),
+        client.post(reverse("dataset-delete", args=[dataset.pk])),
     ]:
         assert response.status_code == 404
+    assert Dataset.objects.filter(pk=dataset.pk).exists()
+
+
+def test_a_lead_deletes_a_dataset_from_its_settings_and_an_annotator_may_not(client, dataset, pairs, lead, annotator):
+    url = reverse("dataset-delete", args=[dataset.pk])
+    client.force_login(annotator)
+    assert client.post(url).status_code == 403
+    assert Dataset.objects.filter(pk=dataset.pk).exists()
+
+    client.force_login(lead)
+    assert f'action="{url}"' in client.get(reverse("dataset-settings", args=[dataset.pk])).content.decode()
+    response = client.post(url, follow=True)
+
+    assert response.redirect_chain == [(reverse("home"), 302)]
+    assert "Deleted the dataset Guardrails with its pairs." in response.content.decode()
+    assert not Dataset.objects.filter(pk=dataset.pk).exists()
+
+
+def test_a_dataset_that_runs_were_trained_on_stays_and_the_page_says_why(client, dataset, pairs, lead):
+    runs_on(dataset, "succeeded", "running")
+    client.force_login(lead)
+
+    response = client.post(reverse("dataset-delete", args=[dataset.pk]))
+
+    assert response.status_code == 409
+    assert (
+        "Not deleted.</strong> This dataset is used by 2 fine-tuning runs, trained on its snapshots; "
+        "it cannot be deleted while they exist." in response.content.decode()
+    )
+    assert Dataset.objects.get(pk=dataset.pk).examples.count() == len(pairs)
+
+
+def test_the_admin_keeps_what_runs_use_too_and_lists_the_runs(client, dataset):
+    runs_on(dataset, "succeeded")
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    for url in [
+        reverse("admin:datasets_app_dataset_delete", args=[dataset.pk]),
+        reverse("admin:datasets_app_workspace_delete", args=[dataset.workspace_id]),
+    ]:
+        response = client.post(url, {"post": "yes"})
+        assert response.status_code == 200, url
+        assert "protected related objects" in response.content.decode(), url
+    assert Dataset.objects.filter(pk=dataset.pk).exists()
 
 
 def test_the_report_shows_hostile_pairs_as_text(client, dataset, annotator):
