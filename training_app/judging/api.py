@@ -64,7 +64,7 @@ class AskSerializer(StrictSerializer):
 class VoteSerializer(StrictSerializer):
     token = StrictText(max_length=32, help_text="The item's token, from GET /api/runs/{id}/ab/next/.")
     choice = serializers.ChoiceField(
-        choices=ABChoice.values, help_text="a or b: that answer is better; tie; both_bad: neither is good."
+        choices=ABChoice.choices, help_text="a or b: that answer is better; tie; both_bad: neither is good."
     )
     rewrite = StrictText(
         required=False, allow_blank=True, max_length=REWRITE_MAX, trim_whitespace=False,
@@ -81,13 +81,13 @@ class ABPairSerializer(serializers.Serializer):
 
 class ABQueuedSerializer(serializers.Serializer):
     token = serializers.CharField()
-    status = serializers.ChoiceField(choices=ABStatus.values)
+    status = serializers.ChoiceField(choices=ABStatus.choices)
     url = serializers.CharField(help_text="Poll this until status is ready (with the answers) or failed.")
 
 
 class ABItemSerializer(serializers.Serializer):
     token = serializers.CharField()
-    status = serializers.ChoiceField(choices=ABStatus.values, help_text="queued, running, ready or failed.")
+    status = serializers.ChoiceField(choices=ABStatus.choices, help_text="queued, running, ready or failed.")
     prompt = serializers.CharField()
     a = serializers.CharField(allow_null=True, help_text="Answer 1 once ready; null before.")
     b = serializers.CharField(allow_null=True, help_text="Answer 2 once ready; null before.")
@@ -96,7 +96,7 @@ class ABItemSerializer(serializers.Serializer):
 
 class ABVotedSerializer(serializers.Serializer):
     token = serializers.CharField()
-    choice = serializers.ChoiceField(choices=ABChoice.values)
+    choice = serializers.ChoiceField(choices=ABChoice.choices)
     rewrite = serializers.CharField(allow_blank=True)
     created_at = serializers.DateTimeField()
 
