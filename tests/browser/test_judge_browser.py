@@ -55,7 +55,7 @@ def test_an_annotator_judges_blind_by_keyboard_and_the_comparison_counts_the_vot
     assert page.locator("#judge-prompt").inner_text() != first  # the next pair, in place
 
     page.keyboard.press("e")  # the rewrite box opens, focused, and keys type into it instead of voting
-    rewrite = page.locator("#rewrite")
+    rewrite = page.locator("#vote-form textarea[name=rewrite]")
     expect(rewrite).to_be_focused()
     page.keyboard.type("Both miss it: 1 word, Lima. Be brief!")
     expect(rewrite).to_have_value("Both miss it: 1 word, Lima. Be brief!")

@@ -20,7 +20,7 @@
     const box = document.getElementById("rewrite-box");
     if (!box) return false;
     box.hidden = false;
-    document.getElementById("rewrite").focus();
+    box.querySelector("[data-judge-rewrite-text]").focus();
     return true;
   }
 
@@ -33,13 +33,14 @@
     const target = event.target;
     if (typing(target)) {
       const send = event.key === "Enter" && (event.ctrlKey || event.metaKey);
-      if (send && target.id === "rewrite") {
+      const rewriting = target.hasAttribute("data-judge-rewrite-text");
+      if (send && rewriting) {
         event.preventDefault();
         document.querySelector("[data-judge-save]").click();
       } else if (send && target.id === "ask-prompt") {
         event.preventDefault();
         target.form.requestSubmit();
-      } else if (event.key === "Escape" && (target.id === "rewrite" || target.id === "ask-prompt")) {
+      } else if (event.key === "Escape" && (rewriting || target.id === "ask-prompt")) {
         target.blur();
       }
       return;
