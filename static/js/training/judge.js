@@ -58,11 +58,13 @@
     }
   });
 
-  // A prompt sent is cleared from its box; a refused one stays to be fixed.
+  // A prompt sent is cleared from its box, and the box left, so the keys judge its pair once it is answered; a
+  // refused one stays to be fixed.
   document.body.addEventListener("htmx:afterRequest", (event) => {
     const form = event.detail.elt;
     if (form && form.id === "ask-form" && event.detail.successful && !document.querySelector("[data-judge-problem]")) {
       form.reset();
+      if (form.contains(document.activeElement)) document.activeElement.blur();
     }
   });
 })();
