@@ -388,3 +388,25 @@ def test_the_comparison_page_shows_the_blind_votes_of_the_runs(annotator, lead, 
     assert f'data-ab="{other.pk}-base"' in section
     assert f'data-ab="{run.pk}-base"' in section
     assert f"/training/runs/{run.pk}/judge/?against={other.pk}" in row
+
+
+def test_the_judging_page_says_plainly_why_it_cannot_judge(annotator, snapshot, lead, run):
+    running = scored(snapshot, lead, PROMPTS, tag="running", status=RunStatus.RUNNING)
+    browser = Client()
+    browser.force_login(annotator)
+    page = browser.get(reverse("training-judge", args=[running.pk]))
+    assert page.status_code == 409
+    assert f"run {running.pk} has not succeeded (it is running)" in page.content.decode()
+    page = browser.get(reverse("training-judge", args=[run.pk]), {"against": "gpt-4"})
+    assert page.status_code == 400
+    assert "expected &#x27;base&#x27; or a run id" in page.content.decode()
+    assert not ABItem.objects.exists()
+
+
+def test_the_run_page_links_the_judging_page_once_the_run_has_succeeded(annotator, snapshot, lead, run):
+    running = scored(snapshot, lead, PROMPTS, tag="running", status=RunStatus.RUNNING)
+    browser = Client()
+    browser.force_login(annotator)
+    link = f'href="{reverse("training-judge", args=[run.pk])}?against=base"'
+    assert link in browser.get(reverse("training-run", args=[run.pk])).content.decode()
+    assert "data-judge-link" not in browser.get(reverse("training-run", args=[running.pk])).content.decode()

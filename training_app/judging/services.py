@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import Http404
 from django.utils import timezone
 
@@ -253,16 +253,41 @@ class Tally:
 
 
 def ab_tally(*, matchup: Matchup) -> Tally:
-    """Every voter's votes on these two models (one query), wins and losses from the point of view of the run."""
-    me, other = matchup.me, matchup.other
-    counts = ABVote.objects.filter(item__pair=matchup.pair).aggregate(
-        votes=Count("id"),
-        wins=Count("id", filter=Q(choice="a", item__a_model=me) | Q(choice="b", item__b_model=me)),
-        losses=Count("id", filter=Q(choice="a", item__a_model=other) | Q(choice="b", item__b_model=other)),
-        ties=Count("id", filter=Q(choice=ABChoice.TIE)),
-        both_bad=Count("id", filter=Q(choice=ABChoice.BOTH_BAD)),
+    """Every voter's votes on these two models, wins and losses from the point of view of the run (one query)."""
+    return ab_tallies(matchups=[matchup])[0]
+
+
+def ab_tallies(*, matchups: list[Matchup]) -> list[Tally]:
+    """The tally of each matchup, in order, from one query however many there are (the comparison page's table)."""
+    counts: dict[str, list[tuple[str, str, str, int]]] = {matchup.pair: [] for matchup in matchups}
+    grouped = (
+        ABVote.objects.filter(item__pair__in=list(counts))
+        .values_list("item__pair", "choice", "item__a_model", "item__b_model")
+        .annotate(n=Count("id"))
+        .order_by()
     )
-    return Tally(**counts)
+    for pair, choice, a_model, b_model, n in grouped:
+        counts[pair].append((choice, a_model, b_model, n))
+    return [_tally(matchup, counts[matchup.pair]) for matchup in matchups]
+
+
+def _tally(matchup: Matchup, rows: list[tuple[str, str, str, int]]) -> Tally:
+    """Wins are votes for the side the run's model was on, losses for the other model's side."""
+
+    def picked(model: str) -> int:
+        return sum(
+            n
+            for choice, a_model, b_model, n in rows
+            if (choice == ABChoice.A and a_model == model) or (choice == ABChoice.B and b_model == model)
+        )
+
+    return Tally(
+        votes=sum(row[3] for row in rows),
+        wins=picked(matchup.me),
+        losses=picked(matchup.other),
+        ties=sum(n for choice, _, _, n in rows if choice == ABChoice.TIE),
+        both_bad=sum(n for choice, _, _, n in rows if choice == ABChoice.BOTH_BAD),
+    )
 
 
 def ab_sweep(*, timeout: timedelta | None = None) -> int:

@@ -18,10 +18,11 @@ from training_app.judging.services import (
     AlreadyJudged,
     Matchup,
     NotJudgeable,
+    Tally,
     ab_ask,
     ab_item_get,
     ab_next,
-    ab_tally,
+    ab_tallies,
     ab_vote,
     matchup_get,
 )
@@ -154,7 +155,7 @@ def _item_fragment(request: HttpRequest, matchup: Matchup, item: ABItem) -> Http
 
 def ab_summary_rows(runs: list[TrainingRun]) -> list[dict[str, Any]]:
     """The first run against each other run, then each run against its base model: votes, win rate, interval, and
-    where to judge. Only runs that succeeded, of the first run's workspace, can be judged."""
+    where to judge (one query for every tally). Only runs that succeeded, of the first run's workspace, are judged."""
     judgeable = [run for run in runs if run.status == "succeeded"]
     first = runs[0]
     matchups = []
@@ -163,11 +164,12 @@ def ab_summary_rows(runs: list[TrainingRun]) -> list[dict[str, Any]]:
         others = [run for run in judgeable[1:] if run.snapshot.dataset.workspace_id == workspace and run != first]
         matchups += [Matchup(run=first, against=other) for other in others]
     matchups += [Matchup(run=run, against=None) for run in judgeable]
-    return [_summary_row(matchup) for matchup in matchups]
+    return [
+        _summary_row(matchup, tally) for matchup, tally in zip(matchups, ab_tallies(matchups=matchups), strict=True)
+    ]
 
 
-def _summary_row(matchup: Matchup) -> dict[str, Any]:
-    tally = ab_tally(matchup=matchup)
+def _summary_row(matchup: Matchup, tally: Tally) -> dict[str, Any]:
     interval = tally.interval
     return {
         "run": matchup.run, "against": matchup.against, "opponent": _opponent_label(matchup), "tally": tally,
