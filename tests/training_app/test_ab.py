@@ -6,17 +6,19 @@ worker is in test_ab_worker.py."""
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from datasets_app.models import DatasetKind, Role
 from tests.api_client import client_for
 from tests.factories import DatasetFactory, MembershipFactory, UserFactory
 from tests.training_app.conftest import TINY
 from tests.training_app.test_compare import approved
-from training_app.judging.services import Matchup, ab_tally
+from training_app.judging.services import Matchup, ab_sweep, ab_tally
 from training_app.judging.stats import wilson_interval
 from training_app.models import ABItem, ABVote, EvalItem, RunStatus, TrainingRun
 from training_app.snapshots import snapshot_create
@@ -410,3 +412,18 @@ def test_the_run_page_links_the_judging_page_once_the_run_has_succeeded(annotato
     link = f'href="{reverse("training-judge", args=[run.pk])}?against=base"'
     assert link in browser.get(reverse("training-run", args=[run.pk])).content.decode()
     assert "data-judge-link" not in browser.get(reverse("training-run", args=[running.pk])).content.decode()
+
+
+def test_a_typed_prompt_whose_worker_died_is_failed_by_the_sweeper_and_asking_again_queues_it(annotator, run):
+    api = client_for(annotator)
+    queued = api.post(f"/api/runs/{run.pk}/ab/next/", {"prompt": "Tell me a joke."}, format="json").json()
+    ABItem.objects.filter(token=queued["token"]).update(
+        status="running", started_at=timezone.now() - timedelta(hours=1)
+    )
+    assert ab_sweep() == 1
+    failed = api.get(queued["url"]).json()
+    assert failed["status"] == "failed"
+    assert "stopped" in failed["error"]
+    again = api.post(f"/api/runs/{run.pk}/ab/next/", {"prompt": "Tell me a joke."}, format="json")
+    assert again.status_code == 202
+    assert again.json() == {**queued, "status": "queued"}
