@@ -12,13 +12,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from datasets_app.api.serializers import JsonTypes
+from project.api_schema import error
 from training_app import selectors
 from training_app.judging.services import (
     PROMPT_MAX,
     REWRITE_MAX,
-    AlreadyJudged,
     Matchup,
-    NotJudgeable,
     ab_ask,
     ab_item_get,
     ab_next,
@@ -28,45 +28,29 @@ from training_app.judging.services import (
 )
 from training_app.models import ABChoice, ABItem, ABStatus, ABVote
 
+AGAINST = r"^(base|[1-9][0-9]{0,17})$"
 AGAINST_HELP = "`base` (the run's base model, the default) or the id of another succeeded run of the same workspace."
 
 
-class StrictText(serializers.CharField):
-    """Text that must be a JSON string: a number or a list is an error, not quietly turned into text."""
-
-    default_error_messages = {"not_a_string": "must be a string, got {kind}"}
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("not_a_string", kind=type(data).__name__)
-        return super().to_internal_value(data)
-
-
-class StrictSerializer(serializers.Serializer):
-    """A body with a field it does not know is refused, naming the field (a typo must not be ignored)."""
-
-    def validate(self, attrs: dict) -> dict:
-        unknown = sorted(set(self.initial_data) - set(self.fields)) if isinstance(self.initial_data, dict) else []
-        if unknown:
-            raise serializers.ValidationError(dict.fromkeys(unknown, "unknown field"))
-        return attrs
+def against_field() -> serializers.RegexField:
+    return serializers.RegexField(AGAINST, default="base", max_length=20, help_text=AGAINST_HELP)
 
 
 class AgainstQuerySerializer(serializers.Serializer):
-    against = StrictText(default="base", max_length=20, help_text=AGAINST_HELP)
+    against = against_field()
 
 
-class AskSerializer(StrictSerializer):
-    prompt = StrictText(max_length=PROMPT_MAX, help_text="Your own prompt, for both models to answer.")
-    against = StrictText(default="base", max_length=20, help_text=AGAINST_HELP)
+class AskSerializer(JsonTypes, serializers.Serializer):
+    prompt = serializers.CharField(max_length=PROMPT_MAX, help_text="Your own prompt, for both models to answer.")
+    against = against_field()
 
 
-class VoteSerializer(StrictSerializer):
-    token = StrictText(max_length=32, help_text="The item's token, from GET /api/runs/{id}/ab/next/.")
+class VoteSerializer(JsonTypes, serializers.Serializer):
+    token = serializers.CharField(max_length=32, help_text="The item's token, from GET /api/runs/{id}/ab/next/.")
     choice = serializers.ChoiceField(
         choices=ABChoice.choices, help_text="a or b: that answer is better; tie; both_bad: neither is good."
     )
-    rewrite = StrictText(
+    rewrite = serializers.CharField(
         required=False, allow_blank=True, max_length=REWRITE_MAX, trim_whitespace=False,
         help_text="Your own better answer, kept for preference data; allowed with any choice.",
     )  # fmt: skip
@@ -127,19 +111,19 @@ def item_body(item: ABItem) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def conflict(error: Exception) -> Response:
-    return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
-
-
 def _queried_matchup(request: Request, pk: int) -> Matchup:
     """The run (a 404 first, whatever the query) against `?against=`."""
     run = selectors.run_get(user=request.user, pk=pk)
-    query = AgainstQuerySerializer(data=request.query_params)
+    query = AgainstQuerySerializer(data=request.query_params.dict())
     query.is_valid(raise_exception=True)
     return matchup_get(user=request.user, run=run, against=query.validated_data["against"])
 
 
-CONFLICT = OpenApiResponse(description="The run (or `against`) has not succeeded; or the prompt was judged already.")
+CONFLICT = error(
+    409,
+    "The run (or `against`) has not succeeded, `against` is the run itself or of another workspace; or the prompt "
+    "was judged already.",
+)
 
 
 class ABNextView(APIView):
@@ -159,10 +143,7 @@ class ABNextView(APIView):
         same prompt for the same two models twice (run 5 against 7 is the same two as 7 against 5); an item shown
         and not voted on yet is given again. 204 (no body) when no prompt is left.
         """
-        try:
-            item = ab_next(user=request.user, matchup=_queried_matchup(request, pk))
-        except NotJudgeable as error:
-            return conflict(error)
+        item = ab_next(user=request.user, matchup=_queried_matchup(request, pk))
         if item is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(ABPairSerializer(pair_body(item)).data)
@@ -186,11 +167,8 @@ class ABNextView(APIView):
         serializer = AskSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        try:
-            matchup = matchup_get(user=request.user, run=run, against=data["against"])
-            item = ab_ask(user=request.user, matchup=matchup, prompt=data["prompt"])
-        except (NotJudgeable, AlreadyJudged) as error:
-            return conflict(error)
+        matchup = matchup_get(user=request.user, run=run, against=data["against"])
+        item = ab_ask(user=request.user, matchup=matchup, prompt=data["prompt"])
         url = reverse("api-ab-item", args=[item.token])
         body = ABQueuedSerializer({"token": item.token, "status": item.status, "url": url}).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": url})
@@ -208,8 +186,8 @@ class ABVoteView(APIView):
         request=VoteSerializer,
         responses={
             201: ABVotedSerializer,
-            404: OpenApiResponse(description="No item with this token was given to you."),
-            409: OpenApiResponse(description="You already voted on it, or its answers are not ready yet."),
+            404: error(404, "No item with this token was given to you."),
+            409: error(409, "You already voted on it, or its answers are not ready yet."),
         },
     )
     def post(self, request: Request) -> Response:
@@ -217,10 +195,7 @@ class ABVoteView(APIView):
         with the vote (server side), with you and the time, for the tally and for preference data."""
         serializer = VoteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            vote: ABVote = ab_vote(user=request.user, **serializer.validated_data)
-        except AlreadyJudged as error:
-            return conflict(error)
+        vote: ABVote = ab_vote(user=request.user, **serializer.validated_data)
         body = {"token": vote.item.token, "choice": vote.choice, "rewrite": vote.rewrite, "created_at": vote.created_at}
         return Response(ABVotedSerializer(body).data, status=status.HTTP_201_CREATED)
 
@@ -230,8 +205,5 @@ class ABSummaryView(APIView):
     def get(self, request: Request, pk: int) -> Response:
         """Every voter's votes on run {id} against `against`: wins and losses are run {id}'s; the win rate and its
         95% Wilson score interval are over the decisive votes (wins + losses)."""
-        try:
-            matchup = _queried_matchup(request, pk)
-        except NotJudgeable as error:
-            return conflict(error)
+        matchup = _queried_matchup(request, pk)
         return Response(ABSummarySerializer(ab_tally(matchup=matchup).as_dict()).data)

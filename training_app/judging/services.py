@@ -16,6 +16,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from datasets_app.curation.selectors import role_require
+from datasets_app.errors import Conflict
 from datasets_app.jobs.outbox import dispatch_on_commit
 from datasets_app.models import Role
 from training_app.judging.stats import wilson_interval
@@ -28,11 +29,11 @@ REWRITE_MAX = 20000
 MAX_ID_DIGITS = 18
 
 
-class NotJudgeable(Exception):
+class NotJudgeable(Conflict):
     """A run whose answers cannot be judged (it has not succeeded): a 409."""
 
 
-class AlreadyJudged(Exception):
+class AlreadyJudged(Conflict):
     """The person has already voted on this item, or on this prompt for these two models: a 409."""
 
 
@@ -82,9 +83,9 @@ def matchup_get(*, user: User, run: TrainingRun, against: str) -> Matchup:
     if other is None:
         raise Http404(f"against: no run {value} that you can see")
     if other.pk == run.pk:
-        raise ValidationError({"against": "a run cannot be judged against itself: give 'base' or another run"})
+        raise Conflict({"against": "a run cannot be judged against itself: give 'base' or another run"})
     if other.snapshot.dataset.workspace_id != run.snapshot.dataset.workspace_id:
-        raise ValidationError({"against": f"run {other.pk} is in another workspace: judge runs of one workspace"})
+        raise Conflict({"against": f"run {other.pk} is in another workspace: judge runs of one workspace"})
     _require_succeeded(other)
     return Matchup(run=run, against=other)
 

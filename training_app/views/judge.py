@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from datasets_app.errors import Conflict
 from training_app import selectors
 from training_app.judging.services import (
     PROMPT_MAX,
@@ -74,12 +75,12 @@ def _matchup(request: HttpRequest, pk: int, against: str | None) -> Matchup | Ht
     run = selectors.run_get(user=request.user, pk=pk)
     try:
         return matchup_get(user=request.user, run=run, against=against or "base")
+    except NotJudgeable as error:
+        context = {"run": run, "problem": " ".join(error.messages), "status_label": display.status_label(run)}
+        return render(request, PAGE, context, status=409)
     except ValidationError as error:
         context = {"run": run, "problem": " ".join(error.messages)}
-        return render(request, PAGE, context, status=400)
-    except NotJudgeable as error:
-        context = {"run": run, "problem": str(error), "status_label": display.status_label(run)}
-        return render(request, PAGE, context, status=409)
+        return render(request, PAGE, context, status=409 if isinstance(error, Conflict) else 400)
 
 
 @login_required
@@ -102,11 +103,11 @@ def judge_vote(request: HttpRequest, pk: int) -> HttpResponse:
     token, rewrite = request.POST.get("token", ""), request.POST.get("rewrite", "")
     try:
         ab_vote(user=request.user, token=token, choice=request.POST.get("choice", ""), rewrite=rewrite)
+    except AlreadyJudged as error:
+        return _render_pair(request, matchup, note=f"Not counted: {' '.join(error.messages)}.")
     except ValidationError as error:
         item = ab_item_get(user=request.user, token=token)
         return _render_pair(request, matchup, item=item, rewrite=rewrite, problem=" ".join(error.messages), status=400)
-    except AlreadyJudged as error:
-        return _render_pair(request, matchup, note=f"Not counted: {error}.")
     if not _wants_fragment(request):
         return redirect(_judge_url(matchup))
     return _render_pair(request, matchup, note="Vote saved.")
@@ -121,12 +122,13 @@ def judge_ask(request: HttpRequest, pk: int) -> HttpResponse:
         return matchup
     try:
         item = ab_ask(user=request.user, matchup=matchup, prompt=request.POST.get("prompt", ""))
+    except AlreadyJudged as error:
+        problem = f"Your prompt was not sent: {' '.join(error.messages)}."
+        return _render_pair(request, matchup, problem=problem, status=409)
     except ValidationError as error:
         return _render_pair(
             request, matchup, problem="Your prompt was not sent: " + " ".join(error.messages), status=400
         )
-    except AlreadyJudged as error:
-        return _render_pair(request, matchup, problem=f"Your prompt was not sent: {error}.", status=409)
     if not _wants_fragment(request):
         return redirect(_judge_url(matchup))
     return _item_fragment(request, matchup, item)
