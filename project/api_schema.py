@@ -7,6 +7,7 @@ except 400, whose body names each field's problems.
 
 from dataclasses import dataclass
 
+from django.core.validators import RegexValidator
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import force_instance
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer
@@ -119,7 +120,8 @@ class ApiSchema(AutoSchema):
     def _map_serializer_field(self, field: serializers.Field, direction: str, bypass_extensions: bool = False) -> dict:
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         refuses_blank = isinstance(field, serializers.CharField) and not field.allow_blank and field.trim_whitespace
-        plain_text = schema.get("type") == "string" and not {"pattern", "format"} & schema.keys()
+        own_pattern = any(isinstance(validator, RegexValidator) for validator in getattr(field, "validators", []))
+        plain_text = schema.get("type") == "string" and not {"pattern", "format"} & schema.keys() and not own_pattern
         if direction == "request" and refuses_blank and plain_text:
             schema["pattern"] = NOT_BLANK
         if isinstance(field, serializers.ListSerializer) and schema.get("type") == "array":  # not mapped by spectacular

@@ -308,6 +308,8 @@ SPECTACULAR_SETTINGS = {
         "JobStatusEnum": "datasets_app.models.JobStatus",
         "RunStatusEnum": "training_app.models.RunStatus",
         "PlaygroundStatusEnum": "training_app.models.PlaygroundStatus",
+        "ABStatusEnum": "training_app.models.ABStatus",
+        "ABChoiceEnum": "training_app.models.ABChoice",
         "NewExampleStatusEnum": ["draft", "submitted"],
         "ImportStatusEnum": ["draft", "submitted", "approved"],
         "WorkspaceRoleEnum": "datasets_app.models.Role",

@@ -10,6 +10,7 @@ from datasets_app.api import invitations as invitation_api
 from datasets_app.api import lint as lint_api
 from project.api_schema import ID_DIGITS
 from training_app import api as training_api
+from training_app.judging import api as judging_api
 
 
 class IdConverter:
@@ -77,6 +78,10 @@ api = [
     path("runs/<id:pk>/artifact/", training_api.RunArtifactView.as_view(), name="api-run-artifact"),
     path("runs/<id:pk>/generate/", training_api.RunGenerateView.as_view(), name="api-run-generate"),
     path("playground/<id:pk>/", training_api.PlaygroundDetailView.as_view(), name="api-playground"),
+    path("runs/<id:pk>/ab/next/", judging_api.ABNextView.as_view(), name="api-run-ab-next"),
+    path("runs/<id:pk>/ab/summary/", judging_api.ABSummaryView.as_view(), name="api-run-ab-summary"),
+    path("ab-items/<slug:token>/", judging_api.ABItemView.as_view(), name="api-ab-item"),
+    path("ab-votes/", judging_api.ABVoteView.as_view(), name="api-ab-votes"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]

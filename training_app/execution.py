@@ -379,9 +379,23 @@ def _usual_system_prompt_of(snapshot_id: int) -> str:
     return counts.most_common(1)[0][0] if counts else ""
 
 
-def _usual_system_prompt(run: TrainingRun) -> str:
-    """The system prompt most training pairs had: the playground asks as the model was taught."""
+def usual_system_prompt(run: TrainingRun) -> str:
+    """The system prompt most training pairs had: the playground (and blind judging) asks as the model was taught."""
     return _usual_system_prompt_of(run.snapshot_id)
+
+
+def tuned_model(run: TrainingRun) -> tuple[Any, Any]:
+    """The run's fine-tuned model and its tokenizer, loaded once per worker process."""
+    source = base_model_dir(run.base_model)
+    tuned_dir = tuned_model_dir(run)
+    return _cached_model(f"run:{tuned_dir.name}", lambda: _load_tuned(source, tuned_dir, run.method))
+
+
+def answer_prompt(model: tuple[Any, Any], prompt: str, *, system: str, max_new_tokens: int) -> str:
+    """One greedy (reproducible) answer of a loaded model and tokenizer to a single-turn prompt."""
+    from training_app.ml.generate import generate
+
+    return generate(*model, [ChatExample(prompt=prompt, response="", system=system)], max_new_tokens)[0]
 
 
 def playground_claim(request_id: int) -> PlaygroundRequest | None:
@@ -408,20 +422,16 @@ def playground_finish(request: PlaygroundRequest, *, status: str, **fields: str)
 
 def playground_answer(*, request_id: int) -> None:
     """Answer a playground prompt with the base and the fine-tuned model, greedily (reproducible); at most once."""
-    from training_app.ml.generate import generate
-
     request = playground_claim(request_id)
     if request is None:
         return
     run = request.run
     try:
-        source = base_model_dir(run.base_model)
         base = loaded_base_model(run.base_model)
-        tuned_dir = tuned_model_dir(run)
-        tuned = _cached_model(f"run:{tuned_dir.name}", lambda: _load_tuned(source, tuned_dir, run.method))
-        prompt = [ChatExample(prompt=request.prompt, response="", system=_usual_system_prompt(run))]
-        base_output = generate(*base, prompt, request.max_new_tokens)[0]
-        fine_tuned_output = generate(*tuned, prompt, request.max_new_tokens)[0]
+        tuned = tuned_model(run)
+        system, limit = usual_system_prompt(run), request.max_new_tokens
+        base_output = answer_prompt(base, request.prompt, system=system, max_new_tokens=limit)
+        fine_tuned_output = answer_prompt(tuned, request.prompt, system=system, max_new_tokens=limit)
     except Exception as error:
         logger.exception("playground request %s failed", request.pk)
         message = f"the models could not answer ({type(error).__name__}): {error}"[:2000]

@@ -216,3 +216,78 @@ class PlaygroundRequest(TimeStamped, Dispatched):
     @property
     def finished(self) -> bool:
         return self.status in (PlaygroundStatus.SUCCEEDED, PlaygroundStatus.FAILED)
+
+
+class ABStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Generating"
+    READY = "ready", "Ready to judge"
+    FAILED = "failed", "Failed"
+
+
+class ABItem(TimeStamped, Dispatched):
+    """One prompt shown to one person with two models' answers, blind (training_app/judging/).
+
+    A model is named `run:<id>` (a run's fine-tuned model) or `base:<name>` (a base model); `pair` is the two names
+    sorted, so run 5 against run 7 is the same pair as 7 against 5. Which model wrote side a and side b is kept
+    here and never sent to the person judging. An evaluation prompt's answers are copied from the runs' evaluated
+    prompts (ready at once); a typed prompt is answered by a worker, like a playground request.
+    """
+
+    token = models.CharField(max_length=32, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    run = models.ForeignKey(
+        TrainingRun, on_delete=models.CASCADE, related_name="ab_items", help_text="The run whose page asked for it."
+    )
+    against = models.ForeignKey(
+        TrainingRun, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        help_text="The other run; null: the base model.",
+    )  # fmt: skip
+    pair = models.CharField(max_length=250)
+    prompt = models.TextField()
+    prompt_hash = models.CharField(max_length=64, help_text="sha256 of the prompt: one item per person, pair, prompt.")
+    typed = models.BooleanField(default=False, help_text="A prompt the person typed, not an evaluation prompt.")
+    a_model = models.CharField(max_length=120)
+    b_model = models.CharField(max_length=120)
+    a_output = models.TextField(blank=True)
+    b_output = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=ABStatus.choices, default=ABStatus.READY)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "pair", "prompt_hash"], name="unique_ab_item_per_person")
+        ]
+        indexes = [
+            models.Index(fields=["pair"], name="ab_item_pair"),
+            models.Index(fields=["status", "started_at"], name="ab_item_status_started"),
+        ]
+
+    def __str__(self) -> str:
+        return self.prompt[:60]
+
+
+class ABChoice(models.TextChoices):
+    A = "a", "Answer 1 is better"
+    B = "b", "Answer 2 is better"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both bad"
+
+
+class ABVote(TimeStamped):
+    """A person's verdict on one blind pair of answers, with their own better answer if they wrote one; kept for
+    preference data. One per item: the item says which model each side was."""
+
+    item = models.OneToOneField(ABItem, on_delete=models.CASCADE, related_name="vote")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    choice = models.CharField(max_length=10, choices=ABChoice.choices)
+    rewrite = models.TextField(blank=True, help_text="The voter's own better answer (E on the judging page).")
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.choice} on {self.item_id}"

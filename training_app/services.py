@@ -12,8 +12,9 @@ from datasets_app.curation.selectors import role_require
 from datasets_app.errors import Conflict
 from datasets_app.jobs.outbox import dispatch_due, dispatch_on_commit
 from datasets_app.models import Dataset, Role
+from training_app.judging.services import AB_TASK
 from training_app.ml.config import METHODS, TrainConfig, validate_config
-from training_app.models import DatasetVersion, PlaygroundRequest, PlaygroundStatus, RunStatus, TrainingRun
+from training_app.models import ABItem, DatasetVersion, PlaygroundRequest, PlaygroundStatus, RunStatus, TrainingRun
 from training_app.snapshots import snapshot_create
 
 # The tasks that execute the rows, by name (training_app/tasks.py); the outbox sends them.
@@ -158,6 +159,7 @@ def playground_ask(
 
 
 def run_dispatch() -> int:
-    """Periodic: send the tasks of queued runs and playground requests that never reached the broker, or were lost
-    by it (the outbox); returns how many were sent. A second delivery is harmless: the claim takes a row once."""
-    return dispatch_due(TrainingRun, RUN_TASK) + dispatch_due(PlaygroundRequest, PLAYGROUND_TASK)
+    """Periodic: send the tasks of queued runs, playground requests and typed judging prompts that never reached the
+    broker, or were lost by it (the outbox); returns how many were sent. The claim takes a row once."""
+    sent = dispatch_due(TrainingRun, RUN_TASK) + dispatch_due(PlaygroundRequest, PLAYGROUND_TASK)
+    return sent + dispatch_due(ABItem, AB_TASK)

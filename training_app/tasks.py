@@ -20,17 +20,28 @@ def playground_task(request_id: int) -> None:
 
 
 @shared_task(queue="default")
+def ab_answer_task(item_id: int) -> None:
+    """Answer a prompt typed for blind judging with both models; a redelivered task finds the item claimed."""
+    from training_app.judging.execution import ab_answer
+
+    ab_answer(item_id=item_id)
+
+
+@shared_task(queue="default")
 def run_sweep_task() -> None:
-    """Periodic: fail runs and playground requests whose worker died."""
+    """Periodic: fail runs, playground requests and typed judging prompts whose worker died."""
+    from training_app.judging.services import ab_sweep
     from training_app.services import playground_sweep, run_sweep
 
     run_sweep()
     playground_sweep()
+    ab_sweep()
 
 
 @shared_task(queue="default")
 def run_dispatch_task() -> None:
-    """Periodic: send the tasks of queued runs and playground requests the broker never got or lost (the outbox)."""
+    """Periodic: send the tasks of queued runs, playground requests and typed judging prompts the broker never got or
+    lost (the outbox)."""
     from training_app.services import run_dispatch
 
     run_dispatch()

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from training_app.views import compare, pages, preflight
+from training_app.views import compare, judge, pages, preflight
 
 urlpatterns = [
     path("", pages.run_dashboard, name="training-runs"),
@@ -15,4 +15,8 @@ urlpatterns = [
     path("runs/<id:pk>/cancel/", pages.run_cancel, name="training-run-cancel"),
     path("runs/<id:pk>/send-failures/", pages.run_send_failures, name="training-run-send-failures"),
     path("runs/<id:pk>/playground/", pages.playground, name="training-playground"),
+    path("runs/<id:pk>/judge/", judge.judge, name="training-judge"),
+    path("runs/<id:pk>/judge/vote/", judge.judge_vote, name="training-judge-vote"),
+    path("runs/<id:pk>/judge/ask/", judge.judge_ask, name="training-judge-ask"),
+    path("runs/<id:pk>/judge/items/<slug:token>/", judge.judge_item, name="training-judge-item"),
 ]
