@@ -26,7 +26,9 @@ def test_good_chat_and_preference_files_pass_and_are_counted():
 
 def test_chat_problems_name_line_and_field():
     user_only = {"messages": [{"role": "user", "content": "Hi?"}]}
-    weighted_user = {"messages": [{"role": "user", "content": "Hi", "weight": 1}, {"role": "assistant", "content": "Yo"}]}
+    weighted_user = {
+        "messages": [{"role": "user", "content": "Hi", "weight": 1}, {"role": "assistant", "content": "Yo"}]
+    }
     bad_weight = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo", "weight": 2}]}
     tool = {"messages": [{"role": "tool", "content": "x"}, {"role": "assistant", "content": 3}]}
     assert problems([CHAT_LINES[0], user_only, weighted_user, bad_weight, tool, [1]]) == [

@@ -28,11 +28,13 @@ def bearer(secret: str) -> APIClient:
 
 def test_only_a_hash_of_the_secret_is_stored(admin_member, workspace):
     key, secret = api_key_create(workspace=workspace, by=admin_member, name="CI", role="lead")
-    assert secret.startswith("sk-inst-") and len(secret) > 40
+    assert secret.startswith("sk-inst-")
+    assert len(secret) > 40
     stored = ApiKey.objects.filter(pk=key.pk).values().get()
     assert secret not in [str(value) for value in stored.values()]
     assert stored["secret_hash"] == secret_hash(secret)
-    assert secret.startswith(stored["prefix"]) and len(stored["prefix"]) < 16
+    assert secret.startswith(stored["prefix"])
+    assert len(stored["prefix"]) < 16
 
 
 def test_only_admins_make_keys_and_never_admin_keys(lead, admin_member, workspace):
@@ -84,7 +86,8 @@ def test_admins_make_list_and_revoke_keys_over_the_api(admin_member, workspace):
 
     listed = api.get(url).json()
     assert [key["id"] for key in listed] == [body["id"]]
-    assert "secret" not in listed[0] and body["secret"] not in str(listed)
+    assert "secret" not in listed[0]
+    assert body["secret"] not in str(listed)
     assert listed[0]["last_used_at"] is not None
 
     assert api.delete(f"{url}{body['id']}/").status_code == 204
@@ -104,7 +107,8 @@ def test_key_endpoints_refuse_non_admins_403_and_outsiders_404(lead, admin_membe
     assert stranger.get(url).status_code == 404
     assert stranger.post(url, {"name": "x", "role": "lead"}).status_code == 404
     assert stranger.delete(f"{url}{key.pk}/").status_code == 404
-    assert ApiKey.objects.get().revoked_at is None and ApiKey.objects.count() == 1
+    assert ApiKey.objects.get().revoked_at is None
+    assert ApiKey.objects.count() == 1
 
 
 def test_a_bad_key_request_names_the_field(admin_member, workspace):
@@ -149,7 +153,8 @@ def test_the_keys_page_shows_a_new_secret_once_and_escapes_names(client, admin_m
     page = made.content.decode()
     secret = page.split("data-secret>")[1].split("<")[0]
     assert key_access(secret=secret) is not None
-    assert "&lt;b&gt;CI&lt;/b&gt;" in page and "<b>CI</b>" not in page
+    assert "&lt;b&gt;CI&lt;/b&gt;" in page
+    assert "<b>CI</b>" not in page
 
     again = client.get(url).content.decode()
     assert secret not in again
@@ -180,6 +185,7 @@ def test_a_revoked_key_keeps_its_row_and_revoking_again_changes_nothing(admin_me
     key = ApiKey.objects.get()
     api.delete(f"/api/workspaces/{workspace.pk}/api-keys/{key.pk}/")
     first = ApiKey.objects.get().revoked_at
-    assert first is not None and first <= timezone.now()
+    assert first is not None
+    assert first <= timezone.now()
     assert api.delete(f"/api/workspaces/{workspace.pk}/api-keys/{key.pk}/").status_code == 204
     assert ApiKey.objects.get().revoked_at == first
