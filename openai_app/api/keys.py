@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from datasets_app.api.serializers import JsonTypes
 from datasets_app.curation import selectors
 from datasets_app.models import Role, Workspace
 from openai_app import keys
@@ -37,7 +38,7 @@ class NewApiKeySerializer(ApiKeySerializer):
         read_only_fields = fields
 
 
-class ApiKeyCreateSerializer(serializers.Serializer):
+class ApiKeyCreateSerializer(JsonTypes, serializers.Serializer):
     name = serializers.CharField(max_length=200)
     role = serializers.ChoiceField(choices=KeyRole.choices, default=KeyRole.ANNOTATOR)
 
