@@ -11,7 +11,7 @@ import string
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from datasets_app.curation.limits import import_read_limits
 from datasets_app.imports.uploads import safe_filename
@@ -41,6 +41,13 @@ def file_list(*, workspace: Workspace, purpose: str | None = None) -> QuerySet[A
 
 def file_get(*, workspace: Workspace, file_id: str) -> ApiFile | None:
     return file_list(workspace=workspace).filter(public_id=file_id).first()
+
+
+def after(cursor: ApiFile, *, ascending: bool) -> Q:
+    """The files listed after `cursor` in (created_at, id) order, newest first unless `ascending`."""
+    if ascending:
+        return Q(created_at__gt=cursor.created_at) | Q(created_at=cursor.created_at, pk__gt=cursor.pk)
+    return Q(created_at__lt=cursor.created_at) | Q(created_at=cursor.created_at, pk__lt=cursor.pk)
 
 
 # --- writes

@@ -59,8 +59,7 @@ class FileListView(V1View):
             cursor = files.file_get(workspace=self.access(request).workspace, file_id=after)
             if cursor is None:
                 raise file_not_found(after)
-            ids = list(found.values_list("pk", flat=True))
-            found = found.filter(pk__in=ids[ids.index(cursor.pk) + 1 :]) if cursor.pk in ids else found.none()
+            found = found.filter(files.after(cursor, ascending=order == "asc"))
         rows = list(found[: limit + 1])
         data = [file_object(row) for row in rows[:limit]]
         extra = {"first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None}

@@ -84,6 +84,7 @@ def test_a_preference_file_is_accepted_and_pages_of_files_follow_after(client_wi
     assert [file.id for file in page.data] == [second.id]
     assert page.has_more
     assert [file.id for file in client.files.list(limit=1)] == [second.id, first.id]  # the client follows `after`
+    assert [file.id for file in client.files.list(limit=1, order="asc")] == [first.id, second.id]
     assert ApiFile.objects.get(public_id=first.id).format == "preference"
 
 
