@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "axes",
     "datasets_app",
     "training_app",
+    "openai_app",
 ]
 
 MIDDLEWARE = [
@@ -313,6 +314,7 @@ SPECTACULAR_SETTINGS = {
         "NewExampleStatusEnum": ["draft", "submitted"],
         "ImportStatusEnum": ["draft", "submitted", "approved"],
         "WorkspaceRoleEnum": "datasets_app.models.Role",
+        "ApiKeyRoleEnum": "openai_app.models.KeyRole",
     },
 }
 

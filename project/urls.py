@@ -8,6 +8,9 @@ from datasets_app.api import curation as curation_api
 from datasets_app.api import imports as import_api
 from datasets_app.api import invitations as invitation_api
 from datasets_app.api import lint as lint_api
+from openai_app.api import files as v1_files
+from openai_app.api import keys as key_api
+from openai_app.api import models as v1_models
 from project.api_schema import ID_DIGITS
 from training_app import api as training_api
 from training_app.judging import api as judging_api
@@ -41,6 +44,12 @@ api = [
         "workspaces/<id:pk>/invitations/<id:invitation>/",
         invitation_api.WorkspaceInvitationDetailView.as_view(),
         name="api-workspace-invitation",
+    ),
+    path("workspaces/<id:pk>/api-keys/", key_api.WorkspaceApiKeysView.as_view(), name="api-workspace-api-keys"),
+    path(
+        "workspaces/<id:pk>/api-keys/<id:key>/",
+        key_api.WorkspaceApiKeyDetailView.as_view(),
+        name="api-workspace-api-key",
     ),
     path("invitations/", invitation_api.MyInvitationsView.as_view(), name="api-invitations"),
     path("invitations/<id:pk>/accept/", invitation_api.InvitationAcceptView.as_view(), name="api-invitation-accept"),
@@ -86,6 +95,15 @@ api = [
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
+# The OpenAI-compatible API: OpenAI's paths (no trailing slash), API keys only, OpenAI's error shape.
+v1 = [
+    path("models", v1_models.ModelListView.as_view(), name="v1-models"),
+    path("models/<path:model>", v1_models.ModelDetailView.as_view(), name="v1-model"),
+    path("files", v1_files.FileListView.as_view(), name="v1-files"),
+    path("files/<str:file_id>", v1_files.FileDetailView.as_view(), name="v1-file"),
+    path("files/<str:file_id>/content", v1_files.FileContentView.as_view(), name="v1-file-content"),
+]
+
 urlpatterns = [
     path("", include("datasets_app.urls")),
     path("training/", include("training_app.urls")),
@@ -93,6 +111,9 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/", include(api)),
+    path("v1/", include(v1)),
+    path("", include("openai_app.urls")),
 ]
 
 handler404 = "project.api_errors.not_found"
+handler500 = "project.api_errors.server_error"

@@ -24,6 +24,7 @@ from datasets_app.blueprints.specs import default_spec
 from datasets_app.curation.invitations import invitation_create
 from datasets_app.curation.services import dataset_create, example_create, example_set_status, workspace_create
 from datasets_app.models import Example, Job, Template
+from openai_app.keys import api_key_create
 from project.wsgi import application
 from tests.factories import UserFactory
 from training_app.models import PlaygroundRequest, RunStatus, TrainingRun
@@ -127,6 +128,7 @@ def world(db, keep_test_connection):
         "playground": PlaygroundRequest.objects.create(run=run, user=lead, prompt="Hi?").pk,
         "invitations": invitation_create(workspace=other, by=other.created_by, username="lead", role="lead").pk,
         "invitation": invitation_create(workspace=workspace, by=lead, username="newcomer", role="annotator").pk,
+        "key": api_key_create(workspace=workspace, by=lead, name="Script", role="lead")[0].pk,
     }
     return {"token": Token.objects.create(user=lead).key, "ids": ids}
 
@@ -188,7 +190,7 @@ def with_real_state(case, ids: dict[str, int]) -> None:
     valid_path = meta is None or not meta.is_negative_at(ParameterLocation.PATH)
     collection = case.operation.path.split("/")[2]
     if valid_path and case.path_parameters and collection in ids and hash_of(case) % 2 == 0:
-        real = {"id": ids[collection], "invitation": ids["invitation"], "other": ids[collection]}
+        real = {"id": ids[collection], "invitation": ids["invitation"], "key": ids["key"], "other": ids[collection]}
         case.path_parameters = {name: str(real[name]) for name in case.path_parameters}
     valid_query = meta is None or not meta.is_negative_at(ParameterLocation.QUERY)
     if valid_query and "runs" in (case.query or {}) and hash_of(case) % 2 == 0:

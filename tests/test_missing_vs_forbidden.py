@@ -11,6 +11,8 @@ from datasets_app.blueprints.services import template_create
 from datasets_app.curation.invitations import invitation_create
 from datasets_app.curation.services import example_create
 from datasets_app.models import Job
+from openai_app.keys import api_key_create
+from openai_app.models import ApiKey
 from tests.api_client import client_for
 from tests.datasets_app.blueprints.test_services import GUARDRAIL
 from tests.factories import DatasetFactory, MembershipFactory
@@ -43,6 +45,7 @@ def theirs(other_workspace, outsider):
         "run": run.pk,
         "playground": PlaygroundRequest.objects.create(run=run, user=outsider, prompt="hi").pk,
         "invitation": invitation_create(workspace=other_workspace, by=olga, username="zed", role="lead").pk,
+        "api_key": api_key_create(workspace=other_workspace, by=olga, name="Theirs", role="lead")[0].pk,
     }
 
 
@@ -84,9 +87,13 @@ def _requests(mine: dict, kind: str, x: int) -> list[tuple[str, str, dict | None
             ("post", f"/api/invitations/{x}/accept/", None),
             ("post", f"/api/invitations/{x}/decline/", None),
         ],
+        "api_key": [("delete", f"/api/workspaces/{mine['workspace']}/api-keys/{x}/", None)],
     }
     paths = {
-        "workspace": ["/api/workspaces/{x}/", "/api/workspaces/{x}/members/", "/api/workspaces/{x}/invitations/"],
+        "workspace": [
+            "/api/workspaces/{x}/", "/api/workspaces/{x}/members/", "/api/workspaces/{x}/invitations/",
+            "/api/workspaces/{x}/api-keys/",
+        ],
         "dataset": [
             "/api/datasets/{x}/", "/api/datasets/{x}/examples/", "/api/datasets/{x}/export/",
             "/api/datasets/{x}/lint/", "/api/datasets/{x}/snapshots/",
@@ -102,6 +109,7 @@ def _requests(mine: dict, kind: str, x: int) -> list[tuple[str, str, dict | None
         "workspace": [
             ("post", "/api/workspaces/{x}/members/", {"username": "olga", "role": "lead"}),
             ("post", "/api/workspaces/{x}/invitations/", {"username": "olga", "role": "lead"}),
+            ("post", "/api/workspaces/{x}/api-keys/", {"name": "k", "role": "lead"}),
         ],
         "dataset": [
             ("post", "/api/datasets/{x}/examples/", {"prompt": "p", "response": "r"}),
@@ -134,7 +142,9 @@ def _requests(mine: dict, kind: str, x: int) -> list[tuple[str, str, dict | None
     )
 
 
-KINDS = ["workspace", "dataset", "example", "template", "job", "snapshot", "run", "playground", "invitation"]
+KINDS = [
+    "workspace", "dataset", "example", "template", "job", "snapshot", "run", "playground", "invitation", "api_key",
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -171,6 +181,8 @@ def test_nothing_was_changed_in_the_other_workspace(theirs, mine, admin_member):
     assert Invitation.objects.get(pk=theirs["invitation"]).status == "pending"
     assert TrainingRun.objects.get(pk=theirs["run"]).status == "succeeded"
     assert not PlaygroundRequest.objects.exclude(pk=theirs["playground"]).exists()
+    assert ApiKey.objects.get(pk=theirs["api_key"]).revoked_at is None
+    assert ApiKey.objects.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -179,6 +191,7 @@ def test_nothing_was_changed_in_the_other_workspace(theirs, mine, admin_member):
         ("dataset", "dataset"), ("example", "example"), ("example", "example-history"), ("template", "template"),
         ("job", "job"), ("workspace", "workspace-members"), ("workspace", "workspace-templates"),
         ("run", "training-run"), ("run", "training-playground"), ("dataset", "dataset-import"),
+        ("workspace", "workspace-api-keys"),
     ],
 )  # fmt: skip
 def test_pages_answer_a_missing_id_and_another_workspaces_alike(client, kind, name, theirs, admin_member):
@@ -196,6 +209,7 @@ def test_pages_answer_a_missing_id_and_another_workspaces_alike(client, kind, na
         ("workspace", "workspace-invite", {"username": "olga", "role": "lead"}),
         ("workspace", "workspace-role", {"username": "olga", "role": "lead"}),
         ("run", "training-run-send-failures", {"prompts": "as-is"}),
+        ("workspace", "workspace-api-key-create", {"name": "k", "role": "lead"}),
     ],
 )
 def test_forms_answer_a_missing_id_and_another_workspaces_alike(client, kind, name, data, theirs, admin_member):

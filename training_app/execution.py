@@ -360,6 +360,8 @@ def loaded_base_model(name: str) -> tuple[Any, Any]:
 
 def tuned_model_dir(run: TrainingRun) -> Path:
     """The run's artifact unpacked in this machine's model cache (fetched from storage once)."""
+    if not run.artifact:  # never trained, or its model was deleted: a copy left in this cache must not answer
+        raise FileNotFoundError(f"run {run.pk} has no trained model (none was stored, or it was deleted)")
     # The creation time keeps runs of different databases that share one model cache apart.
     target = Path(settings.MODEL_CACHE_DIR) / "runs" / f"run-{run.pk}-{run.created_at:%Y%m%d%H%M%S%f}"
     if not (target / "instructory_run.json").exists():

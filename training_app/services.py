@@ -110,6 +110,22 @@ def run_cancel(*, run: TrainingRun, user: AbstractBaseUser) -> TrainingRun:
     return locked
 
 
+@transaction.atomic
+def run_model_delete(*, run: TrainingRun, user: AbstractBaseUser) -> TrainingRun:
+    """Delete the model a succeeded run trained (leads): its artifact leaves storage once this commits. The run,
+    its metrics and its evaluation stay; the artifact download answers 404 from then on."""
+    locked = TrainingRun.objects.select_for_update().select_related("snapshot__dataset__workspace").get(pk=run.pk)
+    role_require(user=user, workspace=locked.snapshot.dataset.workspace, role=Role.LEAD)
+    if locked.status != RunStatus.SUCCEEDED or not locked.artifact:
+        raise Conflict({"run": f"run {locked.pk} has no trained model to delete"})
+    storage, name = locked.artifact.storage, locked.artifact.name
+    locked.artifact = ""
+    locked.save(update_fields=["artifact", "updated_at"])
+    # The row stops naming the file first: a failed delete leaves a stray file, never a run pointing at nothing.
+    transaction.on_commit(lambda: storage.delete(name))
+    return locked
+
+
 def run_sweep(*, timeout: timedelta | None = None) -> int:
     """Fail running runs whose worker stopped sending heartbeats (killed, out of memory, machine gone).
 

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OpenAIAppConfig(AppConfig):
+    name = "openai_app"
+    verbose_name = "OpenAI-compatible API"

@@ -1,0 +1,81 @@
+"""The models /v1/models lists: the registry's base models and the workspace's fine-tuned ones.
+
+A fine-tuned model is a succeeded training run of the workspace that still has its artifact. Its id is
+`ft:<base model>:<workspace slug>:<suffix>:ftjob-<run id>`, as OpenAI names fine-tuned models; the suffix is
+empty for now (fine-tuning jobs will set it), and the slug follows the workspace's current name, so renaming a
+workspace renames its models (the `ftjob-<run id>` part never changes). Deleting one removes the run's artifact
+from storage; the run, its metrics and its evaluation stay on the dashboard.
+"""
+
+import re
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils.text import slugify
+
+from datasets_app.models import Workspace
+from training_app.models import RunStatus, TrainingRun
+
+OWNER = "instructory"
+_JOB = re.compile(r"ftjob-([0-9]{1,18})")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    created: int
+    owned_by: str
+    run: TrainingRun | None = None  # None for a base model
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "object": "model", "created": self.created, "owned_by": self.owned_by}
+
+
+def workspace_slug(workspace: Workspace) -> str:
+    return slugify(workspace.name)[:40].strip("-") or f"workspace-{workspace.pk}"
+
+
+def job_id(run: TrainingRun) -> str:
+    return f"ftjob-{run.pk}"
+
+
+def fine_tuned_name(run: TrainingRun, workspace: Workspace, suffix: str = "") -> str:
+    return f"ft:{run.base_model}:{workspace_slug(workspace)}:{suffix}:{job_id(run)}"
+
+
+def _run_of(model: str) -> int | None:
+    """The run id an `ft:...` name ends in, or None when it is not one."""
+    if not model.startswith("ft:"):
+        return None
+    parts = model[3:].rsplit(":", 3)
+    found = _JOB.fullmatch(parts[-1]) if len(parts) == 4 else None
+    return int(found[1]) if found else None
+
+
+def fine_tuned_runs(*, workspace: Workspace) -> QuerySet[TrainingRun]:
+    """The workspace's runs that are models: succeeded, artifact kept; newest first."""
+    runs = TrainingRun.objects.filter(snapshot__dataset__workspace=workspace, status=RunStatus.SUCCEEDED)
+    return runs.exclude(artifact="").order_by("-finished_at", "-id")
+
+
+def model_list(*, workspace: Workspace) -> list[ModelInfo]:
+    base = [ModelInfo(name, 0, OWNER) for name in settings.BASE_MODELS]
+    return base + [_fine_tuned(run, workspace) for run in fine_tuned_runs(workspace=workspace)]
+
+
+def model_get(*, workspace: Workspace, model: str) -> ModelInfo | None:
+    """The model named `model` exactly as the list names it, or None."""
+    if model in settings.BASE_MODELS:
+        return ModelInfo(model, 0, OWNER)
+    run_id = _run_of(model)
+    run = fine_tuned_runs(workspace=workspace).filter(pk=run_id).first() if run_id is not None else None
+    if run is None:
+        return None
+    info = _fine_tuned(run, workspace)
+    return info if info.id == model else None
+
+
+def _fine_tuned(run: TrainingRun, workspace: Workspace) -> ModelInfo:
+    finished = run.finished_at or run.created_at
+    return ModelInfo(fine_tuned_name(run, workspace), int(finished.timestamp()), workspace_slug(workspace), run)
