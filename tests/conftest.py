@@ -1,3 +1,5 @@
+import os
+
 import pytest
 from django.core.cache import cache
 
@@ -5,6 +7,18 @@ from datasets_app.models import Role
 from tests.factories import DatasetFactory, MembershipFactory, UserFactory, WorkspaceFactory
 
 pytest_plugins = ["tests.chat_server", "tests.worker"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """CI runs the suite on the embedded defaults and again on PostgreSQL + Redis (DATABASE_URL set). Tests whose
+    outcome does not depend on the database or broker, the browser's pages and the trainer's own code, run in the
+    first configuration only; `postgres_only` ones (the loop's real-model test) in the second only."""
+    on_postgres = bool(os.environ.get("DATABASE_URL"))
+    for item in items:
+        if on_postgres and (item.get_closest_marker("browser") or item.get_closest_marker("embedded_only")):
+            item.add_marker(pytest.mark.skip(reason="does not depend on the backends: runs on the embedded defaults"))
+        if not on_postgres and item.get_closest_marker("postgres_only"):
+            item.add_marker(pytest.mark.skip(reason="runs on PostgreSQL + Redis only (DATABASE_URL)"))
 
 
 @pytest.fixture(autouse=True)

@@ -5,8 +5,6 @@ the embedded defaults and on PostgreSQL + Redis; this test runs on the embedded 
 gives a newcomer), the improvement loop's real-model test on PostgreSQL + Redis only, to keep CI short.
 """
 
-import os
-
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -22,7 +20,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.worker,
     pytest.mark.slow,
-    pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")), reason="runs on the embedded defaults only (see above)"),
+    pytest.mark.embedded_only,
 ]
 
 MODEL = "smollm2-135m-instruct"

@@ -28,6 +28,8 @@ from training_app.ml.data import (
 )
 from training_app.ml.tokenizer import load_tokenizer_only
 
+pytestmark = pytest.mark.embedded_only  # the trainer's own code: no database or broker
+
 ROOT = Path(__file__).resolve().parents[2]
 CONVERSATION = ChatExample(
     prompt="And what is 2+2?",

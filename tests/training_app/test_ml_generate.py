@@ -7,6 +7,8 @@ from training_app.ml.data import ChatExample
 from training_app.ml.evaluate import evaluate
 from training_app.ml.generate import generate
 
+pytestmark = pytest.mark.embedded_only  # the trainer's own code: no database or broker
+
 PROMPTS = [
     ChatExample(prompt="What is the capital of France?", ref=1),
     ChatExample(prompt="Name a colour.", system="Answer in one word.", ref=2),

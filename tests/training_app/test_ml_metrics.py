@@ -4,6 +4,8 @@ import pytest
 
 from training_app.ml.evaluate import general_metrics, guardrail_metrics, is_refusal, mcq_metrics
 
+pytestmark = pytest.mark.embedded_only  # the trainer's own code: no database or broker
+
 
 @pytest.mark.parametrize(
     "text",

@@ -14,6 +14,8 @@ from training_app.ml.data import ChatExample
 from training_app.ml.generate import generate
 from training_app.ml.registry import ModelSourceError, load_model, model_source_dir, pick_device
 
+pytestmark = pytest.mark.embedded_only  # the trainer's own code: no database or broker
+
 
 @pytest.fixture
 def local_tiny_spec():

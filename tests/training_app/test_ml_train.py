@@ -24,6 +24,8 @@ from training_app.ml.train import (
     validate_config,
 )
 
+pytestmark = pytest.mark.embedded_only  # the trainer's own code: no database or broker
+
 PAIRS = [ChatExample(prompt=f"What is {n} plus {n}?", response=f"{n} plus {n} is {2 * n}.") for n in range(4)]
 QUICK = {"epochs": 2, "batch_size": 2, "max_seq_len": 128, "lora_r": 4, "lora_alpha": 8}
 
