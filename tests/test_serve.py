@@ -172,6 +172,9 @@ def test_a_killed_worker_is_restarted_its_run_is_failed_and_new_work_runs(serve,
 
 def test_beat_keeps_enqueueing_sweeps_while_the_worker_keeps_dying_until_serve_stops_everything(serve, tmp_path):
     wait_for(lambda: {"web", "worker", "trainer", "beat"} <= set(serve.children()), timeout=30)
+    # Beat is sending (a started process may still be importing Django on a busy machine): from now on it sends a
+    # sweep every second while serve waits 0.5 + 1 + 2 + 4 s between the worker's restarts.
+    wait_for(lambda: "Sending due task" in serve.text(), timeout=60)
     first = serve.children()
     killed: set[int] = set()
 
