@@ -37,9 +37,11 @@ def job_events(job: FineTuningJob) -> list[dict]:
     steps = RunMetric.objects.filter(run=run, loss__isnull=False).order_by("id")
     for metric in steps:
         events.append(_step(metric, run.total_steps))
+    events.sort(key=lambda pair: pair[0])
     if run.finished and run.finished_at:
-        events.append(_end(job, run.finished_at))
-    events.sort(key=lambda pair: pair[0], reverse=True)
+        # The run's own last line ("succeeded") is written just after it ends: the end still comes last.
+        events.append(_end(job, run.finished_at, after=events[-1][0]))
+    events.reverse()
     return [body for _, body in events]
 
 
@@ -50,8 +52,8 @@ def _step(metric: RunMetric, total: int) -> tuple[tuple, dict]:
                   data=data, kind="metrics")  # fmt: skip
 
 
-def _end(job: FineTuningJob, at: datetime) -> tuple[tuple, dict]:
-    run, key, event_id = job.run, (at, _END, 0), f"ftevent-{catalog.job_id(job.run)}-{job.run.status}"
+def _end(job: FineTuningJob, at: datetime, *, after: tuple) -> tuple[tuple, dict]:
+    run, key, event_id = job.run, max((at, _END, 0), after), f"ftevent-{catalog.job_id(job.run)}-{job.run.status}"
     if run.status == RunStatus.SUCCEEDED:
         name = catalog.fine_tuned_name(run, job.workspace)
         return _event(key, event_id, at, f"The job has successfully completed; new fine-tuned model: {name}")
