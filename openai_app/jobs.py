@@ -19,7 +19,7 @@ from django.db.models import QuerySet
 from datasets_app.curation.services import dataset_create, dataset_update
 from datasets_app.errors import Conflict
 from datasets_app.imports.services import ImportRejected, dataset_import
-from datasets_app.models import ExampleSplit, ExampleStatus, Role, Workspace
+from datasets_app.models import Dataset, ExampleSplit, ExampleStatus, Role, Workspace
 from openai_app import catalog
 from openai_app.files import file_get, new_file_id
 from openai_app.job_request import JobRequest
@@ -76,9 +76,12 @@ def job_create(*, access: KeyAccess, request: JobRequest) -> FineTuningJob:
         snapshot = snapshot_create(dataset=dataset, user=access.user, seed=request.seed)
     except Conflict as refused:
         found = " ".join(refused.messages)
-        raise ValidationError({"training_file": [f"{training.public_id} cannot be trained on: {found}"]}) from refused
-    hyperparameters = {**request.hyperparameters}
-    run = run_create(user=access.user, snapshot=snapshot, base_model=request.model, hyperparameters=hyperparameters)
+        raise ValidationError(
+            {"training_file": [f"{training.public_id} cannot be trained on: the dataset made from it {found}"]}
+        ) from refused
+    run = run_create(
+        user=access.user, snapshot=snapshot, base_model=request.model, hyperparameters=request.hyperparameters
+    )
     dataset_update(dataset=dataset, user=access.user, name=f"ftjob-{run.pk} · {training.filename}"[:200])
     return FineTuningJob.objects.create(
         run=run, workspace=access.workspace, created_by=access.user, api_key=access.key,
@@ -106,7 +109,7 @@ def _files(training: ApiFile, validation: ApiFile | None) -> str:
     return named + (f" and {validation.filename} ({validation.public_id}) for evaluation" if validation else "")
 
 
-def _import(dataset, access: KeyAccess, file: ApiFile, split: str, param: str) -> None:  # type: ignore[no-untyped-def]
+def _import(dataset: Dataset, access: KeyAccess, file: ApiFile, split: str, param: str) -> None:
     try:
         with file.file.open("rb") as stream:
             dataset_import(
