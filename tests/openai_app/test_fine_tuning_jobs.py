@@ -21,6 +21,12 @@ EVAL_LINES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def no_worker(private_broker):
+    """Jobs are queued on a broker of the test's own: the session's worker, when one runs, never starts them."""
+    private_broker.start()
+
+
 @pytest.fixture
 def client_with(live_server):
     made = []
