@@ -2,7 +2,7 @@
 
 A fine-tuned model is a succeeded training run of the workspace that still has its artifact. Its id is
 `ft:<base model>:<workspace slug>:<suffix>:ftjob-<run id>`, as OpenAI names fine-tuned models; the suffix is
-empty for now (fine-tuning jobs will set it), and the slug follows the workspace's current name, so renaming a
+the one its fine-tuning job was given (empty for runs started elsewhere), and the slug follows the workspace's current name, so renaming a
 workspace renames its models (the `ftjob-<run id>` part never changes). Deleting one removes the run's artifact
 from storage; the run, its metrics and its evaluation stay on the dashboard.
 """
@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import QuerySet
 from django.utils.text import slugify
 
@@ -40,8 +41,21 @@ def job_id(run: TrainingRun) -> str:
     return f"ftjob-{run.pk}"
 
 
-def fine_tuned_name(run: TrainingRun, workspace: Workspace, suffix: str = "") -> str:
-    return f"ft:{run.base_model}:{workspace_slug(workspace)}:{suffix}:{job_id(run)}"
+def job_run_id(value: str) -> int | None:
+    """The run id of a job id, `ftjob-<run id>`, or None when it is not one."""
+    found = _JOB.fullmatch(value)
+    return int(found[1]) if found else None
+
+
+def suffix_of(run: TrainingRun) -> str:
+    try:
+        return run.fine_tuning_job.suffix  # type: ignore[attr-defined]
+    except ObjectDoesNotExist:
+        return ""
+
+
+def fine_tuned_name(run: TrainingRun, workspace: Workspace) -> str:
+    return f"ft:{run.base_model}:{workspace_slug(workspace)}:{suffix_of(run)}:{job_id(run)}"
 
 
 def _run_of(model: str) -> int | None:
@@ -49,14 +63,13 @@ def _run_of(model: str) -> int | None:
     if not model.startswith("ft:"):
         return None
     parts = model[3:].rsplit(":", 3)
-    found = _JOB.fullmatch(parts[-1]) if len(parts) == 4 else None
-    return int(found[1]) if found else None
+    return job_run_id(parts[-1]) if len(parts) == 4 else None
 
 
 def fine_tuned_runs(*, workspace: Workspace) -> QuerySet[TrainingRun]:
     """The workspace's runs that are models: succeeded, artifact kept; newest first."""
     runs = TrainingRun.objects.filter(snapshot__dataset__workspace=workspace, status=RunStatus.SUCCEEDED)
-    return runs.exclude(artifact="").order_by("-finished_at", "-id")
+    return runs.exclude(artifact="").select_related("fine_tuning_job").order_by("-finished_at", "-id")
 
 
 def model_list(*, workspace: Workspace) -> list[ModelInfo]:

@@ -57,8 +57,8 @@ def file_create(*, access: KeyAccess, upload: UploadedFile, purpose: str) -> Api
     """Check and store a fine-tuning file (any key of the workspace). Raises ValidationError naming `purpose`, or
     InvalidFile naming the lines at fault; nothing is stored then."""
     access.require(Role.ANNOTATOR)
-    if purpose not in FilePurpose.values:
-        raise ValidationError({"purpose": [f"must be {' or '.join(FilePurpose.values)} (got {purpose[:40]!r})"]})
+    if purpose != FilePurpose.FINE_TUNE:  # fine-tune-results files are written by jobs, never uploaded
+        raise ValidationError({"purpose": [f"must be {FilePurpose.FINE_TUNE.value} (got {purpose[:40]!r})"]})
     upload.seek(0)
     checked = check_file(upload, import_read_limits())
     if checked.problems:

@@ -1,9 +1,10 @@
-"""Workspace API keys and the files uploaded through the OpenAI-compatible API (/v1/)."""
+"""Workspace API keys, the files uploaded through the OpenAI-compatible API (/v1/), and its fine-tuning jobs."""
 
 from django.conf import settings
 from django.db import models
 
 from datasets_app.models import Role, TimeStamped, Workspace
+from training_app.models import TrainingRun
 
 
 class KeyRole(models.TextChoices):
@@ -46,11 +47,13 @@ class ApiKey(TimeStamped):
 
 class FilePurpose(models.TextChoices):
     FINE_TUNE = "fine-tune", "Fine-tuning"
+    FINE_TUNE_RESULTS = "fine-tune-results", "Fine-tuning results (written by a job, never uploaded)"
 
 
 class FileFormat(models.TextChoices):
     CHAT = "chat", "Chat (messages)"
     PREFERENCE = "preference", "Preference (input, preferred and non-preferred output)"
+    CSV = "csv", "CSV (a job's step metrics)"
 
 
 class ApiFile(TimeStamped):
@@ -74,3 +77,34 @@ class ApiFile(TimeStamped):
 
     def __str__(self) -> str:
         return f"{self.public_id} ({self.filename})"
+
+
+class FineTuningJob(TimeStamped):
+    """A fine-tuning job of /v1/fine_tuning/jobs: what OpenAI's job has and an Instructory run has not.
+
+    The run is the job (its id is `ftjob-<run id>`, its status the run's); the files are kept by id, as the job
+    still names them after they are deleted; their pairs are in the run's dataset.
+    """
+
+    run = models.OneToOneField(TrainingRun, on_delete=models.CASCADE, related_name="fine_tuning_job")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="fine_tuning_jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    training_file = models.CharField(max_length=40, help_text='The training file\'s id, "file-…".')
+    validation_file = models.CharField(max_length=40, blank=True)
+    suffix = models.CharField(max_length=64, blank=True, help_text="Part of the fine-tuned model's name.")
+    seed = models.BigIntegerField()
+    learning_rate_multiplier = models.FloatField(help_text="The run's learning rate over the default one.")
+    metadata = models.JSONField(null=True, blank=True)
+    result_file = models.ForeignKey(
+        ApiFile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The CSV of step metrics, written when the run succeeds.",
+    )  # fmt: skip
+
+    class Meta:
+        ordering = ["workspace", "-run_id"]
+
+    def __str__(self) -> str:
+        return f"ftjob-{self.run_id}"

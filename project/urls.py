@@ -9,6 +9,7 @@ from datasets_app.api import imports as import_api
 from datasets_app.api import invitations as invitation_api
 from datasets_app.api import lint as lint_api
 from openai_app.api import files as v1_files
+from openai_app.api import jobs as v1_jobs
 from openai_app.api import keys as key_api
 from openai_app.api import models as v1_models
 from project.api_schema import ID_DIGITS
@@ -99,6 +100,11 @@ api = [
 v1 = [
     path("models", v1_models.ModelListView.as_view(), name="v1-models"),
     path("models/<path:model>", v1_models.ModelDetailView.as_view(), name="v1-model"),
+    path("fine_tuning/jobs", v1_jobs.JobListView.as_view(), name="v1-jobs"),
+    path("fine_tuning/jobs/<str:job_id>", v1_jobs.JobDetailView.as_view(), name="v1-job"),
+    path("fine_tuning/jobs/<str:job_id>/cancel", v1_jobs.JobCancelView.as_view(), name="v1-job-cancel"),
+    path("fine_tuning/jobs/<str:job_id>/events", v1_jobs.JobEventsView.as_view(), name="v1-job-events"),
+    path("fine_tuning/jobs/<str:job_id>/checkpoints", v1_jobs.JobCheckpointsView.as_view(), name="v1-job-checkpoints"),
     path("files", v1_files.FileListView.as_view(), name="v1-files"),
     path("files/<str:file_id>", v1_files.FileDetailView.as_view(), name="v1-file"),
     path("files/<str:file_id>/content", v1_files.FileContentView.as_view(), name="v1-file-content"),

@@ -39,6 +39,7 @@ from training_app.models import (
     RunStatus,
     TrainingRun,
 )
+from training_app.signals import run_finished
 from training_app.snapshots import SnapshotRow, snapshot_rows
 
 logger = logging.getLogger(__name__)
@@ -147,6 +148,9 @@ def _finish(run: TrainingRun, status: str, **fields: Any) -> None:
     TrainingRun.objects.filter(pk=run.pk).update(
         status=status, finished_at=now, heartbeat_at=now, updated_at=now, phase="", **fields
     )
+    for receiver, outcome in run_finished.send_robust(TrainingRun, run_id=run.pk, status=status):
+        if isinstance(outcome, Exception):
+            logger.error("run %s: %s failed on its end", run.pk, receiver, exc_info=outcome)
 
 
 def run_execute(*, run_id: int) -> None:

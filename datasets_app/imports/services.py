@@ -94,9 +94,11 @@ def dataset_import(
     split: str = ExampleSplit.TRAIN,
     progress: Progress | None = None,
     job: Job | None = None,
+    source: str = "",
 ) -> ImportOutcome:
     """Import every record of a file, or nothing: any problem rejects the whole file (ImportRejected). The pairs go
-    into the training set, or with `split="eval"` into the dataset's evaluation set.
+    into the training set, or with `split="eval"` into the dataset's evaluation set; their source is `source`, else
+    `import:<filename>`.
 
     With a `job`, the commit that makes the pairs visible also ends the job as succeeded; when the job had
     already ended (the sweeper failed it), nothing becomes visible and ImportAbandoned is raised.
@@ -109,7 +111,7 @@ def dataset_import(
         )
     fmt = resolve_format(stream, fmt, filename)
     report = progress or _no_progress
-    source = f"import:{filename}"[:255]
+    source = (source or f"import:{filename}")[:255]
     count = 0
     if progress is not None or connection.vendor == "sqlite":  # a job shows its check; SQLite reserves `count` ids
         count = _check(_read(stream, fmt, filename), stream, report)
