@@ -244,7 +244,10 @@ def completion_follow(completion: ChatCompletion) -> Iterator[ChatCompletion]:
     seen_text, seen_status = "", ""
     last_progress = time.monotonic()
     while True:
-        row = ChatCompletion.objects.only(*fields).get(pk=completion.pk)
+        row = ChatCompletion.objects.only(*fields).filter(pk=completion.pk).first()
+        if row is None:  # deleted meanwhile (its workspace was)
+            yield ChatCompletion(status=CompletionStatus.FAILED, error="The completion was deleted.")
+            return
         if row.finished:
             yield row
             return
@@ -268,7 +271,8 @@ def completion_follow(completion: ChatCompletion) -> Iterator[ChatCompletion]:
 def completion_claim(completion_id: int) -> ChatCompletion | None:
     """The queued completion, now running; None when another delivery took it or its request gave up."""
     with transaction.atomic():
-        row = ChatCompletion.objects.select_for_update().select_related("run").filter(pk=completion_id).first()
+        rows = ChatCompletion.objects.select_for_update(of=("self",)).select_related("run")
+        row = rows.filter(pk=completion_id).first()
         if row is None or row.status != CompletionStatus.QUEUED:
             return None
         row.status, row.started_at = CompletionStatus.RUNNING, timezone.now()

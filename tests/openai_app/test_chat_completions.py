@@ -160,6 +160,22 @@ def test_a_fine_tuned_model_answers_with_its_own_weights(celery_worker, client, 
     assert tuned.choices[0].message.content != base.choices[0].message.content
 
 
+@pytest.mark.worker
+def test_a_model_the_worker_cannot_load_answers_500_with_the_reason(celery_worker, client, workspace):
+    (run,) = runs_on(DatasetFactory(workspace=workspace, name="Support"), "succeeded")
+    run.artifact.name = f"artifacts/run-{run.pk}-lost.zip"  # the row names a file storage no longer has
+    run.save(update_fields=["artifact"])
+
+    with pytest.raises(openai.InternalServerError) as failed:
+        client.chat.completions.create(
+            model=f"ft:{TINY}:acme::ftjob-{run.pk}", messages=[{"role": "user", "content": "Hello"}]
+        )
+
+    assert failed.value.status_code == 500
+    assert "could not answer (FileNotFoundError)" in failed.value.message
+    assert ChatCompletion.objects.get().status == CompletionStatus.FAILED
+
+
 def test_bad_requests_are_the_clients_exceptions_and_queue_nothing(client_with, annotator_key, other_admin, key_of):
     client = client_with(annotator_key)
     hello = [{"role": "user", "content": "Hello"}]
