@@ -1,9 +1,10 @@
-"""Workspace API keys, the files uploaded through the OpenAI-compatible API (/v1/), and its fine-tuning jobs."""
+"""Workspace API keys, the files uploaded through the OpenAI-compatible API (/v1/), its fine-tuning jobs and chat
+completions."""
 
 from django.conf import settings
 from django.db import models
 
-from datasets_app.models import Role, TimeStamped, Workspace
+from datasets_app.models import Dispatched, Role, TimeStamped, Workspace
 from training_app.models import TrainingRun
 
 
@@ -108,3 +109,54 @@ class FineTuningJob(TimeStamped):
 
     def __str__(self) -> str:
         return f"ftjob-{self.run_id}"
+
+
+class CompletionStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Generating"
+    SUCCEEDED = "succeeded", "Answered"
+    FAILED = "failed", "Failed"
+
+
+class ChatCompletion(TimeStamped, Dispatched):
+    """A /v1/chat/completions request, answered by a worker (the web process never loads a model).
+
+    The worker writes the answer into `text` as it generates it (the text only grows), so a streamed request sends
+    each new part as it appears; the row is the truth for the request's state, as for any job.
+    """
+
+    public_id = models.CharField(max_length=40, unique=True, help_text='The id clients see, "chatcmpl-…".')
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="chat_completions")
+    api_key = models.ForeignKey(
+        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="chat_completions"
+    )
+    model = models.CharField(max_length=300, help_text="The model as the request named it.")
+    base_model = models.CharField(max_length=100)
+    run = models.ForeignKey(
+        TrainingRun, null=True, blank=True, on_delete=models.CASCADE, related_name="chat_completions",
+        help_text="The run whose fine-tuned model answers; empty for a base model.",
+    )  # fmt: skip
+    messages = models.JSONField(help_text='[{"role", "content"}], content as plain text.')
+    options = models.JSONField(
+        default=dict, help_text="max_new_tokens, temperature, top_p, stop, seed (training_app.ml.chat.ChatOptions)."
+    )
+    status = models.CharField(max_length=20, choices=CompletionStatus.choices, default=CompletionStatus.QUEUED)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    text = models.TextField(blank=True)
+    finish_reason = models.CharField(max_length=20, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "created_at"], name="chat_completion_status_created")]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (CompletionStatus.SUCCEEDED, CompletionStatus.FAILED)

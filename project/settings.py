@@ -202,6 +202,15 @@ PREFLIGHT_MAX_PAIRS = env.int("PREFLIGHT_MAX_PAIRS", default=10_000)
 PREFLIGHT_DEFAULT_TOKENS_PER_S = env.float("PREFLIGHT_DEFAULT_TOKENS_PER_S", default=250.0)
 # A playground request generating for longer than this is failed by the sweeper (its worker stopped).
 PLAYGROUND_TIMEOUT_S = env.int("PLAYGROUND_TIMEOUT_S", default=600)
+# A worker process keeps this many recently used models loaded (playground, drafting, /v1/chat/completions).
+WORKER_MODELS_LOADED = env.int("WORKER_MODELS_LOADED", default=3)
+# /v1/chat/completions: a request waits at most this long for its worker (queue, loading and generating); then
+# 504. The largest max_tokens accepted (and the answer's length when none is asked). How often a worker writes
+# the text it has generated so far, and how often a waiting request looks for it.
+CHAT_TIMEOUT_S = env.float("CHAT_TIMEOUT_S", default=300.0)
+CHAT_MAX_TOKENS = env.int("CHAT_MAX_TOKENS", default=4096)
+CHAT_FLUSH_S = env.float("CHAT_FLUSH_S", default=0.2)
+CHAT_POLL_S = env.float("CHAT_POLL_S", default=0.05)
 
 # --- Celery: Redis (or any broker URL) via CELERY_BROKER_URL, else kombu's filesystem transport in var/
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
@@ -269,6 +278,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "dispatch-runs": {
         "task": "training_app.tasks.run_dispatch_task",
+        "schedule": DISPATCH_INTERVAL_S,
+        "options": _EVERY_TICK,
+    },
+    "dispatch-chat-completions": {
+        "task": "openai_app.tasks.chat_completion_dispatch_task",
         "schedule": DISPATCH_INTERVAL_S,
         "options": _EVERY_TICK,
     },

@@ -8,6 +8,7 @@ from datasets_app.api import curation as curation_api
 from datasets_app.api import imports as import_api
 from datasets_app.api import invitations as invitation_api
 from datasets_app.api import lint as lint_api
+from openai_app.api import chat as v1_chat
 from openai_app.api import files as v1_files
 from openai_app.api import jobs as v1_jobs
 from openai_app.api import keys as key_api
@@ -108,6 +109,7 @@ v1 = [
     path("files", v1_files.FileListView.as_view(), name="v1-files"),
     path("files/<str:file_id>", v1_files.FileDetailView.as_view(), name="v1-file"),
     path("files/<str:file_id>/content", v1_files.FileContentView.as_view(), name="v1-file-content"),
+    path("chat/completions", v1_chat.ChatCompletionsView.as_view(), name="v1-chat-completions"),
 ]
 
 urlpatterns = [

@@ -13,7 +13,7 @@ import threading
 import time
 import traceback
 import zipfile
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -342,15 +342,18 @@ def _zip(run: TrainingRun, out_dir: Path, target: Path) -> Path:
 # --- playground
 
 
-_loaded: dict[str, tuple[Any, Any]] = {}
+_loaded: OrderedDict[str, tuple[Any, Any]] = OrderedDict()
 
 
 def _cached_model(key: str, loader) -> tuple[Any, Any]:  # type: ignore[no-untyped-def]
-    """Keep the last few loaded models in this worker process; they are rebuilt from storage on any other."""
-    if key not in _loaded:
-        if len(_loaded) >= 3:
-            _loaded.pop(next(iter(_loaded)))
-        _loaded[key] = loader()
+    """Keep the WORKER_MODELS_LOADED most recently used models in this worker process (a cache: any other worker
+    loads them from the model cache and storage)."""
+    if key in _loaded:
+        _loaded.move_to_end(key)
+        return _loaded[key]
+    while _loaded and len(_loaded) >= max(settings.WORKER_MODELS_LOADED, 1):
+        _loaded.popitem(last=False)
+    _loaded[key] = loader()
     return _loaded[key]
 
 
