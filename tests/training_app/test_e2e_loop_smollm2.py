@@ -37,7 +37,6 @@ from html import escape
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 from django.test import Client
 
 from datasets_app.demo import DATA_DIR, seed_demo
@@ -50,10 +49,7 @@ pytestmark = [
     pytest.mark.worker,
     pytest.mark.slow,
     pytest.mark.timeout(1800),  # two real runs; the suite's 600 s is for one
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="the real-model loop runs once per CI pass: in the PostgreSQL + Redis configuration (DATABASE_URL)",
-    ),
+    pytest.mark.postgres_only,
 ]
 
 MODEL = "smollm2-135m-instruct"
