@@ -83,7 +83,9 @@ def main() -> None:
             jobs.append(response.json()["id"])
             print(f"| POST /api/datasets/{{id}}/lint/, broker refusing | {response.status_code} | {took:.2f} s |")
         upload = SimpleUploadedFile("pairs.jsonl", pairs)
-        took, response = timed(lambda: api.post(f"/api/datasets/{datasets[3].pk}/import/", {"file": upload}))
+        took, response = timed(
+            lambda: api.post(f"/api/datasets/{datasets[3].pk}/import/", {"file": upload}, format="multipart")
+        )
         jobs.append(response.json()["job"])
         print(f"| POST /api/datasets/{{id}}/import/, broker refusing | {response.status_code} | {took:.2f} s |")
         assert not Job.objects.filter(pk__in=jobs).exclude(status="queued", dispatched_at=None).exists()
