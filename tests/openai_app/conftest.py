@@ -1,5 +1,6 @@
 import json
 
+import openai
 import pytest
 from django.core.files.base import ContentFile
 
@@ -62,3 +63,18 @@ def other_admin(db):
     user = UserFactory(username="gina")
     MembershipFactory(workspace=workspace, user=user, role=Role.ADMIN)
     return user
+
+
+@pytest.fixture
+def client_with(live_server):
+    """The official client on this test's server, one per key; closed at the end, as a kept-alive connection holds
+    a server thread, and its database connection, open."""
+    made = []
+
+    def make(key: str, timeout: float = 30) -> openai.OpenAI:
+        made.append(openai.OpenAI(base_url=live_server.url + "/v1", api_key=key, max_retries=0, timeout=timeout))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.close()

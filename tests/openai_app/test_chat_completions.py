@@ -17,6 +17,7 @@ from training_app.ml.tokenizer import load_tokenizer_only
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+ANSWER_TIMEOUT_S = 120  # a worker loads the model on its first request
 QUESTION = [
     {"role": "system", "content": "Answer briefly."},
     {
@@ -24,19 +25,6 @@ QUESTION = [
         "content": [{"type": "text", "text": "What is the capital"}, {"type": "text", "text": "of Peru?"}],
     },
 ]
-
-
-@pytest.fixture
-def client_with(live_server):
-    made = []
-
-    def make(key: str) -> openai.OpenAI:
-        made.append(openai.OpenAI(base_url=live_server.url + "/v1", api_key=key, max_retries=0, timeout=120))
-        return made[-1]
-
-    yield make
-    for client in made:
-        client.close()
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +37,7 @@ def tiny_source():
 
 @pytest.fixture
 def client(client_with, annotator_key):
-    return client_with(annotator_key)
+    return client_with(annotator_key, timeout=ANSWER_TIMEOUT_S)
 
 
 def prompt_tokens(source, messages) -> int:
@@ -177,7 +165,7 @@ def test_a_model_the_worker_cannot_load_answers_500_with_the_reason(celery_worke
 
 
 def test_bad_requests_are_the_clients_exceptions_and_queue_nothing(client_with, annotator_key, other_admin, key_of):
-    client = client_with(annotator_key)
+    client = client_with(annotator_key, timeout=ANSWER_TIMEOUT_S)
     hello = [{"role": "user", "content": "Hello"}]
 
     with pytest.raises(openai.NotFoundError) as missing:
@@ -204,13 +192,13 @@ def test_bad_requests_are_the_clients_exceptions_and_queue_nothing(client_with, 
         assert bad.value.type == "invalid_request_error"
 
     with pytest.raises(openai.AuthenticationError):
-        client_with("sk-inst-wrong").chat.completions.create(model=TINY, messages=hello)
+        client_with("sk-inst-wrong", timeout=ANSWER_TIMEOUT_S).chat.completions.create(model=TINY, messages=hello)
     assert not ChatCompletion.objects.exists()
 
 
 def test_a_request_no_worker_takes_answers_504_and_is_failed(client_with, annotator_key, private_broker, settings):
     settings.CHAT_TIMEOUT_S = 1  # the private broker is never started: no worker ever sees the task
-    client = client_with(annotator_key)
+    client = client_with(annotator_key, timeout=ANSWER_TIMEOUT_S)
 
     with pytest.raises(openai.InternalServerError) as late:
         client.chat.completions.create(model=TINY, messages=[{"role": "user", "content": "Hello"}])

@@ -28,19 +28,6 @@ def no_worker(private_broker):
 
 
 @pytest.fixture
-def client_with(live_server):
-    made = []
-
-    def make(key: str) -> openai.OpenAI:
-        made.append(openai.OpenAI(base_url=live_server.url + "/v1", api_key=key, max_retries=0, timeout=30))
-        return made[-1]
-
-    yield make
-    for client in made:
-        client.close()
-
-
-@pytest.fixture
 def lead_client(client_with, lead_key):
     return client_with(lead_key)
 

@@ -17,19 +17,6 @@ PREFERENCE_LINE = {
 }
 
 
-@pytest.fixture
-def client_with(live_server):
-    made = []
-
-    def make(key: str) -> openai.OpenAI:
-        made.append(openai.OpenAI(base_url=live_server.url + "/v1", api_key=key, max_retries=0, timeout=30))
-        return made[-1]
-
-    yield make
-    for client in made:  # a kept-alive connection holds a server thread, and its database connection, open
-        client.close()
-
-
 def test_models_lists_base_and_fine_tuned_models_and_deletes_a_fine_tuned_one(client_with, lead_key, tuned_run):
     client = client_with(lead_key)
     name = f"ft:smollm2-tiny-random:acme::ftjob-{tuned_run.pk}"
