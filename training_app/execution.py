@@ -25,6 +25,7 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from datasets_app.blueprints.specs import MCQSpec, spec_or_none
+from datasets_app.jobs.outbox import claim_queued, finish_running
 from datasets_app.lint.validators import FormatProblem, validate_mcq
 from datasets_app.models import Dataset
 from training_app.ml.config import TrainConfig
@@ -409,24 +410,15 @@ def answer_prompt(model: tuple[Any, Any], prompt: str, *, system: str, max_new_t
 
 def playground_claim(request_id: int) -> PlaygroundRequest | None:
     """The queued request, now marked running; None when another delivery of its task already took it."""
-    with transaction.atomic():
-        request = PlaygroundRequest.objects.select_for_update().filter(pk=request_id).first()
-        if request is None or request.status != PlaygroundStatus.QUEUED:
-            return None  # a redelivered task finds the request taken (or finished): nothing to do
-        request.status, request.started_at = PlaygroundStatus.RUNNING, timezone.now()
-        request.save(update_fields=["status", "started_at", "updated_at"])
-        return request
+    return claim_queued(PlaygroundRequest, request_id, queued=PlaygroundStatus.QUEUED, running=PlaygroundStatus.RUNNING)
 
 
 def playground_finish(request: PlaygroundRequest, *, status: str, **fields: str) -> bool:
     """Record the outcome, only on a request still running: one the sweeper failed meanwhile stays failed."""
-    now = timezone.now()
-    finished = PlaygroundRequest.objects.filter(pk=request.pk, status=PlaygroundStatus.RUNNING).update(
-        status=status, finished_at=now, updated_at=now, **fields
-    )
+    finished = finish_running(request, running=PlaygroundStatus.RUNNING, status=status, **fields)
     if not finished:
         logger.warning("playground request %s was no longer running; its late outcome is dropped", request.pk)
-    return bool(finished)
+    return finished
 
 
 def playground_answer(*, request_id: int) -> None:

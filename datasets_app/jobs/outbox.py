@@ -117,3 +117,21 @@ def _fail_unrunnable(row: models.Model, task: str) -> None:
         updated_at=now,
         error=f"nothing can run this: its task {task!r} does not exist in this version; start it again",
     )
+
+
+def claim_queued(model: type[models.Model], pk: int, *, queued: str, running: str) -> Any | None:
+    """The queued row of `model`, now marked running; None when another delivery of its task already took it."""
+    with transaction.atomic():
+        row = model.objects.select_for_update().filter(pk=pk).first()
+        if row is None or row.status != queued:
+            return None  # a redelivered task finds the row taken (or finished): nothing to do
+        row.status, row.started_at = running, timezone.now()
+        row.save(update_fields=["status", "started_at", "updated_at"])
+        return row
+
+
+def finish_running(row: models.Model, *, running: str, status: str, **fields: Any) -> bool:
+    """Record the outcome, only on a row still running: one the sweeper failed meanwhile stays failed."""
+    now = timezone.now()
+    still_running = type(row).objects.filter(pk=row.pk, status=running)
+    return bool(still_running.update(status=status, finished_at=now, updated_at=now, **fields))

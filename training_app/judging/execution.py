@@ -2,9 +2,7 @@
 
 import logging
 
-from django.db import transaction
-from django.utils import timezone
-
+from datasets_app.jobs.outbox import claim_queued, finish_running
 from training_app.execution import (
     EVAL_MAX_NEW_TOKENS,
     answer_prompt,
@@ -19,24 +17,15 @@ logger = logging.getLogger(__name__)
 
 def ab_claim(item_id: int) -> ABItem | None:
     """The queued item, now marked running; None when another delivery of its task already took it."""
-    with transaction.atomic():
-        item = ABItem.objects.select_for_update().filter(pk=item_id).first()
-        if item is None or item.status != ABStatus.QUEUED:
-            return None
-        item.status, item.started_at = ABStatus.RUNNING, timezone.now()
-        item.save(update_fields=["status", "started_at", "updated_at"])
-        return item
+    return claim_queued(ABItem, item_id, queued=ABStatus.QUEUED, running=ABStatus.RUNNING)
 
 
 def ab_finish(item: ABItem, *, status: str, **fields: str) -> bool:
     """Record the outcome, only on an item still running: one the sweeper failed meanwhile stays failed."""
-    now = timezone.now()
-    finished = ABItem.objects.filter(pk=item.pk, status=ABStatus.RUNNING).update(
-        status=status, finished_at=now, updated_at=now, **fields
-    )
+    finished = finish_running(item, running=ABStatus.RUNNING, status=status, **fields)
     if not finished:
         logger.warning("judging item %s was no longer running; its late answers are dropped", item.pk)
-    return bool(finished)
+    return finished
 
 
 def ab_answer(*, item_id: int) -> None:
