@@ -2,6 +2,7 @@
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 def normalize(text: str) -> str:
@@ -10,9 +11,13 @@ def normalize(text: str) -> str:
 
 
 def content_hash(
-    *, prompt: str, response: str, system_prompt: str = "", history: Iterable[Mapping[str, str]] = ()
+    *, prompt: str, response: str, system_prompt: str = "", history: Iterable[Mapping[str, Any]] = ()
 ) -> str:
     parts = [normalize(system_prompt)]
-    parts += [f"{turn['role']}:{normalize(turn['content'])}" for turn in history]
+    # A turn at weight 0 (context, not trained on) differs from one trained on; weight 1 is the default, so it
+    # hashes as no weight (and the hashes of pairs without weights are what they always were).
+    parts += [
+        f"{turn['role']}{'/0' if turn.get('weight') == 0 else ''}:{normalize(turn['content'])}" for turn in history
+    ]
     parts += [normalize(prompt), normalize(response)]
     return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
