@@ -242,6 +242,18 @@ class DatasetUpdateSerializer(JsonTypes, serializers.ModelSerializer):
 class TurnSerializer(JsonTypes, serializers.Serializer):
     role = serializers.ChoiceField(choices=HISTORY_ROLES)
     content = pair_text()
+    weight = serializers.IntegerField(
+        min_value=0, max_value=1, required=False,
+        help_text="Assistant turns only (OpenAI's weight): 1, as when left out, trains on the turn; 0 keeps it as "
+        "context only. The pair's response is always trained on.",
+    )  # fmt: skip
+
+    def validate(self, attrs: dict) -> dict:
+        if "weight" in attrs and attrs["role"] != "assistant":
+            raise serializers.ValidationError(
+                {"weight": [f"only allowed on an assistant turn, not a {attrs['role']} one"]}
+            )
+        return attrs
 
 
 class ExampleSerializer(JsonTypes, PairLimitsMixin, serializers.ModelSerializer):
