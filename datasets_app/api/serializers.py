@@ -247,6 +247,9 @@ class TurnSerializer(JsonTypes, serializers.Serializer):
         help_text="Assistant turns only (OpenAI's weight): 1, as when left out, trains on the turn; 0 keeps it as "
         "context only. The pair's response is always trained on.",
     )  # fmt: skip
+    # validate() below, as the schema says it (project/api_schema.py): the assistant's turn, or no weight
+    # (a pattern, not an enum: the schema's enum naming would take an enum here for the role's own)
+    schema_rules = {"anyOf": [{"properties": {"role": {"pattern": "^assistant$"}}}, {"not": {"required": ["weight"]}}]}
 
     def validate(self, attrs: dict) -> dict:
         if "weight" in attrs and attrs["role"] != "assistant":
