@@ -117,6 +117,7 @@ class DatasetKind(models.TextChoices):
     GENERAL = "general", "General"
     GUARDRAIL = "guardrail", "Guardrail"
     MCQ = "mcq", "Multiple-choice questions"
+    PREFERENCE = "preference", "Preference pairs"
 
 
 class TemplateKind(models.TextChoices):
@@ -279,6 +280,8 @@ class Example(models.Model):
     system_prompt = models.TextField(blank=True)
     prompt = models.TextField(blank=True)
     response = models.TextField(blank=True)
+    # Preference datasets: `response` is the chosen answer and this the rejected one; blank in other kinds.
+    rejected = models.TextField(blank=True)
     history = models.JSONField(default=list, blank=True, validators=[validate_history])
     status = models.CharField(max_length=20, choices=ExampleStatus.choices, default=ExampleStatus.DRAFT)
     split = models.CharField(max_length=10, choices=ExampleSplit.choices, default=ExampleSplit.TRAIN)

@@ -10,9 +10,16 @@ def normalize(text: str) -> str:
 
 
 def content_hash(
-    *, prompt: str, response: str, system_prompt: str = "", history: Iterable[Mapping[str, str]] = ()
+    *,
+    prompt: str,
+    response: str,
+    system_prompt: str = "",
+    history: Iterable[Mapping[str, str]] = (),
+    rejected: str = "",
 ) -> str:
     parts = [normalize(system_prompt)]
     parts += [f"{turn['role']}:{normalize(turn['content'])}" for turn in history]
     parts += [normalize(prompt), normalize(response)]
+    if rejected:  # a preference pair; other pairs keep the hashes they always had
+        parts.append(f"rejected:{normalize(rejected)}")
     return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()

@@ -94,8 +94,9 @@ def _plainly_valid(
 
 def pair_hash(example: Example) -> str:
     return content_hash(
-        prompt=example.prompt, response=example.response, system_prompt=example.system_prompt, history=example.history
-    )
+        prompt=example.prompt, response=example.response, system_prompt=example.system_prompt, history=example.history,
+        rejected=example.rejected,
+    )  # fmt: skip
 
 
 class PairBuilder:
@@ -127,6 +128,7 @@ class PairBuilder:
         status: str = ExampleStatus.DRAFT,
         source: str = "manual",
         split: str = ExampleSplit.TRAIN,
+        rejected: str = "",
     ) -> dict[str, Any]:
         """A new pair's row ({attname: value}, no id); ValidationError (by field) when the fields are not acceptable."""
         history = [] if history is None else history
@@ -143,8 +145,10 @@ class PairBuilder:
         )  # fmt: skip
         row = {
             "dataset_id": self.dataset.pk, "system_prompt": system_prompt, "prompt": prompt, "response": response,
-            "history": history, "status": status, "split": split, "tags": tags, "source": source,
-            "content_hash": content_hash(prompt=prompt, response=response, system_prompt=system_prompt, history=history),
+            "rejected": rejected, "history": history, "status": status, "split": split, "tags": tags, "source": source,
+            "content_hash": content_hash(
+                prompt=prompt, response=response, system_prompt=system_prompt, history=history, rejected=rejected
+            ),
             "version": 1, "review_comment": "", "problems": problems, "problem_count": len(problems),
             "created_by_id": self.user_id, "updated_by_id": self.user_id, "created_at": self.now, "updated_at": self.now,
         }  # fmt: skip
@@ -160,8 +164,8 @@ class PairBuilder:
 
 
 _BUILT = frozenset(
-    {"dataset_id", "system_prompt", "prompt", "response", "history", "status", "split", "tags", "source", "content_hash",
-     "version", "review_comment", "problems", "problem_count", "created_by_id", "updated_by_id", "created_at",
+    {"dataset_id", "system_prompt", "prompt", "response", "rejected", "history", "status", "split", "tags", "source",
+     "content_hash", "version", "review_comment", "problems", "problem_count", "created_by_id", "updated_by_id", "created_at",
      "updated_at"}
 )  # fmt: skip
 
