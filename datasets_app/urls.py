@@ -35,5 +35,10 @@ urlpatterns = [
     path("templates/<id:pk>/", blueprints.template_edit, name="template"),
     path("templates/<id:pk>/preview/", blueprints.template_preview, name="template-preview"),
     path("templates/<id:pk>/generate/", blueprints.template_generate, name="template-generate"),
+    path(
+        "templates/<id:pk>/generate-preferences/",
+        blueprints.template_generate_preferences,
+        name="template-generate-preferences",
+    ),
     path("templates/<id:pk>/delete/", blueprints.template_delete, name="template-delete"),
 ]

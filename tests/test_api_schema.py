@@ -59,7 +59,7 @@ NOT_THE_PATHS_404 = {
     "GET /api/runs/{id}/artifact/": "the run has no artifact until it has succeeded",
     "POST /api/workspaces/{id}/members/": "no member has the username in the body",
 }
-REFERENCES = ("workspace", "dataset", "snapshot", "template")  # body fields that name a row
+REFERENCES = ("workspace", "dataset", "snapshot", "template", "run")  # body fields that name a row
 
 
 def test_schema_validates_without_warnings(tmp_path):

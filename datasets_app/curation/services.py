@@ -214,9 +214,10 @@ def example_create(
     status: str = ExampleStatus.DRAFT,
     split: str = ExampleSplit.TRAIN,
     allow_duplicate: bool = False,
+    rejected: str = "",
 ) -> Example:
     """A new pair (in the training set, or the evaluation set); refuses one whose normalized content the dataset
-    already holds."""
+    already holds. `rejected`: a preference pair's rejected answer (`response` is the chosen one)."""
     if user is not None:
         role_require(
             user=user,
@@ -225,7 +226,7 @@ def example_create(
         )
     example = PairBuilder(dataset=dataset, user=user).example(
         prompt=prompt, response=response, system_prompt=system_prompt, history=history, tags=tags, source=source,
-        status=status, split=split,
+        status=status, split=split, rejected=rejected,
     )  # fmt: skip
     if not allow_duplicate:
         existing = dataset.examples.filter(content_hash=example.content_hash).first()
