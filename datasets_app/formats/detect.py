@@ -18,8 +18,7 @@ _KEYS = (
     ("messages", "openai"),
     ("conversations", "sharegpt"),
     ("instruction", "alpaca"),
-    ("preferred_output", "openai_preference"),
-    ("input", "openai_preference"),
+    ("preferred_output", "openai_preference"),  # not "input": a pairs file may have a column of that name
     ("chosen", "trl"),
     ("prompt", "pairs"),
 )

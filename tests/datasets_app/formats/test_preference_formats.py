@@ -221,3 +221,7 @@ def test_hugging_face_datasets_reads_every_export_with_its_columns(fmt, columns,
         assert first["prompt"][-1] == {"role": "user", "content": PAIRS[0].prompt}
     else:
         assert first["non_preferred_output"] == [{"role": "assistant", "content": PAIRS[0].rejected}]
+
+
+def test_a_plain_file_with_an_input_column_is_still_read_as_pairs():
+    assert detect_format(jsonl({"prompt": "Hi?", "response": "Hello.", "input": "extra"})) == "pairs"
