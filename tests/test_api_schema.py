@@ -53,6 +53,10 @@ BEYOND_JSON_SCHEMA = {
     "POST /api/datasets/{id}/import/": {"detail", "problems"},  # the file's content, in any of six formats
     "POST /api/templates/": {"spec"},  # a spec's rules: known placeholders, unique topics, the pairs it would make
     "PATCH /api/templates/{id}/": {"spec"},
+    # a rejected answer belongs only to a preference dataset's pairs, and a format to its kind of dataset
+    "POST /api/datasets/{id}/examples/": {"rejected", "detail", "problems"},  # one pair, or many
+    "PATCH /api/examples/{id}/": {"rejected"},
+    "GET /api/datasets/{id}/export/": {"format"},
 }
 # A 404 that is not about the row the path names, which ensure_resource_availability takes it for.
 NOT_THE_PATHS_404 = {
