@@ -117,6 +117,7 @@ class DatasetKind(models.TextChoices):
     GENERAL = "general", "General"
     GUARDRAIL = "guardrail", "Guardrail"
     MCQ = "mcq", "Multiple-choice questions"
+    PREFERENCE = "preference", "Preference pairs"
 
 
 class TemplateKind(models.TextChoices):
@@ -186,6 +187,11 @@ class Dataset(TimeStamped):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_preference(self) -> bool:
+        """Its pairs have a chosen (`response`) and a rejected answer."""
+        return self.kind == DatasetKind.PREFERENCE
+
 
 class ExampleStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
@@ -234,12 +240,12 @@ def validate_tags(value: object) -> None:
         raise ValidationError("tags must be a list of non-empty strings.")
 
 
-def blank_text_errors(*, status: str, prompt: str, response: str) -> dict[str, str]:
-    """A pair past draft needs a prompt and a response."""
+def blank_text_errors(*, status: str, prompt: str, response: str, rejected: str | None = None) -> dict[str, str]:
+    """A pair past draft needs a prompt and a response, and a preference pair (`rejected` not None) a rejected one."""
     if status == ExampleStatus.DRAFT:
         return {}
-    return {name: "may not be blank once submitted." for name, text in (("prompt", prompt), ("response", response))
-            if not text.strip()}  # fmt: skip
+    texts = [("prompt", prompt), ("response", response), *([("rejected", rejected)] if rejected is not None else [])]
+    return {name: "may not be blank once submitted." for name, text in texts if not text.strip()}
 
 
 class Unstaged(models.Expression):
@@ -292,6 +298,8 @@ class Example(models.Model):
     system_prompt = models.TextField(blank=True)
     prompt = models.TextField(blank=True)
     response = models.TextField(blank=True)
+    # Preference datasets: `response` is the chosen answer and this the rejected one; blank in other kinds.
+    rejected = models.TextField(blank=True)
     history = models.JSONField(default=list, blank=True, validators=[validate_history])
     status = models.CharField(max_length=20, choices=ExampleStatus.choices, default=ExampleStatus.DRAFT)
     split = models.CharField(max_length=10, choices=ExampleSplit.choices, default=ExampleSplit.TRAIN)

@@ -14,6 +14,7 @@ urlpatterns = [
     path("datasets/<id:pk>/import/", imports.dataset_import_page, name="dataset-import"),
     path("datasets/<id:pk>/preview/", editor.markdown_preview, name="markdown-preview"),
     path("datasets/<id:pk>/tokens/", editor.token_counts, name="token-counts"),
+    path("datasets/<id:pk>/sides-diff/", editor.sides_diff, name="sides-diff"),
     path("examples/<id:pk>/", editor.example_detail, name="example"),
     path("examples/<id:pk>/history/", history.example_history, name="example-history"),
     path("examples/<id:pk>/restore/", history.example_restore, name="example-restore"),
@@ -23,6 +24,7 @@ urlpatterns = [
     path("datasets/<id:pk>/settings/", lint.dataset_settings, name="dataset-settings"),
     path("datasets/<id:pk>/delete/", lint.dataset_delete, name="dataset-delete"),
     path("datasets/<id:pk>/draft/", blueprints.dataset_draft, name="dataset-draft"),
+    path("workspaces/<id:pk>/datasets/new/", pages.dataset_new, name="dataset-new"),
     path("workspaces/<id:pk>/members/", members.workspace_members, name="workspace-members"),
     path("workspaces/<id:pk>/members/invite/", members.workspace_invite, name="workspace-invite"),
     path("workspaces/<id:pk>/members/role/", members.workspace_role, name="workspace-role"),
@@ -35,5 +37,10 @@ urlpatterns = [
     path("templates/<id:pk>/", blueprints.template_edit, name="template"),
     path("templates/<id:pk>/preview/", blueprints.template_preview, name="template-preview"),
     path("templates/<id:pk>/generate/", blueprints.template_generate, name="template-generate"),
+    path(
+        "templates/<id:pk>/generate-preferences/",
+        blueprints.template_generate_preferences,
+        name="template-generate-preferences",
+    ),
     path("templates/<id:pk>/delete/", blueprints.template_delete, name="template-delete"),
 ]

@@ -7,20 +7,22 @@ Two kinds of JSON Lines file; the first example decides which, and every line mu
 - preference: {"input": {"messages": [...]}, "preferred_output": [{"role": "assistant", "content": str}],
   "non_preferred_output": [{"role": "assistant", "content": str}]}
 
-Pure: bytes in, problems out; no ORM (the importers' readers and Problem are reused).
+Pure: bytes in, problems out; no ORM (the importers' readers and Problem are reused: a preference example is read
+by datasets_app.formats.openai_preference, the reader a preference dataset imports with).
 """
 
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from datasets_app.formats import checks
+from datasets_app.formats import checks, openai_preference
 from datasets_app.formats.jsonstream import read_lines
 from datasets_app.formats.records import Problem, ReadLimits, Record
 
 CHAT, PREFERENCE = "chat", "preference"
 MAX_PROBLEMS = 20  # a broken file reports this many problems, then says how many more there were
 _ROLES = ("system", "user", "assistant")
-_OK = Record(prompt="", response="")  # what a good line yields: its content is not kept here
+_OK = Record(prompt="", response="")
+NO_WEIGHT = "is only allowed on the assistant messages of a chat example"  # what a good line yields: its content is not kept here
 
 
 @dataclass
@@ -74,29 +76,20 @@ def _chat(value: dict, issues: checks.Issues) -> None:
 
 
 def _preference(value: dict, issues: checks.Issues) -> None:
+    """A preference example, read by the preference importer's own reader (one reader for the format)."""
     if "messages" in value and "input" not in value:
         issues.append(("", "is a chat example, but the file's first example is a preference example (input)"))
         return
+    found = openai_preference.from_object(value, 0, "line")
+    if type(found) is list:
+        issues.extend((problem.field, problem.message) for problem in found)
     given = value.get("input")
-    if type(given) is not dict:
-        issues.append(("input", "is missing" if given is None else f"must be an object, got {checks.json_type(given)}"))
-    else:
-        roles = _messages(given.get("messages"), "input.messages", issues, weights=False)
-        if roles and "user" not in roles:
-            issues.append(("input.messages", "has no user message"))
-    for name in ("preferred_output", "non_preferred_output"):
-        _output(value.get(name), name, issues)
-
-
-def _output(value: Any, name: str, issues: checks.Issues) -> None:
-    """A preference output: a list of exactly one assistant message."""
-    if type(value) is not list or len(value) != 1:
-        got = "missing" if value is None else checks.json_type(value) if type(value) is not list else f"{len(value)}"
-        issues.append((name, f"must be a list of exactly one assistant message (got {got})"))
-        return
-    roles = _messages(value, name, issues, weights=False)
-    if roles and roles[0] != "assistant":
-        issues.append((f"{name}[0].role", f"must be assistant, got {roles[0]}"))
+    lists = {"input.messages": given.get("messages") if type(given) is dict else None}
+    lists.update((name, value.get(name)) for name in openai_preference.OUTPUTS)
+    for name, listed in lists.items():
+        for index, message in enumerate(listed if type(listed) is list else []):
+            if type(message) is dict and "weight" in message:
+                issues.append((f"{name}[{index}].weight", NO_WEIGHT))
 
 
 def _messages(value: Any, name: str, issues: checks.Issues, *, weights: bool) -> list[str]:
@@ -127,7 +120,7 @@ def _messages(value: Any, name: str, issues: checks.Issues, *, weights: bool) ->
 
 def _weight(value: Any, role: Any, where: str, issues: checks.Issues, *, allowed: bool) -> None:
     if not allowed:
-        issues.append((where, "is only allowed on the assistant messages of a chat example"))
+        issues.append((where, NO_WEIGHT))
     elif role != "assistant":
         issues.append((where, "is only allowed on assistant messages"))
     elif type(value) is not int or value not in (0, 1):

@@ -372,7 +372,7 @@ if env.str("INSTRUCTORY_OPENAI_BASE_URL", default=""):
 DEFAULT_GENERATOR = env.str("INSTRUCTORY_DEFAULT_GENERATOR", default="local")
 
 # --- where a pair came from, for its editor (datasets_app/curation/origins.py): functions (*, example) -> Origin | None
-PAIR_ORIGINS = ["training_app.failures.failure_origin"]
+PAIR_ORIGINS = ["training_app.failures.failure_origin", "training_app.judging.preferences.vote_origin"]
 
 LOGGING = {
     "version": 1,

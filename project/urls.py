@@ -71,6 +71,11 @@ api = [
     path("templates/<id:pk>/", blueprint_api.TemplateDetailView.as_view(), name="api-template"),
     path("templates/<id:pk>/preview/", blueprint_api.TemplatePreviewView.as_view(), name="api-template-preview"),
     path("templates/<id:pk>/generate/", blueprint_api.TemplateGenerateView.as_view(), name="api-template-generate"),
+    path(
+        "templates/<id:pk>/generate-preferences/",
+        blueprint_api.TemplateGeneratePreferencesView.as_view(),
+        name="api-template-generate-preferences",
+    ),
     path("generators/", blueprint_api.GeneratorListView.as_view(), name="api-generators"),
     path("datasets/<id:pk>/snapshots/", training_api.DatasetSnapshotsView.as_view(), name="api-dataset-snapshots"),
     path("snapshots/<id:pk>/", training_api.SnapshotDetailView.as_view(), name="api-snapshot"),
@@ -93,6 +98,11 @@ api = [
     path("runs/<id:pk>/ab/summary/", judging_api.ABSummaryView.as_view(), name="api-run-ab-summary"),
     path("ab-items/<slug:token>/", judging_api.ABItemView.as_view(), name="api-ab-item"),
     path("ab-votes/", judging_api.ABVoteView.as_view(), name="api-ab-votes"),
+    path(
+        "datasets/<id:pk>/preferences-from-votes/",
+        judging_api.PreferencesFromVotesView.as_view(),
+        name="api-dataset-preferences-from-votes",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]

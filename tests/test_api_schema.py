@@ -53,13 +53,17 @@ BEYOND_JSON_SCHEMA = {
     "POST /api/datasets/{id}/import/": {"detail", "problems"},  # the file's content, in any of six formats
     "POST /api/templates/": {"spec"},  # a spec's rules: known placeholders, unique topics, the pairs it would make
     "PATCH /api/templates/{id}/": {"spec"},
+    # a rejected answer belongs only to a preference dataset's pairs, and a format to its kind of dataset
+    "POST /api/datasets/{id}/examples/": {"rejected", "detail", "problems"},  # one pair, or many
+    "PATCH /api/examples/{id}/": {"rejected"},
+    "GET /api/datasets/{id}/export/": {"format"},
 }
 # A 404 that is not about the row the path names, which ensure_resource_availability takes it for.
 NOT_THE_PATHS_404 = {
     "GET /api/runs/{id}/artifact/": "the run has no artifact until it has succeeded",
     "POST /api/workspaces/{id}/members/": "no member has the username in the body",
 }
-REFERENCES = ("workspace", "dataset", "snapshot", "template")  # body fields that name a row
+REFERENCES = ("workspace", "dataset", "snapshot", "template", "run")  # body fields that name a row
 
 
 def test_schema_validates_without_warnings(tmp_path):

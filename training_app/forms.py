@@ -143,3 +143,15 @@ class SendFailuresForm(forms.Form):
             self.fields["prompts"].initial = AS_IS
         else:
             self.fields["prompts"].initial = settings.DEFAULT_GENERATOR
+
+
+class VotesToPairsForm(forms.Form):
+    """ "Make preference pairs" (the comparison page's blind judgement rows, the run page): into which preference
+    dataset, from the votes against which model ("base" or a run id; the service checks it)."""
+
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), label="Into", empty_label=None)
+    against = forms.CharField(max_length=20, required=False, initial="base")
+
+    def __init__(self, *args: Any, datasets: QuerySet[Dataset], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["dataset"].queryset = datasets

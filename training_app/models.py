@@ -291,3 +291,32 @@ class ABVote(TimeStamped):
 
     def __str__(self) -> str:
         return f"{self.choice} on {self.item_id}"
+
+
+class VoteSide(models.TextChoices):
+    A = "a", "Answer 1"
+    B = "b", "Answer 2"
+    REWRITE = "rewrite", "The voter's rewrite"
+
+
+class VotePair(TimeStamped):
+    """A preference pair made from a blind vote (training_app/judging/preferences.py): which side became the chosen
+    answer and which the rejected one. A decisive vote makes one pair (winner over loser), a rewrite two (over each
+    answer); at most one per vote, target dataset and rejected side, so making pairs from the same votes again
+    creates nothing new, even from two requests at once. Two voters with the same verdict share one pair."""
+
+    vote = models.ForeignKey(ABVote, on_delete=models.CASCADE, related_name="pairs")
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    example = models.ForeignKey(Example, on_delete=models.CASCADE, related_name="+")
+    chosen = models.CharField(max_length=10, choices=VoteSide.choices)
+    rejected = models.CharField(max_length=10, choices=VoteSide.choices)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["vote", "id"]
+        constraints = [models.UniqueConstraint(fields=["vote", "dataset", "rejected"], name="unique_vote_pair")]
+
+    def __str__(self) -> str:
+        return f"pair {self.example_id} from vote {self.vote_id} ({self.chosen} over {self.rejected})"

@@ -20,7 +20,8 @@ from datasets_app.lint.report import eval_overlaps
 from datasets_app.models import Dataset, DatasetKind, Example, ExampleSplit, ExampleStatus, Role
 from training_app.models import DatasetVersion
 
-EVAL_CONTENT = ("system", "prompt", "response", "history", "tags")  # what eval_hash covers: what scores a run
+# What eval_hash covers (what scores a run), and "rejected" when a row has one.
+EVAL_CONTENT = ("system", "prompt", "response", "history", "tags")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class SnapshotRow:
     response: str
     history: list
     tags: list
+    rejected: str = ""  # preference snapshots: the rejected answer (`response` is the chosen one)
 
     @property
     def blocked(self) -> bool:
@@ -134,16 +136,22 @@ def overlap_refusal(overlaps: list[Overlap]) -> str:
 
 
 def _rows(approved, validation: set[int]) -> Iterator[dict]:  # type: ignore[no-untyped-def]
-    fields = ("id", "split", "system_prompt", "prompt", "response", "history", "tags")
-    for pk, split, system, prompt, response, history, tags in approved.values_list(*fields).iterator(chunk_size=2000):
+    fields = ("id", "split", "system_prompt", "prompt", "response", "history", "tags", "rejected")
+    rows = approved.values_list(*fields).iterator(chunk_size=2000)
+    for pk, split, system, prompt, response, history, tags, rejected in rows:
         if split == ExampleSplit.TRAIN:
             split = "validation" if pk in validation else "train"
-        yield {"ref": pk, "split": split, "system": system, "prompt": prompt, "response": response,
+        row = {"ref": pk, "split": split, "system": system, "prompt": prompt, "response": response,
                "history": history, "tags": tags}  # fmt: skip
+        if rejected:  # only preference pairs have one; other snapshots' files stay as they were
+            row["rejected"] = rejected
+        yield row
 
 
 def _content_digest(row: dict) -> str:
     content = {name: row[name] for name in EVAL_CONTENT}
+    if row.get("rejected"):
+        content["rejected"] = row["rejected"]
     return hashlib.sha256(json.dumps(content, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
 
 

@@ -19,4 +19,5 @@ urlpatterns = [
     path("runs/<id:pk>/judge/vote/", judge.judge_vote, name="training-judge-vote"),
     path("runs/<id:pk>/judge/ask/", judge.judge_ask, name="training-judge-ask"),
     path("runs/<id:pk>/judge/items/<slug:token>/", judge.judge_item, name="training-judge-item"),
+    path("runs/<id:pk>/preference-pairs/", judge.judge_preference_pairs, name="training-preference-pairs"),
 ]

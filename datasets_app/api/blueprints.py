@@ -94,6 +94,12 @@ class GenerateResultSerializer(serializers.Serializer):
     cut = serializers.IntegerField(help_text="Model drafts cut to PAIR_TEXT_MAX_CHARS.")
 
 
+class PreferenceResultSerializer(GenerateResultSerializer):
+    refused = serializers.IntegerField(
+        help_text="Model drafts that were refusals: their pair (a draft) lacks the contrast until someone rewrites it."
+    )
+
+
 class DraftRequestSerializer(GeneratorChoice):
     examples = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False, min_length=1,
@@ -198,24 +204,49 @@ class TemplateGenerateView(APIView):
         responses={
             201: GenerateResultSerializer,
             202: JOB_ACCEPTED,
+            409: error(409, "The dataset is a preference dataset: use generate-preferences."),
         },
     )
     def post(self, request: Request, pk: int) -> Response:
         """Generate the template's pairs into a dataset (leads); prompts it already has are skipped."""
-        template = selectors.template_get(user=request.user, pk=pk)
-        serializer = GenerateRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        outcome = blueprints.template_generate(
-            template=template,
-            dataset=_dataset_in(request, template, data["dataset"]),
-            user=request.user,
-            generator=data.get("generator") or None,
-            paraphrases=data.get("paraphrases"),
-        )
-        if isinstance(outcome, Job):
-            return job_accepted(request, outcome)
-        return Response(outcome.as_dict(), status=status.HTTP_201_CREATED)
+        return _generate(request, pk, preference=False)
+
+
+class TemplateGeneratePreferencesView(APIView):
+    @extend_schema(
+        request=GenerateRequestSerializer,
+        responses={
+            201: PreferenceResultSerializer,
+            202: JOB_ACCEPTED,
+            409: error(409, "The dataset is not a preference dataset, or the template is not a guardrail template."),
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        """Generate a guardrail template's preference pairs into a preference dataset (leads), as generating does.
+
+        Per blocked seed prompt the refusal is chosen and a compliant answer the generator drafts is rejected; per
+        allowed seed prompt the drafted answer is chosen and the refusal rejected. Without a generator the drafted
+        side is left empty for annotators. Prompts the dataset already has are skipped.
+        """
+        return _generate(request, pk, preference=True)
+
+
+def _generate(request: Request, pk: int, *, preference: bool) -> Response:
+    template = selectors.template_get(user=request.user, pk=pk)
+    serializer = GenerateRequestSerializer(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data = serializer.validated_data
+    outcome = blueprints.template_generate(
+        template=template,
+        dataset=_dataset_in(request, template, data["dataset"]),
+        user=request.user,
+        generator=data.get("generator") or None,
+        paraphrases=data.get("paraphrases"),
+        preference=preference,
+    )
+    if isinstance(outcome, Job):
+        return job_accepted(request, outcome)
+    return Response(outcome.as_dict(), status=status.HTTP_201_CREATED)
 
 
 class DatasetDraftView(APIView):

@@ -41,7 +41,13 @@ from datasets_app.api.serializers import (
 from datasets_app.curation import selectors, services
 from datasets_app.curation.exports import dataset_export
 from datasets_app.errors import BulkInvalid, NotAMember
-from datasets_app.formats import EXPORT_CONTENT_TYPES, EXPORT_EXTENSIONS, EXPORT_FORMATS
+from datasets_app.formats import (
+    EXPORT_CONTENT_TYPES,
+    EXPORT_EXTENSIONS,
+    EXPORT_FORMATS,
+    PREFERENCE_FORMATS,
+    kind_mismatch,
+)
 from datasets_app.imports.uploads import safe_filename
 from datasets_app.models import ExampleSplit, ExampleStatus, Role
 from project.api_schema import DuplicateSerializer, OneOrMany, error, errors, id_parameter
@@ -275,6 +281,7 @@ class DatasetExamplesView(generics.GenericAPIView):
             dataset=dataset, user=request.user, prompt=data["prompt"], response=data["response"], system_prompt=data["system_prompt"],
             history=data.get("history", []), tags=data.get("tags", []), source=data.get("source", "manual"),
             status=data.get("status", "draft"), split=data.get("split", ExampleSplit.TRAIN), allow_duplicate=keep,
+            rejected=data.get("rejected", ""),
         )  # fmt: skip
         return Response(
             ExampleSerializer(example).data, status=status.HTTP_201_CREATED, headers={"ETag": f'"{example.version}"'}
@@ -405,7 +412,14 @@ EXPORT_JSON = {"type": "array", "items": {"type": "object"}, "description": "alp
 class DatasetExportView(APIView):
     @extend_schema(
         parameters=[
-            OpenApiParameter("format", str, enum=list(EXPORT_FORMATS), description="Default: pairs (JSONL)."),
+            OpenApiParameter(
+                "format",
+                str,
+                enum=list(dict.fromkeys((*EXPORT_FORMATS, *PREFERENCE_FORMATS))),
+                description="Default: pairs (JSONL), or for a preference dataset trl (JSONL). A preference dataset "
+                "exports as trl, trl_chat, openai_preference or parquet (prompt, chosen, rejected columns); any other "
+                "dataset as the rest.",
+            ),
             OpenApiParameter(
                 "status",
                 {"type": "array", "items": {"type": "string", "enum": ExampleStatus.values}},
@@ -422,7 +436,11 @@ class DatasetExportView(APIView):
     def get(self, request: Request, pk: int) -> StreamingHttpResponse:
         """Download the dataset, streamed in constant memory."""
         dataset = selectors.dataset_get(user=request.user, pk=pk)
-        fmt = choice_param(request.query_params, "format", list(EXPORT_FORMATS), "pairs")
+        known = list(dict.fromkeys((*EXPORT_FORMATS, *PREFERENCE_FORMATS)))
+        fmt = choice_param(request.query_params, "format", known, "trl" if dataset.is_preference else "pairs")
+        mismatch = kind_mismatch(fmt, preference=dataset.is_preference)
+        if mismatch is not None:
+            raise ValidationError({"format": mismatch})
         statuses = [s for s in request.query_params.get("status", "").split(",") if s]
         unknown = set(statuses) - set(ExampleStatus.values)
         if unknown:

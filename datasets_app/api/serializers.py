@@ -17,6 +17,7 @@ from datasets_app.curation.limits import (
     too_long,
 )
 from datasets_app.curation.selectors import membership_get, template_list, workspace_list
+from datasets_app.formats import IMPORT_FORMATS, PREFERENCE_FORMATS
 from datasets_app.models import (
     HISTORY_ROLES,
     Dataset,
@@ -109,7 +110,7 @@ class PairLimitsMixin:
         history = attrs.get("history") or []
         errors = pair_text_errors(
             prompt=attrs.get("prompt", ""), response=attrs.get("response", ""),
-            system_prompt=attrs.get("system_prompt", ""), history=history,
+            system_prompt=attrs.get("system_prompt", ""), history=history, rejected=attrs.get("rejected", ""),
         )  # fmt: skip
         if errors:
             raise serializers.ValidationError({field: [message] for field, message in errors.items()})
@@ -259,11 +260,15 @@ class TurnSerializer(JsonTypes, serializers.Serializer):
         return attrs
 
 
+REJECTED_HELP = "Preference datasets only: the rejected answer (`response` is the chosen one). Blank in other kinds."
+
+
 class ExampleSerializer(JsonTypes, PairLimitsMixin, serializers.ModelSerializer):
     history = TurnSerializer(many=True, required=False, max_length=HISTORY_MAX_TURNS)
     tags = tags_field()
     prompt = pair_text()
-    response = pair_text(required=False, default="")
+    response = pair_text(required=False, default="", help_text="The answer; in a preference dataset the chosen one.")
+    rejected = pair_text(required=False, default="", help_text=REJECTED_HELP)
     system_prompt = pair_text(required=False, default="")
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
@@ -271,8 +276,8 @@ class ExampleSerializer(JsonTypes, PairLimitsMixin, serializers.ModelSerializer)
     class Meta:
         model = Example
         fields = [
-            "id", "dataset", "system_prompt", "prompt", "response", "history", "tags", "status", "split", "source",
-            "review_comment", "content_hash", "version", "created_by", "updated_by", "created_at", "updated_at",
+            "id", "dataset", "system_prompt", "prompt", "response", "rejected", "history", "tags", "status", "split",
+            "source", "review_comment", "content_hash", "version", "created_by", "updated_by", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = [
             "dataset",
@@ -336,6 +341,7 @@ class ExampleUpdateSerializer(JsonTypes, PairLimitsMixin, serializers.Serializer
     system_prompt = pair_text(required=False)
     prompt = pair_text(required=False)
     response = pair_text(required=False)
+    rejected = pair_text(required=False, help_text=REJECTED_HELP)
     history = TurnSerializer(many=True, required=False, max_length=HISTORY_MAX_TURNS)
     tags = tags_field()
     split = serializers.ChoiceField(
@@ -375,8 +381,10 @@ STATUS_ACTION = PolymorphicProxySerializer(
 class ImportSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True)
     format = serializers.ChoiceField(
-        choices=["pairs", "csv", "alpaca", "sharegpt", "openai", "parquet"], required=False
-    )
+        choices=list(dict.fromkeys((*IMPORT_FORMATS, "csv", *PREFERENCE_FORMATS))), required=False,
+        help_text="Detected from the file when not given. A preference dataset takes trl, trl_chat, openai_preference "
+        "or parquet (with chosen and rejected columns); any other dataset the rest.",
+    )  # fmt: skip
     on_duplicate = serializers.ChoiceField(choices=["skip", "keep"], default="skip", required=False)
     status = serializers.ChoiceField(choices=["draft", "submitted", "approved"], default="draft", required=False)
     split = serializers.ChoiceField(

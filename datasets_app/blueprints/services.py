@@ -17,14 +17,26 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from datasets_app.blueprints.generators import ChatRequest, Generator, GeneratorError, generator_get, paraphrase_prompts
-from datasets_app.blueprints.specs import GuardrailSpec, MCQSpec, SpecError, parse_spec
+from datasets_app.blueprints.plans import Plan, PlannedPair, guardrail_pairs, guardrail_preference_pairs, mcq_pairs
+from datasets_app.blueprints.specs import GuardrailSpec, SpecError, parse_spec
 from datasets_app.curation.content import normalize
 from datasets_app.curation.limits import pair_text_max, texts_require
 from datasets_app.curation.selectors import role_require
 from datasets_app.curation.services import example_update, examples_bulk_create
 from datasets_app.errors import BulkInvalid, Conflict, StaleVersion
 from datasets_app.jobs.services import job_beating, job_claim, job_create, job_finish, job_progress
-from datasets_app.models import Dataset, Example, ExampleStatus, Job, JobStatus, Role, Template, Workspace
+from datasets_app.models import (
+    Dataset,
+    DatasetKind,
+    Example,
+    ExampleStatus,
+    Job,
+    JobStatus,
+    Role,
+    Template,
+    TemplateKind,
+    Workspace,
+)
 
 logger = logging.getLogger(__name__)
 DRAFT_BATCH = 8
@@ -101,58 +113,20 @@ def template_delete(*, template: Template, user: AbstractBaseUser) -> None:
 # --- what a template generates
 
 
-@dataclass(frozen=True)
-class PlannedPair:
-    prompt: str
-    response: str  # empty when a model drafts it
-    tags: tuple[str, ...]
-    system_prompt: str = ""
-    drafted: bool = False  # the response is for a model to draft
-    exists: bool = False  # the dataset already has this prompt, so generating skips it
-
-
-@dataclass
-class Plan:
-    pairs: list[PlannedPair]
-    paraphrases: int = 0  # rewordings per seed prompt, written by a model at generation time
-
-    @property
-    def new(self) -> list[PlannedPair]:
-        return [pair for pair in self.pairs if not pair.exists]
-
-    @property
-    def needs_model(self) -> bool:
-        return self.paraphrases > 0 or any(pair.drafted for pair in self.new)
-
-
-def template_plan(*, template: Template, dataset: Dataset | None = None, paraphrases: int | None = None) -> Plan:
-    """What generating would create, marking prompts the dataset already has; no model is called."""
+def template_plan(
+    *, template: Template, dataset: Dataset | None = None, paraphrases: int | None = None, preference: bool = False
+) -> Plan:
+    """What generating would create (`preference`: preference pairs, from a guardrail template), marking prompts the
+    dataset already has; no model is called."""
     spec = parse_spec(template.kind, template.spec)
-    pairs = _guardrail_pairs(spec) if isinstance(spec, GuardrailSpec) else _mcq_pairs(spec)
+    if not isinstance(spec, GuardrailSpec):
+        pairs = mcq_pairs(spec)
+    else:
+        pairs = guardrail_preference_pairs(spec) if preference else guardrail_pairs(spec)
     if dataset is not None:
         pairs = _mark_existing(dataset, pairs)
     default = spec.paraphrases if isinstance(spec, GuardrailSpec) else 0
     return Plan(pairs=pairs, paraphrases=default if paraphrases is None else paraphrases)
-
-
-def _guardrail_pairs(spec: GuardrailSpec) -> list[PlannedPair]:
-    pairs = []
-    for topic in spec.blocked:
-        response = spec.refusal_for(topic)
-        tags = (f"blocked:{topic.name}",)
-        pairs += [PlannedPair(seed, response, tags, spec.system_prompt) for seed in topic.seeds]
-    for topic in spec.allowed:
-        tags = (f"allowed:{topic.name}",)
-        pairs += [PlannedPair(seed, "", tags, spec.system_prompt, drafted=True) for seed in topic.seeds]
-    return pairs
-
-
-def _mcq_pairs(spec: MCQSpec) -> list[PlannedPair]:
-    pairs = []
-    for prompt, topic, level in spec.prompts():
-        tags = (f"topic:{topic}", f"level:{level}") if level else (f"topic:{topic}",)
-        pairs.append(PlannedPair(prompt, "", tags, spec.system_prompt, drafted=True))
-    return pairs
 
 
 def _mark_existing(dataset: Dataset, pairs: list[PlannedPair]) -> list[PlannedPair]:
@@ -185,15 +159,17 @@ class GenerateOutcome:
     paraphrased: int = 0
     cut: int = 0  # drafts cut to PAIR_TEXT_MAX_CHARS
     example_ids: list[int] = field(default_factory=list)
+    refused: int | None = None  # preference pairs only: model drafts that refused, so their pair lacks contrast
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        counts = {
             "created": self.created,
             "skipped": self.skipped,
             "drafted": self.drafted,
             "paraphrased": self.paraphrased,
             "cut": self.cut,
         }
+        return counts if self.refused is None else {**counts, "refused": self.refused}
 
 
 def template_generate(
@@ -203,24 +179,30 @@ def template_generate(
     user: AbstractBaseUser,
     generator: str | None = None,
     paraphrases: int | None = None,
+    preference: bool = False,
 ) -> GenerateOutcome | Job:
     """Generate the template's pairs into a dataset: now when no model is needed and the pairs are few,
     else as a job on a worker (returns the Job). Prompts the dataset already has are skipped.
 
     `generator` names a backend in settings.GENERATORS to draft responses (and paraphrase seeds);
     without one, pairs that need a response are created as empty drafts for annotators to write.
+    `preference`: a guardrail template's preference pairs into a preference dataset (plans.py says which side
+    the model drafts); other datasets take the supervised pairs.
     """
-    _check_target(template=template, dataset=dataset, user=user)
+    _check_target(template=template, dataset=dataset, user=user, preference=preference)
     if generator is not None:
         _backend(generator)  # an unknown backend is refused now, not on the worker
-    plan = template_plan(template=template, dataset=dataset, paraphrases=paraphrases if generator else 0)
+    plan = template_plan(
+        template=template, dataset=dataset, paraphrases=paraphrases if generator else 0, preference=preference
+    )
     if generator is None and len(plan.new) <= settings.GENERATE_SYNC_MAX:
-        return _generate_now(template=template, dataset=dataset, user=user, plan=plan)
+        return _generate_now(template=template, dataset=dataset, user=user, plan=plan, preference=preference)
+    params = {"template": template.pk, "generator": generator, "paraphrases": plan.paraphrases}
     return _job_create(
         kind=Job.Kind.GENERATE,
         dataset=dataset,
         user=user,
-        params={"template": template.pk, "generator": generator, "paraphrases": plan.paraphrases},
+        params={**params, "preference": True} if preference else params,
     )
 
 
@@ -238,10 +220,16 @@ def template_generate_now(*, template: Template, dataset: Dataset, user: Abstrac
     return _generate_now(template=template, dataset=dataset, user=user, plan=plan)
 
 
-def _check_target(*, template: Template, dataset: Dataset, user: AbstractBaseUser) -> None:
+def _check_target(*, template: Template, dataset: Dataset, user: AbstractBaseUser, preference: bool = False) -> None:
     role_require(user=user, workspace=template.workspace, role=Role.LEAD)
     if dataset.workspace_id != template.workspace_id:
         raise ValidationError({"dataset": ["the dataset must be in the template's workspace"]})
+    if preference and template.kind != TemplateKind.GUARDRAIL:
+        raise Conflict({"template": ["preference pairs come from a guardrail template (refusals against answers)"]})
+    if preference != (dataset.kind == DatasetKind.PREFERENCE):
+        wanted = "a dataset of kind Preference pairs" if preference else "another kind (use Generate preference pairs)"
+        kind = dataset.get_kind_display()
+        raise Conflict({"dataset": [f"{dataset.name!r} is a dataset of kind {kind}: these pairs go into {wanted}"]})
 
 
 def _job_create(*, kind: str, dataset: Dataset, user: AbstractBaseUser, params: dict[str, Any]) -> Job:
@@ -260,14 +248,13 @@ def _generate_now(
     drafter: Generator | None = None,
     drafted: Sequence[str] = (),
     paraphrased: int = 0,
+    preference: bool = False,
 ) -> GenerateOutcome:
     """Write the plan's new pairs in one transaction (all or nothing) and link the dataset to the template."""
     fitted = [_fit(answer) for answer in drafted]
     answers = iter(text for text, _ in fitted)
-    items = []
-    for pair in plan.new:
-        response = next(answers) if pair.drafted and drafter else pair.response
-        items.append(_item(template, pair, response, drafter if pair.drafted else None))
+    pairs = [pair.filled(next(answers)) if pair.drafted and drafter else pair for pair in plan.new]
+    items = [_item(template, pair, drafter if pair.drafted else None) for pair in pairs]
     try:
         created, skipped = examples_bulk_create(dataset=dataset, user=user, items=items)
     except BulkInvalid as invalid:
@@ -281,6 +268,7 @@ def _generate_now(
         paraphrased=paraphrased,
         cut=sum(1 for _, cut in fitted if cut),
         example_ids=[example.pk for example in created],
+        refused=sum(1 for pair in pairs if drafter and pair.refused()) if preference else None,
     )
 
 
@@ -300,15 +288,15 @@ def _too_long(invalid: BulkInvalid, items: list[dict[str, Any]]) -> list[str]:
     return messages[:10] + ([f"and {len(messages) - 10} more"] if len(messages) > 10 else [])
 
 
-def _item(template: Template, pair: PlannedPair, response: str, drafter: Generator | None) -> dict[str, Any]:
+def _item(template: Template, pair: PlannedPair, drafter: Generator | None) -> dict[str, Any]:
     # Template-written responses (refusals) go to review; model drafts stay drafts for an annotator to check.
-    ready = bool(response.strip()) and drafter is None
     return {
         "prompt": pair.prompt,
-        "response": response,
+        "response": pair.response,
+        "rejected": pair.rejected,
         "system_prompt": pair.system_prompt,
         "tags": list(pair.tags),
-        "status": ExampleStatus.SUBMITTED if ready else ExampleStatus.DRAFT,
+        "status": ExampleStatus.SUBMITTED if pair.ready(by_model=drafter is not None) else ExampleStatus.DRAFT,
         "source": drafter.source if drafter else f"template:{template.name}"[:255],
     }
 
@@ -341,13 +329,16 @@ def _message(error: Exception) -> str:
 def _generate_job(job: Job) -> GenerateOutcome:
     template = Template.objects.get(pk=job.params["template"])
     key, paraphrases = job.params.get("generator"), job.params.get("paraphrases", 0)
+    preference = bool(job.params.get("preference"))
     drafter = generator_get(key) if key else None
-    plan = template_plan(template=template, dataset=job.dataset, paraphrases=paraphrases if drafter else 0)
+    plan = template_plan(
+        template=template, dataset=job.dataset, paraphrases=paraphrases if drafter else 0, preference=preference
+    )
     paraphrased = 0
     if drafter and plan.paraphrases:
         job_progress(job, "paraphrasing", 0.0)
         plan, paraphrased = _with_paraphrases(job.dataset, plan, drafter)
-    requests = [ChatRequest(pair.prompt, pair.system_prompt) for pair in plan.new if pair.drafted]
+    requests = [pair.request() for pair in plan.new if pair.drafted]
     drafted = _draft_all(job, drafter, requests) if drafter else []
     job_progress(job, "saving", 0.95)
     return _generate_now(
@@ -358,6 +349,7 @@ def _generate_job(job: Job) -> GenerateOutcome:
         drafter=drafter,
         drafted=drafted,
         paraphrased=paraphrased,
+        preference=preference,
     )
 
 

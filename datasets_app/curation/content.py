@@ -11,7 +11,12 @@ def normalize(text: str) -> str:
 
 
 def content_hash(
-    *, prompt: str, response: str, system_prompt: str = "", history: Iterable[Mapping[str, Any]] = ()
+    *,
+    prompt: str,
+    response: str,
+    system_prompt: str = "",
+    history: Iterable[Mapping[str, Any]] = (),
+    rejected: str = "",
 ) -> str:
     parts = [normalize(system_prompt)]
     # A turn at weight 0 (context, not trained on) differs from one trained on; weight 1 is the default, so it
@@ -20,4 +25,6 @@ def content_hash(
         f"{turn['role']}{'/0' if turn.get('weight') == 0 else ''}:{normalize(turn['content'])}" for turn in history
     ]
     parts += [normalize(prompt), normalize(response)]
+    if rejected:  # a preference pair; other pairs keep the hashes they always had
+        parts.append(f"rejected:{normalize(rejected)}")
     return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()

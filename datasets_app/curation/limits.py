@@ -1,7 +1,7 @@
 """How long user text may be: the one place that says so. Every write path checks here.
 
-A pair's texts (prompt, response, system prompt, each earlier turn) may each be PAIR_TEXT_MAX_CHARS long
-(default 100,000 characters, about 25,000 tokens: three times the default base model's 8,192-token context,
+A pair's texts (prompt, response, a preference pair's rejected answer, system prompt, each earlier turn) may
+each be PAIR_TEXT_MAX_CHARS long (default 100,000 characters, about 25,000 tokens: three times the default base model's 8,192-token context,
 room for a long document and its answer, while a pathological megabyte of text is refused before anything
 tokenizes, hashes or indexes it). All of a pair's text together may be PAIR_TOTAL_MAX_CHARS (default
 400,000, about 100,000 tokens, near the longest sequence training accepts: 131,072 tokens). The other
@@ -70,17 +70,20 @@ def pair_text_errors(
     history: Iterable[Mapping[str, Any]] = (),
     tags: Iterable[str] = (),
     system_name: str = "system_prompt",
+    rejected: str = "",
 ) -> dict[str, str]:
     """{field: message} for each part of a pair over its limit, e.g. {"response": "at most 100000 characters
     (got 250000)"}; empty when the pair fits. Turns are named history[n] (their content), tags tags[n].
 
     Only lengths are looked at (no copies), so it is cheap on any input; call it before anything else
     touches the text. `system_name` is what the caller calls the system prompt ("system" in files).
+    `rejected` is a preference pair's rejected answer: capped like the response, and counted in the total.
     """
     cap = pair_text_max()
     errors = {}
     total = 0
-    for name, text in ((system_name, system_prompt), ("prompt", prompt), ("response", response)):
+    texts = ((system_name, system_prompt), ("prompt", prompt), ("response", response), ("rejected", rejected))
+    for name, text in texts:
         total += len(text)
         if len(text) > cap:
             errors[name] = too_long(len(text), cap)

@@ -188,12 +188,21 @@ def examples_bulk_action(
             with transaction.atomic():
                 _bulk_apply(example, user=user, action=action, comment=comment, tag=tag)
         except ValidationError as error:
-            outcome.skipped.append((pk, "; ".join(error.messages)))
+            outcome.skipped.append((pk, _reason(error)))
         except StaleVersion:
             outcome.skipped.append((pk, "changed since you loaded the page"))
         else:
             outcome.changed.append(pk)
     return outcome
+
+
+def _reason(error: ValidationError) -> str:
+    """ "rejected: may not be blank once submitted." naming the field, when the error names one."""
+    if hasattr(error, "error_dict"):
+        return "; ".join(
+            f"{field}: {message}" for field, messages in error.message_dict.items() for message in messages
+        )
+    return "; ".join(error.messages)
 
 
 def _bulk_skip_reason(example: Example | None, *, version: int, action: str, tag: str) -> str:

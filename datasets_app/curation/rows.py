@@ -27,7 +27,8 @@ from datasets_app.models import HISTORY_ROLES, Dataset, Example, ExampleSplit, E
 STATUSES = frozenset(ExampleStatus.values)
 SPLITS = frozenset(ExampleSplit.values)
 SOURCE_MAX = Example._meta.get_field("source").max_length or 255
-CHECKED_FIELDS = ("system_prompt", "prompt", "response", "history", "tags", "status", "source", "split")
+CHECKED_FIELDS = ("system_prompt", "prompt", "response", "rejected", "history", "tags", "status", "source", "split")
+ONLY_PREFERENCE = "only the pairs of a preference dataset have a rejected answer; leave it blank"
 
 
 def pair_errors(
@@ -40,32 +41,50 @@ def pair_errors(
     status: str,
     source: str,
     split: str = ExampleSplit.TRAIN,
+    rejected: str = "",
+    preference: bool = False,
 ) -> dict[str, list[str]]:
     """What is wrong with a pair's fields, by field name ({} when nothing is); every write path asks here.
 
     The size caps (limits.py) come first: only lengths are read, before anything hashes, lints or stores the text.
+    A pair of a preference dataset (`preference`) needs a rejected answer once submitted; any other keeps it blank.
     """
     text = {name: value if isinstance(value, str) else "" for name, value in
-            (("prompt", prompt), ("response", response), ("system_prompt", system_prompt))}  # fmt: skip
+            (("prompt", prompt), ("response", response), ("system_prompt", system_prompt), ("rejected", rejected))}  # fmt: skip
     too_long = pair_text_errors(
         **text, history=history if isinstance(history, list) else [], tags=tags if isinstance(tags, list) else []
     )
     if too_long:
         return {name: [message] for name, message in too_long.items()}
-    if _plainly_valid(system_prompt, prompt, response, history, tags, status, source) and split in SPLITS:
+    if (
+        _plainly_valid(system_prompt, prompt, response, history, tags, status, source)
+        and split in SPLITS
+        and _sides_valid(rejected, status, preference=preference)
+    ):
         return {}  # the common case, without Django's per-field machinery (the importer asks for every row)
-    values = {"system_prompt": system_prompt, "prompt": prompt, "response": response, "history": history,
-              "tags": tags, "status": status, "source": source, "split": split}  # fmt: skip
+    values = {"system_prompt": system_prompt, "prompt": prompt, "response": response, "rejected": rejected,
+              "history": history, "tags": tags, "status": status, "source": source, "split": split}  # fmt: skip
     errors: dict[str, list[str]] = {}
     for name, value in values.items():
         try:
             Example._meta.get_field(name).clean(value, None)
         except ValidationError as error:
             errors[name] = error.messages
+    if not errors and rejected and not preference:
+        errors = {"rejected": [ONLY_PREFERENCE]}
     if not errors:
-        blank = blank_text_errors(status=status, prompt=prompt, response=response)
+        blank = blank_text_errors(
+            status=status, prompt=prompt, response=response, rejected=rejected if preference else None
+        )
         errors = {name: [message] for name, message in blank.items()}
     return errors
+
+
+def _sides_valid(rejected: Any, status: Any, *, preference: bool) -> bool:
+    """A preference pair's rejected answer is text, not blank once submitted; any other pair has none."""
+    if not preference:
+        return rejected == ""
+    return type(rejected) is str and (status == ExampleStatus.DRAFT or rejected.strip() != "")
 
 
 def _plainly_valid(
@@ -98,8 +117,9 @@ def _weight_ok(weight: Any) -> bool:
 
 def pair_hash(example: Example) -> str:
     return content_hash(
-        prompt=example.prompt, response=example.response, system_prompt=example.system_prompt, history=example.history
-    )
+        prompt=example.prompt, response=example.response, system_prompt=example.system_prompt, history=example.history,
+        rejected=example.rejected,
+    )  # fmt: skip
 
 
 class PairBuilder:
@@ -115,7 +135,10 @@ class PairBuilder:
     ) -> None:
         self.dataset = dataset
         self.user_id = user.pk if user is not None else None
-        self.rules = rules or lint_rules(workspace=dataset.workspace, template=dataset.template)
+        self.preference = dataset.is_preference
+        self.rules = rules or lint_rules(
+            workspace=dataset.workspace, template=dataset.template, preference=self.preference
+        )
         self.now = now or timezone.now()
         # A field added to the model later gets its default here, so no write path leaves it out.
         self.others = [field for field in _fields() if field.attname not in _BUILT]
@@ -131,24 +154,27 @@ class PairBuilder:
         status: str = ExampleStatus.DRAFT,
         source: str = "manual",
         split: str = ExampleSplit.TRAIN,
+        rejected: str = "",
     ) -> dict[str, Any]:
         """A new pair's row ({attname: value}, no id); ValidationError (by field) when the fields are not acceptable."""
         history = [] if history is None else history
         tags = [] if tags is None else tags
         errors = pair_errors(
             system_prompt=system_prompt, prompt=prompt, response=response, history=history, tags=tags,
-            status=status, source=source, split=split,
+            status=status, source=source, split=split, rejected=rejected, preference=self.preference,
         )  # fmt: skip
         if errors:
             raise ValidationError(errors)
         problems = pair_problems(
             prompt=prompt, response=response, system_prompt=system_prompt, history=history, tags=tags,
-            status=status, rules=self.rules,
+            status=status, rules=self.rules, rejected=rejected,
         )  # fmt: skip
         row = {
             "dataset_id": self.dataset.pk, "system_prompt": system_prompt, "prompt": prompt, "response": response,
-            "history": history, "status": status, "split": split, "tags": tags, "source": source,
-            "content_hash": content_hash(prompt=prompt, response=response, system_prompt=system_prompt, history=history),
+            "rejected": rejected, "history": history, "status": status, "split": split, "tags": tags, "source": source,
+            "content_hash": content_hash(
+                prompt=prompt, response=response, system_prompt=system_prompt, history=history, rejected=rejected
+            ),
             "version": 1, "review_comment": "", "problems": problems, "problem_count": len(problems),
             "created_by_id": self.user_id, "updated_by_id": self.user_id, "created_at": self.now, "updated_at": self.now,
         }  # fmt: skip
@@ -164,8 +190,8 @@ class PairBuilder:
 
 
 _BUILT = frozenset(
-    {"dataset_id", "system_prompt", "prompt", "response", "history", "status", "split", "tags", "source", "content_hash",
-     "version", "review_comment", "problems", "problem_count", "created_by_id", "updated_by_id", "created_at",
+    {"dataset_id", "system_prompt", "prompt", "response", "rejected", "history", "status", "split", "tags", "source",
+     "content_hash", "version", "review_comment", "problems", "problem_count", "created_by_id", "updated_by_id", "created_at",
      "updated_at"}
 )  # fmt: skip
 
@@ -178,9 +204,13 @@ def pair_refresh(
     Saves nothing; the caller saves and records the revision. `keep_cross` keeps duplicate findings (text unchanged).
     Fields that are fine in themselves but leave a pair past draft blank clash with its status (Conflict).
     """
-    errors = pair_errors(**{name: getattr(example, name) for name in CHECKED_FIELDS})
+    preference = example.dataset.is_preference
+    errors = pair_errors(**{name: getattr(example, name) for name in CHECKED_FIELDS}, preference=preference)
     if errors:
-        blank = blank_text_errors(status=example.status, prompt=example.prompt, response=example.response)
+        blank = blank_text_errors(
+            status=example.status, prompt=example.prompt, response=example.response,
+            rejected=example.rejected if preference else None,
+        )  # fmt: skip
         if errors == {name: [message] for name, message in blank.items()}:
             raise Conflict(errors)
         raise ValidationError(errors)

@@ -16,6 +16,7 @@ from datasets_app.lint.checks import TEMPLATE_CODES, describe
 from datasets_app.lint.jobs import lint_job_create
 from datasets_app.models import (
     Dataset,
+    DatasetKind,
     Example,
     ExampleRevision,
     ExampleSplit,
@@ -25,7 +26,7 @@ from datasets_app.models import (
     Workspace,
 )
 
-EDITABLE_FIELDS = ("system_prompt", "prompt", "response", "history", "tags")
+EDITABLE_FIELDS = ("system_prompt", "prompt", "response", "rejected", "history", "tags")
 TRACKED_FIELDS = (*EDITABLE_FIELDS, "status", "review_comment", "split")
 DATASET_SETTINGS = ("name", "kind", "description", "guidelines", "template", "require_valid", "refuse_eval_overlap")
 STATUS_ACTIONS = {
@@ -157,6 +158,8 @@ def dataset_update(*, dataset: Dataset, user: AbstractBaseUser, **fields: Any) -
     """Edit a dataset's settings (leads); its template, if set, must be one of the workspace's."""
     role_require(user=user, workspace=dataset.workspace, role=Role.LEAD)
     template_before = dataset.template_id
+    if "kind" in fields:
+        _kind_require(dataset, fields["kind"])
     for name, value in fields.items():
         if name not in DATASET_SETTINGS:
             raise ValueError(f"{name} cannot be changed")
@@ -168,6 +171,17 @@ def dataset_update(*, dataset: Dataset, user: AbstractBaseUser, **fields: Any) -
     if dataset.template_id != template_before:  # another validator: every pair's problems change
         lint_job_create(dataset=dataset, user=user)
     return dataset
+
+
+def _kind_require(dataset: Dataset, kind: str) -> None:
+    """A dataset that holds pairs cannot become, or stop being, a preference dataset: its pairs' sides would not fit
+    (a general pair has no rejected answer; a preference pair's would be lost)."""
+    changes_sides = kind != dataset.kind and DatasetKind.PREFERENCE in (kind, dataset.kind)
+    if changes_sides and dataset.examples.exists():
+        raise Conflict(
+            {"kind": ["this dataset has pairs, so it cannot become or stop being a preference dataset; "
+                      "create a new dataset of the kind you need and import its pairs there"]}
+        )  # fmt: skip
 
 
 def _dataset_save(dataset: Dataset) -> None:
@@ -214,9 +228,10 @@ def example_create(
     status: str = ExampleStatus.DRAFT,
     split: str = ExampleSplit.TRAIN,
     allow_duplicate: bool = False,
+    rejected: str = "",
 ) -> Example:
     """A new pair (in the training set, or the evaluation set); refuses one whose normalized content the dataset
-    already holds."""
+    already holds. In a preference dataset `response` is the chosen answer and `rejected` the rejected one."""
     if user is not None:
         role_require(
             user=user,
@@ -225,7 +240,7 @@ def example_create(
         )
     example = PairBuilder(dataset=dataset, user=user).example(
         prompt=prompt, response=response, system_prompt=system_prompt, history=history, tags=tags, source=source,
-        status=status, split=split,
+        status=status, split=split, rejected=rejected,
     )  # fmt: skip
     if not allow_duplicate:
         existing = dataset.examples.filter(content_hash=example.content_hash).first()
@@ -347,7 +362,7 @@ def dataset_rehash(*, dataset_id: int, batch_size: int = 1000) -> int:
     changed = []
     for example in (
         Example.objects.filter(dataset_id=dataset_id)
-        .only("id", "prompt", "response", "system_prompt", "history", "content_hash")
+        .only("id", "prompt", "response", "rejected", "system_prompt", "history", "content_hash")
         .iterator(chunk_size=batch_size)
     ):
         new = pair_hash(example)

@@ -20,8 +20,11 @@ from datasets_app.formats.records import Record
 Turns = list[tuple[str, str, int | None]]  # (role, content, weight or None)
 
 
-def read_turns(value: Any, name: str, issues: checks.Issues, *, keys: tuple[str, str], roles: dict[str, str]) -> Turns:
-    """(role, content, weight) for each turn of `value`; keys are the role and content keys of a turn."""
+def read_turns(
+    value: Any, name: str, issues: checks.Issues, *, keys: tuple[str, str], roles: dict[str, str], weights: bool = True
+) -> Turns:
+    """(role, content, weight) for each turn of `value`; keys are the role and content keys of a turn. Without
+    `weights` a turn's weight is not read (None), as the preference formats, which train on no earlier turn, do."""
     if value is None:
         issues.append((name, "is missing"))
         return []
@@ -38,17 +41,21 @@ def read_turns(value: Any, name: str, issues: checks.Issues, *, keys: tuple[str,
             spelled = turn.get(role_key)
             role = roles.get(spelled) if type(spelled) is str else None
             content = turn.get(content_key)
-            weight = turn.get("weight")
-            plain = "weight" not in turn or (role == "assistant" and type(weight) is int and weight in (0, 1))
+            weight = turn.get("weight") if weights else None
+            plain = (
+                "weight" not in turn
+                or not weights
+                or (role == "assistant" and type(weight) is int and weight in (0, 1))
+            )
             if role and plain and type(content) is str and checks.clean(content, blank_ok=role == "system"):
                 turns.append((role, content, weight))
                 continue
-        turns.append(_checked_turn(turn, f"{name}[{index}]", issues, keys, roles))
+        turns.append(_checked_turn(turn, f"{name}[{index}]", issues, keys, roles, weights))
     return turns
 
 
 def _checked_turn(
-    turn: Any, where: str, issues: checks.Issues, keys: tuple[str, str], roles: dict[str, str]
+    turn: Any, where: str, issues: checks.Issues, keys: tuple[str, str], roles: dict[str, str], weights: bool
 ) -> tuple[str, str, int | None]:
     """A turn that failed the fast check: the same result, with its issues told."""
     role_key, content_key = keys
@@ -59,10 +66,10 @@ def _checked_turn(
     role = checks.role(turn.get(role_key), f"{where}.{role_key}", issues, roles)
     required = role != "system"
     content = checks.text(turn.get(content_key), f"{where}.{content_key}", issues, required=required)
-    if "weight" in turn:
-        assistant = next(spelling for spelling, canon in roles.items() if canon == "assistant")
-        checks.weight(turn["weight"], role, f"{where}.weight", issues, assistant=assistant)
-    return role, content, turn.get("weight")
+    if not weights or "weight" not in turn:
+        return role, content, None
+    assistant = next(spelling for spelling, canon in roles.items() if canon == "assistant")
+    return role, content, checks.weight(turn["weight"], role, f"{where}.weight", issues, assistant=assistant)
 
 
 def split(turns: Turns, name: str, issues: checks.Issues) -> tuple[str, list[dict[str, Any]], str, str]:

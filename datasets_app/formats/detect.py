@@ -13,14 +13,19 @@ from datasets_app.formats.records import UnknownFormat
 PARQUET_MAGIC = b"PAR1"
 _DECODER = json.JSONDecoder()
 
-# The key that identifies each format, in the order they are tried.
+# The key that identifies each format, in the order they are tried ("chosen" before "prompt": TRL's files have both).
 _KEYS = (
     ("messages", "openai"),
     ("conversations", "sharegpt"),
     ("instruction", "alpaca"),
+    ("preferred_output", "openai_preference"),  # not "input": a pairs file may have a column of that name
+    ("chosen", "trl"),
     ("prompt", "pairs"),
 )
-_EXPECTED = "expected prompt/response, instruction/output, conversations or messages"
+_EXPECTED = (
+    "expected prompt/response, instruction/output, conversations or messages; or for preference pairs "
+    "prompt/chosen/rejected or input/preferred_output/non_preferred_output"
+)
 _FOREIGN = (
     (b"\x1f\x8b", "it is gzip-compressed; decompress it first"),
     (b"PK\x03\x04", "it is a zip archive; extract the file first"),
@@ -30,10 +35,11 @@ _FOREIGN = (
 
 
 def detect_format(head: bytes, filename: str = "") -> str:
-    """One of IMPORT_FORMATS for a file that starts with `head` (up to 64 KiB).
+    """One of IMPORT_FORMATS or PREFERENCE_FORMATS for a file that starts with `head` (up to 64 KiB).
 
-    Parquet by its magic bytes; JSON Lines or a JSON array by the keys of the first object;
-    otherwise CSV when the first line is a header with prompt and response columns.
+    Parquet by its magic bytes (plain or preference pairs: its columns say, read by the kind asked for);
+    JSON Lines or a JSON array by the keys of the first object (trl_chat when its chosen answer is a list of
+    messages); otherwise CSV when the first line is a header with prompt and response columns.
     """
     if head.startswith(PARQUET_MAGIC):
         return "parquet"
@@ -51,7 +57,7 @@ def detect_format(head: bytes, filename: str = "") -> str:
         raise _failure(filename, f"{first}; {_EXPECTED}")
     for key, fmt in _KEYS:
         if key in first:
-            return fmt
+            return "trl_chat" if fmt == "trl" and type(first[key]) is list else fmt
     shown = ", ".join(map(str, list(first)[:12])) or "none"
     raise _failure(filename, f"first record has keys {shown}; {_EXPECTED}")
 

@@ -4,15 +4,20 @@ history struct without weight is read too). Reading also takes tags and history 
 (JSON, or tags separated by ";"); other columns are ignored. Positions are row numbers from 1.
 Reading never decompresses more than the limits allow: see `read` and parquet_pages.
 
+Preference pairs (`read_preference`, `write_preference`): TRL's columns prompt, chosen and rejected instead of
+prompt and response, the rest the same; a row is read as a line of trl is, so prompt, chosen and rejected may
+also be lists of messages (TRL's conversational form, as the Hugging Face Hub holds many preference datasets).
+
 pyarrow is imported inside the functions so that importing the formats package stays cheap.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from datasets_app.formats import pairs
+from datasets_app.formats import pairs, trl
 from datasets_app.formats.parquet_pages import DATA_PAGE, Page, PageError, chunk_pages
 from datasets_app.formats.records import Problem, ReadLimits, Record
 
@@ -20,6 +25,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 COLUMNS = ("prompt", "response", "system", "tags", "history")
+PREFERENCE_COLUMNS = ("prompt", "chosen", "rejected", "system", "tags", "history")
 ROW_GROUP = 10_000
 READ_BATCH = 4_096
 # Reading: a page may decompress to at most max(PAGE_FLOOR, ReadLimits.record_bytes) bytes (writers cut pages
@@ -28,19 +34,30 @@ PAGE_FLOOR = 8 << 20
 BATCH_BYTES = 64 << 20
 
 
-def schema() -> pa.Schema:
+def schema(columns: tuple[str, ...] = COLUMNS) -> pa.Schema:
     import pyarrow as pa
 
     turn = pa.struct([("role", pa.string()), ("content", pa.string()), ("weight", pa.int8())])
-    return pa.schema(
-        [
-            ("prompt", pa.string()),
-            ("response", pa.string()),
-            ("system", pa.string()),
-            ("tags", pa.list_(pa.string())),
-            ("history", pa.list_(turn)),
-        ]
-    )
+    types = {"tags": pa.list_(pa.string()), "history": pa.list_(turn)}
+    return pa.schema([(name, types.get(name, pa.string())) for name in columns])
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """What the columns of one kind of file are, and how a row becomes a Record."""
+
+    columns: tuple[str, ...]
+    required: tuple[str, ...]
+    build: Callable[..., Record | list[Problem]]
+    other: tuple[str, ...]  # columns that say the file holds the other kind of pairs
+    other_hint: str
+
+
+_PAIRS = _Layout(COLUMNS, ("prompt", "response"), pairs.from_object, ("chosen", "rejected"),
+                 "it holds preference pairs (chosen and rejected): import it into a preference dataset")  # fmt: skip
+_PREFERENCE = _Layout(PREFERENCE_COLUMNS, ("chosen", "rejected"), trl.from_object, ("response",),
+                      "it holds plain pairs (prompt and response): import it into a dataset that is not of the "
+                      "preference kind")  # fmt: skip
 
 
 def read(stream: BinaryIO, limits: ReadLimits | None = None) -> Iterator[Record | Problem]:
@@ -48,10 +65,19 @@ def read(stream: BinaryIO, limits: ReadLimits | None = None) -> Iterator[Record 
     more than the page limit is reported (column and rows) and ends the read, unread; the rest is read in
     batches small enough that even the largest pages fit the batch budget, and the whole file may decode
     to at most `limits.decoded_bytes`."""
+    return _read(stream, limits or ReadLimits(), _PAIRS)
+
+
+def read_preference(stream: BinaryIO, limits: ReadLimits | None = None) -> Iterator[Record | Problem]:
+    """Rows of preference pairs (columns chosen and rejected, and prompt unless TRL's implicit prompt), read as
+    `read` reads."""
+    return _read(stream, limits or ReadLimits(), _PREFERENCE)
+
+
+def _read(stream: BinaryIO, limits: ReadLimits, layout: _Layout) -> Iterator[Record | Problem]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    limits = limits or ReadLimits()
     unreadable = (pa.ArrowException, OSError, ValueError, PageError)
     try:
         parquet = pq.ParquetFile(stream, buffer_size=1 << 20)
@@ -59,16 +85,17 @@ def read(stream: BinaryIO, limits: ReadLimits | None = None) -> Iterator[Record 
         yield Problem(None, "file", "", f"is not a readable parquet file: {error}")
         return
     names = parquet.schema_arrow.names
-    missing = [name for name in ("prompt", "response") if name not in names]
+    missing = [name for name in layout.required if name not in names]
     if missing:
         found = ", ".join(names) or "none"
-        yield Problem(None, "file", "", f"has no {' or '.join(missing)} column (found columns: {found})")
+        hint = f"; {layout.other_hint}" if all(name in names for name in layout.other) else ""
+        yield Problem(None, "file", "", f"has no {' or '.join(missing)} column (found columns: {found}){hint}")
         return
     if limits.records is not None and parquet.metadata.num_rows > limits.records:
         message = f"has {parquet.metadata.num_rows} rows; at most {limits.records} can be imported at once"
         yield Problem(None, "file", "", message)
         return
-    columns = [name for name in COLUMNS if name in names]
+    columns = [name for name in layout.columns if name in names]
     row = 0
     decoded = 0
     try:
@@ -88,7 +115,7 @@ def read(stream: BinaryIO, limits: ReadLimits | None = None) -> Iterator[Record 
                 values = [column.to_pylist() for column in batch.columns]
                 for cells in zip(*values, strict=True):
                     row += 1
-                    result = pairs.from_object(dict(zip(columns, cells, strict=True)), row, "row", text_cells=True)
+                    result = layout.build(dict(zip(columns, cells, strict=True)), row, "row", text_cells=True)
                     if type(result) is Record:
                         yield result
                     else:
@@ -136,18 +163,27 @@ def _page_problem(column: str, page: Page, limit: int, first: int, count: int) -
 
 def write(records: Iterable[Record]) -> Iterator[bytes]:
     """Row groups of ROW_GROUP records, each yielded once written; the footer last."""
+    return _write(records, COLUMNS)
+
+
+def write_preference(records: Iterable[Record]) -> Iterator[bytes]:
+    """Preference pairs in the columns prompt, chosen, rejected, system, tags and history, written as `write` writes."""
+    return _write(records, PREFERENCE_COLUMNS)
+
+
+def _write(records: Iterable[Record], names: tuple[str, ...]) -> Iterator[bytes]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table_schema = schema()
+    table_schema = schema(names)
     sink = _Sink()
     writer = pq.ParquetWriter(sink, table_schema)
-    columns = _empty_columns()
+    columns = _empty_columns(names)
     for record in records:
         _append(columns, record)
         if len(columns["prompt"]) >= ROW_GROUP:
             writer.write_batch(pa.RecordBatch.from_pydict(columns, schema=table_schema))
-            columns = _empty_columns()
+            columns = _empty_columns(names)
             yield sink.take()
     if columns["prompt"]:
         writer.write_batch(pa.RecordBatch.from_pydict(columns, schema=table_schema))
@@ -155,16 +191,16 @@ def write(records: Iterable[Record]) -> Iterator[bytes]:
     yield sink.take()
 
 
-def _empty_columns() -> dict[str, list[Any]]:
-    return {name: [] for name in COLUMNS}
+def _empty_columns(names: tuple[str, ...]) -> dict[str, list[Any]]:
+    return {name: [] for name in names}
+
+
+_VALUES = {"chosen": "response"}  # a column's Record attribute, where the names differ
 
 
 def _append(columns: dict[str, list[Any]], record: Record) -> None:
-    columns["prompt"].append(record.prompt)
-    columns["response"].append(record.response)
-    columns["system"].append(record.system)
-    columns["tags"].append(record.tags)
-    columns["history"].append(record.history)
+    for name, values in columns.items():
+        values.append(getattr(record, _VALUES.get(name, name)))
 
 
 class _Sink:

@@ -19,6 +19,7 @@ class Record:
     # 1-based line (JSONL, CSV) or record number (JSON array, parquet row) it came from.
     position: int = 0
     unit: str = "line"  # what position counts: "line", "record" or "row"
+    rejected: str = ""  # preference pairs: the rejected answer (`response` is the chosen one)
 
 
 @dataclass(slots=True, frozen=True)

@@ -24,7 +24,16 @@ from datasets_app.curation.limits import import_read_limits, pair_text_errors
 from datasets_app.curation.rows import PairBuilder, db_rows, example_columns
 from datasets_app.curation.selectors import role_require
 from datasets_app.curation.services import dataset_counts_forget
-from datasets_app.formats import IMPORT_FORMATS, Problem, Record, UnknownFormat, detect_format, read_records
+from datasets_app.formats import (
+    IMPORT_FORMATS,
+    PREFERENCE_FORMATS,
+    Problem,
+    Record,
+    UnknownFormat,
+    detect_format,
+    kind_mismatch,
+    read_records,
+)
 from datasets_app.imports.staging import (
     ImportAbandoned,
     import_page_cache,
@@ -64,22 +73,29 @@ class ImportRejected(Exception):
         self.more = more
 
 
-def resolve_format(stream: BinaryIO, fmt: str | None, filename: str) -> str:
-    """The format asked for, or the one detected from the first 64 KiB."""
+def resolve_format(stream: BinaryIO, fmt: str | None, filename: str, *, preference: bool = False) -> str:
+    """The format asked for, or the one detected from the first 64 KiB; refused when it does not fit the dataset's
+    kind (`preference`: a preference dataset's pairs have a rejected answer, which only its formats hold)."""
     if fmt:
-        if fmt not in (*IMPORT_FORMATS, "csv"):
+        known = (*IMPORT_FORMATS, "csv", *PREFERENCE_FORMATS)
+        if fmt not in known:
+            expected = PREFERENCE_FORMATS if preference else IMPORT_FORMATS
             raise ImportRejected(
-                [{"field": "format", "message": f"unknown format {fmt!r}; expected one of {', '.join(IMPORT_FORMATS)}"}]
+                [{"field": "format", "message": f"unknown format {fmt!r}; expected one of {', '.join(expected)}"}]
             )
-        return fmt
-    head = stream.read(64 * 1024)
-    stream.seek(0)
-    if not head.strip():
-        raise ImportRejected([{"field": "", "message": "the file is empty"}])
-    try:
-        return detect_format(head, filename)
-    except UnknownFormat as error:
-        raise ImportRejected([{"field": "format", "message": str(error)}]) from error
+    else:
+        head = stream.read(64 * 1024)
+        stream.seek(0)
+        if not head.strip():
+            raise ImportRejected([{"field": "", "message": "the file is empty"}])
+        try:
+            fmt = detect_format(head, filename)
+        except UnknownFormat as error:
+            raise ImportRejected([{"field": "format", "message": str(error)}]) from error
+    mismatch = kind_mismatch(fmt, preference=preference)
+    if mismatch is not None:
+        raise ImportRejected([{"field": "format", "message": mismatch}])
+    return fmt
 
 
 def dataset_import(
@@ -109,16 +125,17 @@ def dataset_import(
             workspace=dataset.workspace,
             role=Role.LEAD if status in ("approved", "rejected") else Role.ANNOTATOR,
         )
-    fmt = resolve_format(stream, fmt, filename)
+    preference = dataset.is_preference
+    fmt = resolve_format(stream, fmt, filename, preference=preference)
     report = progress or _no_progress
     source = (source or f"import:{filename}")[:255]
     count = 0
     if progress is not None or connection.vendor == "sqlite":  # a job shows its check; SQLite reserves `count` ids
-        count = _check(_read(stream, fmt, filename), stream, report)
+        count = _check(_read(stream, fmt, filename, preference), stream, report)
         stream.seek(0)
         report("writing", 0.5)
     rows = _Rows(PairBuilder(dataset=dataset, user=user), status=status, source=source, split=split)
-    built = rows.from_items(_read(stream, fmt, filename))
+    built = rows.from_items(_read(stream, fmt, filename, preference))
     dedupe = on_duplicate != "keep"
     if connection.vendor == "sqlite":
         batches = _batches(db_rows(built, with_id=True), rows)
@@ -136,16 +153,16 @@ def dataset_import(
     return outcome
 
 
-def _read(stream: BinaryIO, fmt: str, filename: str) -> Iterator[Record | Problem]:
+def _read(stream: BinaryIO, fmt: str, filename: str, preference: bool) -> Iterator[Record | Problem]:
     """The file's records within the memory bounds, each over a text cap turned into its problems
     (e.g. line 5, field response: "at most 100000 characters (got 250000)")."""
-    for item in read_records(stream, fmt, filename, import_read_limits()):
+    for item in read_records(stream, fmt, filename, import_read_limits(), preference=preference):
         if isinstance(item, Problem):
             yield item
             continue
         errors = pair_text_errors(
             prompt=item.prompt, response=item.response, system_prompt=item.system, history=item.history,
-            tags=item.tags, system_name="system",
+            tags=item.tags, system_name="system", rejected=item.rejected,
         )  # fmt: skip
         if errors:
             yield from (Problem(item.position, item.unit, field, message) for field, message in errors.items())
@@ -364,6 +381,7 @@ class _Rows:
                     row = self.builder.row(
                         prompt=item.prompt, response=item.response, system_prompt=item.system, history=item.history,
                         tags=item.tags, status=self.status, source=self.source, split=self.split,
+                        rejected=item.rejected,
                     )  # fmt: skip
                 except ValidationError as error:
                     self.problems += _as_problems(item, error.message_dict)
@@ -411,7 +429,7 @@ def import_job_create(
     role_require(
         user=user, workspace=dataset.workspace, role=Role.LEAD if status in ("approved", "rejected") else Role.ANNOTATOR
     )
-    fmt = resolve_format(upload, fmt, upload.name or "")
+    fmt = resolve_format(upload, fmt, upload.name or "", preference=dataset.is_preference)
     from datasets_app.imports.tasks import import_job_task
 
     return job_create(

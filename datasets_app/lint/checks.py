@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from datasets_app.blueprints.specs import GuardrailSpec, MCQSpec, Spec, spec_or_none
+from datasets_app.curation.content import normalize
 from datasets_app.lint.placeholders import find_placeholders
 from datasets_app.lint.tokens import count_tokens_upto
 from datasets_app.lint.validators import FormatProblem, validate_guardrail, validate_mcq
@@ -20,7 +21,7 @@ from datasets_app.models import Example, ExampleStatus, Template, Workspace
 
 CODES = (
     "blank", "missing_response", "placeholder", "too_long", "format", "guardrail", "duplicate", "near_duplicate",
-    "eval_overlap",
+    "eval_overlap", "blank_side", "same_sides",
 )  # fmt: skip
 TEMPLATE_CODES = ("format", "guardrail")  # what a dataset that requires valid pairs refuses to approve
 CROSS_CODES = ("duplicate", "near_duplicate", "eval_overlap")  # found only by the whole-dataset report
@@ -44,25 +45,31 @@ class LintRules:
     spec: Spec | None = None
     context: int = DEFAULT_CONTEXT
     model: str = ""
+    preference: bool = False  # a preference dataset's pairs: both sides are checked
 
 
-def lint_rules(*, workspace: Workspace, template: Template | None) -> LintRules:
+def lint_rules(*, workspace: Workspace, template: Template | None, preference: bool = False) -> LintRules:
     """The rules for a workspace's base model and a dataset's template (an unreadable spec checks nothing)."""
     model = workspace.default_base_model or settings.DEFAULT_BASE_MODEL
     context = settings.BASE_MODELS.get(model, {}).get("context", DEFAULT_CONTEXT)
     spec = spec_or_none(template.kind, template.spec) if template is not None else None
-    return LintRules(template_kind=template.kind if template else None, spec=spec, context=context, model=model)
+    return LintRules(
+        template_kind=template.kind if template else None, spec=spec, context=context, model=model,
+        preference=preference,
+    )  # fmt: skip
 
 
 def example_problems(example: Example, *, template: Template | None, rules: LintRules | None = None) -> list[dict]:
-    """The per-pair problems of an example: blank, missing_response, placeholder, too_long, format, guardrail.
+    """The per-pair problems of an example: blank, missing_response, placeholder, too_long, format, guardrail,
+    and in a preference dataset blank_side and same_sides.
 
     Makes no queries when the example's dataset and workspace are loaded (or `rules` is given).
     """
-    rules = rules or lint_rules(workspace=example.dataset.workspace, template=template)
+    dataset = example.dataset
+    rules = rules or lint_rules(workspace=dataset.workspace, template=template, preference=dataset.is_preference)
     return pair_problems(
         prompt=example.prompt, response=example.response, system_prompt=example.system_prompt,
-        history=example.history, tags=example.tags, status=example.status, rules=rules,
+        history=example.history, tags=example.tags, status=example.status, rules=rules, rejected=example.rejected,
     )  # fmt: skip
 
 
@@ -85,15 +92,33 @@ def pair_problems(
     tags: list[str],
     status: str,
     rules: LintRules,
+    rejected: str = "",
 ) -> list[dict]:
-    found = _blanks(prompt, response, status)
-    texts = {"system_prompt": system_prompt, "prompt": prompt, "response": response}
-    texts.update({f"history[{n}]": turn.get("content", "") for n, turn in enumerate(history)})
-    for name, text in texts.items():
+    """A pair's own problems. In a preference dataset (`rules.preference`) each side (the chosen `response`, the
+    `rejected` answer) is checked: blank, the same as the other, placeholders, too long with the prompt; the
+    template's validator checks only the chosen side (the rejected one is meant to be the worse answer)."""
+    found = _sides(prompt, response, rejected) if rules.preference else _blanks(prompt, response, status)
+    context = {"system_prompt": system_prompt, "prompt": prompt}
+    context.update({f"history[{n}]": turn.get("content", "") for n, turn in enumerate(history)})
+    answers = {"response": response, "rejected": rejected} if rules.preference else {"response": response}
+    for name, text in {**context, **answers}.items():
         found += _placeholders(name, text)
-    found += _too_long(list(texts.values()), rules)
+    for name, answer in answers.items():
+        found += _too_long([*context.values(), answer], rules, field=name if rules.preference else "")
     if response.strip():
         found += _template_problems(response, tags, rules)
+    return found
+
+
+def _sides(prompt: str, chosen: str, rejected: str) -> list[dict]:
+    """A preference pair's blanks: the prompt, then each side; and two sides that say the same."""
+    found = [problem("blank", "the prompt is empty", field="prompt")] if not prompt.strip() else []
+    for name, text, word in (("response", chosen, "chosen"), ("rejected", rejected, "rejected")):
+        if not text.strip():
+            found.append(problem("blank_side", f"the {word} answer is empty", field=name))
+    if chosen.strip() and normalize(chosen) == normalize(rejected):
+        message = "the chosen and the rejected answer are the same (case and spacing aside): nothing to prefer"
+        found.append(problem("same_sides", message, field="rejected"))
     return found
 
 
@@ -115,7 +140,7 @@ def _placeholders(name: str, text: str) -> list[dict]:
     ]
 
 
-def _too_long(texts: list[str], rules: LintRules) -> list[dict]:
+def _too_long(texts: list[str], rules: LintRules, *, field: str = "") -> list[dict]:
     # A token is at least one byte, so only pairs longer than the context in bytes are counted, and only as
     # far as passing the context needs: a long text is never tokenized whole.
     if (
@@ -129,11 +154,13 @@ def _too_long(texts: list[str], rules: LintRules) -> list[dict]:
     if total <= rules.context:
         return []
     about = "about " if counted is None else "" if whole else "at least "
+    side = {"response": "the chosen answer: ", "rejected": "the rejected answer: "}.get(field, "")
     return [
         problem(
             "too_long",
-            f"{about}{total:,} tokens with the system prompt and earlier turns; "
+            f"{side}{about}{total:,} tokens with the system prompt and earlier turns; "
             f"the base model's context is {rules.context:,}",
+            field=field,
         )
     ]
 

@@ -29,7 +29,9 @@ BATCH = 1000
 PROGRESS_EVERY = 5000
 MAX_LISTED = 1000  # problems and near duplicates listed by as_dict(); counts are always complete
 Progress = Callable[[str, float], None]
-_PAIR_FIELDS = ("id", "prompt", "response", "system_prompt", "history", "tags", "status", "version", "split")
+_PAIR_FIELDS = (
+    "id", "prompt", "response", "system_prompt", "history", "tags", "status", "version", "split", "rejected",
+)  # fmt: skip
 
 
 @dataclass
@@ -83,23 +85,26 @@ def dataset_lint_report(
 
     `progress`, if given, hears (phase, fraction done) every PROGRESS_EVERY pairs.
     """
-    rules = lint_rules(workspace=dataset.workspace, template=dataset.template)
+    rules = lint_rules(workspace=dataset.workspace, template=dataset.template, preference=dataset.is_preference)
     report, prompts, sketches = LintReport(), SamePrompt(), Sketches(threshold)
     evaluation = Example.objects.filter(dataset=dataset, split=ExampleSplit.EVAL).values_list("id", "prompt")
     overlap = EvalOverlap(evaluation.iterator(chunk_size=2000), threshold=threshold)
     in_eval = set(evaluation.values_list("id", flat=True))
     total = dataset.examples.count() if progress else 0
     rows = Example.objects.filter(dataset=dataset).order_by("id").values_list(*_PAIR_FIELDS)
-    for pk, prompt, response, system_prompt, history, tags, status, version, split in rows.iterator(chunk_size=2000):
+    for pk, prompt, response, system_prompt, history, tags, status, version, split, rejected in rows.iterator(
+        chunk_size=2000
+    ):
         report.checked += 1
         if progress and report.checked % PROGRESS_EVERY == 0:
             progress("checking", 0.8 * min(report.checked / total, 1.0))
         report.ids.append(pk)
         report.versions.append(version)
         report.add(pk, pair_problems(prompt=prompt, response=response, system_prompt=system_prompt,
-                                     history=history, tags=tags, status=status, rules=rules))  # fmt: skip
-        prompts.add(pk, prompt, response, group=split)
-        sketches.add(pk, prompt, response)
+                                     history=history, tags=tags, status=status, rules=rules,
+                                     rejected=rejected))  # fmt: skip
+        prompts.add(pk, prompt, answers(response, rejected), group=split)
+        sketches.add(pk, prompt, answers(response, rejected))
         if split == ExampleSplit.TRAIN:
             overlap.add(pk, prompt)
     for pk, related, message in prompts.found():
@@ -120,6 +125,11 @@ def dataset_lint_report(
         report.add(a, [problem("near_duplicate", message.format(b), related=b)])
         report.add(b, [problem("near_duplicate", message.format(a), related=a)])
     return report
+
+
+def answers(response: str, rejected: str) -> str:
+    """What duplicates compare after the prompt: the response, or a preference pair's two answers."""
+    return f"{response}\n\x1f{rejected}" if rejected else response
 
 
 def eval_overlaps(*, examples: QuerySet[Example], threshold: float = NEAR_THRESHOLD) -> list[Overlap]:
@@ -166,8 +176,10 @@ def _confirmed(
 def _shingles_of(dataset: Dataset, ids: Iterable[int]) -> dict[int, set[str]]:
     wanted, found = sorted(ids), {}
     for start in range(0, len(wanted), 500):  # SQLite allows only so many parameters per query
-        rows = dataset.examples.filter(pk__in=wanted[start : start + 500]).values_list("id", "prompt", "response")
-        found.update({pk: shingles(prompt, response) for pk, prompt, response in rows})
+        rows = dataset.examples.filter(pk__in=wanted[start : start + 500]).values_list(
+            "id", "prompt", "response", "rejected"
+        )
+        found.update({pk: shingles(prompt, answers(response, rejected)) for pk, prompt, response, rejected in rows})
     return found
 
 

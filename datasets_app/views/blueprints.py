@@ -267,6 +267,18 @@ def _plan_context(template: Template, form: GenerateForm) -> dict[str, Any]:
 @role_errors_are_403
 def template_generate(request: HttpRequest, pk: int) -> HttpResponse:
     """Generate into a dataset (leads): done now, or a job page when a model drafts or the pairs are many."""
+    return _generate(request, pk, preference=False)
+
+
+@login_required
+@require_POST
+@role_errors_are_403
+def template_generate_preferences(request: HttpRequest, pk: int) -> HttpResponse:
+    """A guardrail template's preference pairs into a preference dataset (leads), as Generate does."""
+    return _generate(request, pk, preference=True)
+
+
+def _generate(request: HttpRequest, pk: int, *, preference: bool) -> HttpResponse:
     template = selectors.template_get(user=request.user, pk=pk)
     selectors.role_require(user=request.user, workspace=template.workspace, role=Role.LEAD)
     datasets = selectors.dataset_list(user=request.user, workspace=template.workspace)
@@ -284,15 +296,17 @@ def template_generate(request: HttpRequest, pk: int) -> HttpResponse:
             user=request.user,
             generator=data["generator"] or None,
             paraphrases=data.get("paraphrases"),
+            preference=preference,
         )
     except ValidationError as error:
         _flash_errors(request, error.messages)
         return redirect(f"{back}?dataset={dataset.pk}")
     if isinstance(outcome, Job):
         return redirect("job", pk=outcome.pk)
+    what = "preference pair" if preference else "pair"
     messages.success(
         request,
-        f"Generated {outcome.created} new pair{'' if outcome.created == 1 else 's'} from {template.name}; "
+        f"Generated {outcome.created} new {what}{'' if outcome.created == 1 else 's'} from {template.name}; "
         f"skipped {outcome.skipped} the dataset already had. Below: the pairs this template made.",
     )
     query = urlencode({"source": f"template:{template.name}"[:200]})

@@ -15,24 +15,30 @@ from datasets_app.curation import queues, selectors
 from datasets_app.curation.limits import pair_text_max, pair_total_max, too_long
 from datasets_app.curation.origins import example_origins
 from datasets_app.errors import StaleVersion
-from datasets_app.models import HISTORY_ROLES, Example
+from datasets_app.models import HISTORY_ROLES, Dataset, Example
 from datasets_app.views.common import ListFilters, role_errors_are_403
 from datasets_app.views.forms import EditorForm, parse_tags, posted_turns
 from datasets_app.views.markdown import render_markdown
-from datasets_app.views.textdiff import as_text, word_diff
+from datasets_app.views.textdiff import as_text, sides_context, word_diff
 
-TEXT_FIELDS = ("system_prompt", "prompt", "response", "history", "tags")
+TEXT_FIELDS = ("system_prompt", "prompt", "response", "rejected", "history", "tags")
 FIELD_LABELS = {
     "system_prompt": "System prompt",
     "history": "Earlier turns",
     "prompt": "Prompt",
     "response": "Response",
+    "rejected": "Rejected answer",
     "tags": "Tags",
     "status": "Status",
     "review_comment": "Review comment",
     "split": "Set",
 }
 DONE = {"submit": "Submitted", "approve": "Approved", "reject": "Rejected", "reopen": "Reopened"}
+
+
+def field_labels(dataset: Dataset) -> dict[str, str]:
+    """What the pages call each field; in a preference dataset the response is the chosen answer."""
+    return {**FIELD_LABELS, "response": "Chosen answer"} if dataset.is_preference else FIELD_LABELS
 
 
 def _fields_of(example: Example) -> dict[str, Any]:
@@ -48,7 +54,9 @@ def _editor_context(
     examples = selectors.example_filter_by_id(dataset=dataset, **filters.selector_kwargs())
     previous, following = selectors.example_neighbours(examples=examples, example=example)
     lease = selectors.example_lease_active(example=example)
+    sides = sides_context(values["response"], values["rejected"]) if dataset.is_preference else {}
     return {
+        **sides,
         "example": example,
         "dataset": dataset,
         "values": values,
@@ -100,6 +108,11 @@ def _save(request: HttpRequest, example: Example) -> HttpResponse:
         return _invalid(request, example, form)
     data = form.cleaned_data
     fields = form.fields_for_service()
+    if data["intent"] == "swap":
+        if not example.dataset.is_preference:
+            form.add_error(None, "Only the pairs of a preference dataset have a chosen and a rejected answer to swap.")
+            return _invalid(request, example, form)
+        fields["response"], fields["rejected"] = fields["rejected"], fields["response"]
     try:
         saved = queues.example_save(
             example=example,
@@ -111,16 +124,17 @@ def _save(request: HttpRequest, example: Example) -> HttpResponse:
             release=data["intent"] == "save_next",
         )
     except StaleVersion as stale:
-        return _conflict(request, stale.current, form)
+        return _conflict(request, stale.current, form, mine=fields)
     except ValidationError as error:
         # e.g. an approval the dataset refuses because the pair fails its template's validator
         found = error.message_dict if hasattr(error, "error_dict") else {None: error.messages}
         for field, messages_ in found.items():
             form.add_error(field if field in form.fields else None, messages_)
         return _invalid(request, example, form)
-    if data["intent"] == "save":
+    if data["intent"] in ("save", "swap"):
         queues.example_lease_renew(example=saved, user=request.user)
-        messages.success(request, f"Saved (version {saved.version}).")
+        done = "Swapped the chosen and the rejected answer" if data["intent"] == "swap" else "Saved"
+        messages.success(request, f"{done} (version {saved.version}).")
         return redirect(_editor_url(saved.pk, request, saved=saved.pk))
     if form.action and not data["queue"] and data["intent"] != "save_next":
         messages.success(request, f"{DONE[form.action]}.")
@@ -162,6 +176,7 @@ def _posted_values(form: EditorForm) -> dict[str, Any]:
         "system_prompt": data.get("system_prompt", ""),
         "prompt": data.get("prompt", ""),
         "response": data.get("response", ""),
+        "rejected": data.get("rejected", ""),
         "history": posted_turns(data),
         "tags": parse_tags(data.get("tags", "")),
     }
@@ -175,17 +190,19 @@ def _invalid(request: HttpRequest, example: Example, form: EditorForm) -> HttpRe
     return render(request, "datasets_app/editor.html", context, status=400)
 
 
-def _conflict(request: HttpRequest, current: Example, form: EditorForm) -> HttpResponse:
-    """Someone saved in between: show both versions side by side and let the user choose; nothing was written."""
-    mine = form.fields_for_service()
+def _conflict(request: HttpRequest, current: Example, form: EditorForm, *, mine: dict[str, Any]) -> HttpResponse:
+    """Someone saved in between: show both versions side by side and let the user choose; nothing was written.
+
+    `mine` is what the save would have stored (a swap's answers already exchanged, so keeping it is a plain save)."""
     theirs = _fields_of(current)
     rows = []
+    labels = field_labels(current.dataset)
     for name in TEXT_FIELDS:
         old, new = as_text(name, theirs[name]), as_text(name, mine[name])
         rows.append(
             {
                 "name": name,
-                "label": FIELD_LABELS[name],
+                "label": labels[name],
                 "theirs": old,
                 "mine": new,
                 "differs": old != new,
@@ -200,12 +217,13 @@ def _conflict(request: HttpRequest, current: Example, form: EditorForm) -> HttpR
         "mine_tags": ", ".join(mine["tags"]),
         "roles": HISTORY_ROLES,
         "loaded_version": form.cleaned_data["version"],
-        "intent": form.cleaned_data["intent"],
+        "intent": "save" if form.cleaned_data["intent"] == "swap" else form.cleaned_data["intent"],
         "comment": form.cleaned_data["comment"],
         "queue": form.cleaned_data["queue"],
         "list_query": request.POST.get("list", "")[:2000],
         "latest": selectors.revision_list(example=current).last(),
         "text_same": not any(row["differs"] for row in rows),
+        **(sides_context(mine["response"], mine["rejected"]) if current.dataset.is_preference else {}),
     }
     return render(request, "datasets_app/conflict.html", context, status=409)
 
@@ -225,12 +243,21 @@ def markdown_preview(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+def sides_diff(request: HttpRequest, pk: int) -> HttpResponse:
+    """The word diff between a preference pair's two answers as typed, for the editor (an htmx fragment)."""
+    selectors.dataset_get(user=request.user, pk=pk)
+    context = sides_context(request.POST.get("response", ""), request.POST.get("rejected", ""))
+    return render(request, "datasets_app/partials/sides_diff.html", context)
+
+
+@login_required
+@require_POST
 def token_counts(request: HttpRequest, pk: int) -> JsonResponse:
     """Tokens per field with the workspace's base model tokenizer; an estimate (chars / 4) until it is cached."""
     from datasets_app.lint.tokens import count_tokens  # tokenizers only: no torch in the web process
 
     dataset = selectors.dataset_get(user=request.user, pk=pk)
-    names = [name for name in ("system_prompt", "history", "prompt", "response") if name in request.POST]
+    names = [name for name in ("system_prompt", "history", "prompt", "response", "rejected") if name in request.POST]
     texts = [request.POST.get(name, "") for name in names]
     model = dataset.workspace.default_base_model or None
     # Text over the caps cannot be saved; it gets the estimate instead of a tokenizer's time.

@@ -7,8 +7,8 @@ from django.http import QueryDict
 
 from datasets_app.curation.limits import TEXT_MAX_CHARS, pair_text_errors
 from datasets_app.curation.queues import BULK_ACTIONS, QUEUE_STATUSES
-from datasets_app.formats import IMPORT_FORMATS
-from datasets_app.models import HISTORY_ROLES, ExampleSplit, ExampleStatus, Role
+from datasets_app.formats import IMPORT_FORMATS, PREFERENCE_FORMATS
+from datasets_app.models import HISTORY_ROLES, DatasetKind, ExampleSplit, ExampleStatus, Role
 
 MAX_BULK_SELECTION = 1000
 
@@ -62,11 +62,13 @@ def posted_turns(data: QueryDict) -> list[dict[str, Any]]:
 
 
 class ExampleFieldsForm(forms.Form):
-    """The text of a pair: system prompt, earlier turns (see posted_turns), prompt, response, tags."""
+    """The text of a pair: system prompt, earlier turns (see posted_turns), prompt, response, tags; and a preference
+    pair's rejected answer (`response` is its chosen one)."""
 
     system_prompt = TextField()
     prompt = TextField()
     response = TextField()
+    rejected = TextField()
     tags = forms.CharField(required=False, max_length=2000)
 
     def clean_tags(self) -> list[str]:
@@ -94,7 +96,7 @@ class ExampleFieldsForm(forms.Form):
 
     def _check_lengths(self, cleaned: dict[str, Any]) -> None:
         """Each text within PAIR_TEXT_MAX_CHARS (limits.py); the error goes beside its field."""
-        texts = {name: cleaned[name] for name in ("system_prompt", "prompt", "response") if name in cleaned}
+        texts = {name: cleaned[name] for name in ("system_prompt", "prompt", "response", "rejected") if name in cleaned}
         errors = pair_text_errors(**texts, history=cleaned["history"], tags=cleaned.get("tags") or [])
         for name, message in errors.items():
             if name in self.fields:
@@ -106,13 +108,14 @@ class ExampleFieldsForm(forms.Form):
                 self.add_error("tags" if name.startswith("tags") else None, f"{name}: {message}")
 
     def fields_for_service(self) -> dict[str, Any]:
-        return {name: self.cleaned_data[name] for name in ("system_prompt", "prompt", "response", "history", "tags")}
+        names = ("system_prompt", "prompt", "response", "rejected", "history", "tags")
+        return {name: self.cleaned_data[name] for name in names}
 
 
 class EditorForm(ExampleFieldsForm):
     """The editor's save: the text plus the version it was loaded at and what to do after saving."""
 
-    INTENTS = ("save", "save_next", "submit", "approve", "reject", "reopen")
+    INTENTS = ("save", "save_next", "submit", "approve", "reject", "reopen", "swap")
 
     version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
     intent = forms.ChoiceField(choices=[(intent, intent) for intent in INTENTS], initial="save")
@@ -167,6 +170,8 @@ class BulkForm(forms.Form):
 
 
 class ImportForm(forms.Form):
+    """An upload; a preference dataset offers the preference formats (`preference`), any other the rest."""
+
     file = forms.FileField(allow_empty_file=True)
     format = forms.ChoiceField(
         choices=[("", "Detect from the file")] + [(fmt, fmt) for fmt in (*IMPORT_FORMATS, "csv")], required=False
@@ -179,6 +184,12 @@ class ImportForm(forms.Form):
     )
     split = forms.ChoiceField(choices=ExampleSplit.choices, required=False)
 
+    def __init__(self, *args: Any, preference: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if preference:
+            formats = [(fmt, fmt) for fmt in PREFERENCE_FORMATS]
+            self.fields["format"].choices = [("", "Detect from the file"), *formats]  # type: ignore[attr-defined]
+
     def clean_split(self) -> str:
         return self.cleaned_data["split"] or ExampleSplit.TRAIN
 
@@ -187,6 +198,14 @@ class ImportForm(forms.Form):
 
     def clean_status(self) -> str:
         return self.cleaned_data["status"] or "draft"
+
+
+class DatasetForm(forms.Form):
+    """A new dataset: its name, kind and description (leads)."""
+
+    name = forms.CharField(max_length=TEXT_MAX_CHARS["name"])
+    kind = forms.ChoiceField(choices=DatasetKind.choices, initial=DatasetKind.GENERAL, widget=forms.RadioSelect)
+    description = forms.CharField(required=False, max_length=TEXT_MAX_CHARS["description"], widget=forms.Textarea)
 
 
 class InviteForm(forms.Form):

@@ -11,10 +11,12 @@ from datasets_app.curation import selectors, services
 from datasets_app.errors import StaleVersion
 from datasets_app.models import ExampleRevision, ExampleSplit
 from datasets_app.views.common import parse_id, role_errors_are_403
-from datasets_app.views.editor import FIELD_LABELS
+from datasets_app.views.editor import field_labels
 from datasets_app.views.textdiff import as_text, word_diff
 
-FIELD_ORDER = ("system_prompt", "history", "prompt", "response", "tags", "status", "split", "review_comment")
+FIELD_ORDER = (
+    "system_prompt", "history", "prompt", "response", "rejected", "tags", "status", "split", "review_comment",
+)  # fmt: skip
 SHORT_FIELDS = ("status", "tags", "split")
 
 
@@ -23,6 +25,7 @@ SHORT_FIELDS = ("status", "tags", "split")
 def example_history(request: HttpRequest, pk: int) -> HttpResponse:
     example = selectors.example_get(user=request.user, pk=pk)
     entries = []
+    labels = field_labels(example.dataset)
     for entry in selectors.example_history(example=example):
         changes = []
         for name in sorted(entry.changes, key=lambda name: FIELD_ORDER.index(name) if name in FIELD_ORDER else 99):
@@ -32,7 +35,7 @@ def example_history(request: HttpRequest, pk: int) -> HttpResponse:
                 continue  # an empty field at creation is not news
             changes.append(
                 {
-                    "label": FIELD_LABELS.get(name, name),
+                    "label": labels.get(name, name),
                     "short": name in SHORT_FIELDS,
                     "before": before,
                     "after": after,

@@ -21,6 +21,7 @@ from datasets_app.models import HISTORY_ROLES, Dataset, Job, Template
 from datasets_app.views.common import is_htmx, role_errors_are_403
 from datasets_app.views.forms import ImportForm, NewExampleForm, posted_turns
 from datasets_app.views.markdown import render_markdown
+from datasets_app.views.textdiff import sides_context
 
 
 @login_required
@@ -56,6 +57,7 @@ def example_new(request: HttpRequest, pk: int) -> HttpResponse:
         "values": values,
         "preview": render_markdown(values["response"]),
         "guidelines": render_markdown(dataset.guidelines) if dataset.guidelines else "",
+        **(sides_context(values["response"], values["rejected"]) if dataset.is_preference else {}),
     }
     return render(request, "datasets_app/new_example.html", context, status=400 if form.is_bound else 200)
 
@@ -67,6 +69,7 @@ def _values(data: QueryDict | None) -> dict[str, Any]:
         "system_prompt": data.get("system_prompt", ""),
         "prompt": data.get("prompt", ""),
         "response": data.get("response", ""),
+        "rejected": data.get("rejected", ""),
         "history": posted_turns(data),
         "tags": data.get("tags", ""),
     }
@@ -94,7 +97,7 @@ def dataset_import_page(request: HttpRequest, pk: int) -> HttpResponse:
 @role_errors_are_403
 def _import_page(request: HttpRequest, dataset: Dataset) -> HttpResponse:
     is_lead = selectors.can_review(user=request.user, workspace=dataset.workspace)
-    form = ImportForm(request.POST or None, request.FILES or None)
+    form = ImportForm(request.POST or None, request.FILES or None, preference=dataset.is_preference)
     context = {"dataset": dataset, "form": form, "is_lead": is_lead, **_limits()}
     if request.method != "POST":
         return render(request, "datasets_app/import.html", context)
@@ -116,7 +119,7 @@ def _import_page(request: HttpRequest, dataset: Dataset) -> HttpResponse:
         return render(request, "datasets_app/import.html", context, status=400)
     if isinstance(outcome, Job):
         return redirect("job", pk=outcome.pk)
-    context.update(outcome=outcome, filename=upload.name, form=ImportForm())
+    context.update(outcome=outcome, filename=upload.name, form=ImportForm(preference=dataset.is_preference))
     return render(request, "datasets_app/import.html", context)
 
 
@@ -124,7 +127,7 @@ def _refused(request: HttpRequest, dataset: Dataset, status: int, message: str) 
     """The import page with why the upload was refused, and nothing of it read or kept."""
     context = {
         "dataset": dataset,
-        "form": ImportForm(),
+        "form": ImportForm(preference=dataset.is_preference),
         "is_lead": selectors.can_review(user=request.user, workspace=dataset.workspace),
         "refused": message[0].upper() + message[1:] + ".",
         **_limits(),

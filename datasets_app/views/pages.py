@@ -7,12 +7,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from datasets_app.blueprints.generators import generator_choices
-from datasets_app.curation import invitations, queues, selectors
+from datasets_app.curation import invitations, queues, selectors, services
 from datasets_app.models import ROLE_RANK, Dataset, ExampleSplit, ExampleStatus, Membership, Role
 from datasets_app.views.common import (
     ListFilters,
@@ -21,7 +21,7 @@ from datasets_app.views.common import (
     role_errors_are_403,
     safe_next,
 )
-from datasets_app.views.forms import BulkForm
+from datasets_app.views.forms import BulkForm, DatasetForm
 
 BULK_DONE = {
     "submit": "submitted",
@@ -34,6 +34,20 @@ BULK_DONE = {
     "delete": "deleted",
 }
 QUEUE_LABELS = {"review": "pairs waiting for review", "draft": "drafts to finish", "rejected": "rejected pairs to fix"}
+DOWNLOADS = (
+    ("pairs", "Pairs (JSON Lines)"),
+    ("csv", "CSV"),
+    ("alpaca", "Alpaca (JSON)"),
+    ("sharegpt", "ShareGPT (JSON)"),
+    ("openai", "OpenAI chat fine-tuning (JSON Lines)"),
+    ("parquet", "Parquet"),
+)
+PREFERENCE_DOWNLOADS = (
+    ("trl", "TRL preference: prompt, chosen, rejected (JSON Lines)"),
+    ("trl_chat", "TRL preference, conversational (JSON Lines)"),
+    ("openai_preference", "OpenAI preference fine-tuning (JSON Lines)"),
+    ("parquet", "Parquet: prompt, chosen, rejected"),
+)
 
 
 @login_required
@@ -83,6 +97,7 @@ def dataset_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "is_lead": selectors.can_review(user=request.user, workspace=dataset.workspace),
         "list_query": filters.query(),
         "here": request.get_full_path(),
+        "download_formats": PREFERENCE_DOWNLOADS if dataset.is_preference else DOWNLOADS,
     }
     if is_htmx(request) and request.headers.get("HX-Target") == "examples":
         return render(request, "datasets_app/partials/example_table.html", context)
@@ -120,6 +135,27 @@ def _lint_context(dataset: Dataset, filters: ListFilters, *, is_lead: bool) -> d
         "problems_query": replace(filters, problems="" if filters.problems else "1").query(),
         "generators": generator_choices() if is_lead else [],
     }
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@role_errors_are_403
+def dataset_new(request: HttpRequest, pk: int) -> HttpResponse:
+    """A new dataset in a workspace, of any kind (leads); outsiders get 404, annotators 403."""
+    workspace = get_object_or_404(selectors.workspace_list(user=request.user), pk=pk)
+    selectors.role_require(user=request.user, workspace=workspace, role=Role.LEAD)
+    form = DatasetForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            dataset = services.dataset_create(workspace=workspace, user=request.user, **form.cleaned_data)
+        except ValidationError as error:
+            for field, errors in error.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            messages.success(request, f"Created the dataset {dataset.name}.")
+            return redirect("dataset", pk=dataset.pk)
+    status = 400 if form.is_bound else 200
+    return render(request, "datasets_app/dataset_new.html", {"workspace": workspace, "form": form}, status=status)
 
 
 @login_required

@@ -1,10 +1,13 @@
-"""Word-level differences between two texts, for the history and conflict pages."""
+"""Word-level differences between two texts, for the history and conflict pages and a preference pair's answers."""
 
 import difflib
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from datasets_app.curation.content import normalize
+from datasets_app.curation.limits import pair_text_max
 
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]", re.UNICODE)
 # Above this many words a side, compare lines instead: difflib's matching grows quickly with length.
@@ -33,6 +36,23 @@ def word_diff(old: str, new: str) -> list[Piece]:
     return pieces
 
 
+def coarse(pieces: list[Piece]) -> list[Piece]:
+    """The pieces with each run of changes joined across the spaces between them: two answers that differ in
+    whole phrases read as a phrase removed and a phrase added, not word against word."""
+    merged: list[Piece] = []
+    removed = added = ""
+    for index, piece in enumerate(pieces):
+        inside = piece.kind == "same" and piece.text.isspace() and 0 < index < len(pieces) - 1
+        if piece.kind == "same" and not inside:
+            merged += [Piece(kind, text) for kind, text in (("removed", removed), ("added", added)) if text]
+            removed = added = ""
+            merged.append(piece)
+            continue
+        removed += piece.text if piece.kind != "added" else ""
+        added += piece.text if piece.kind != "removed" else ""
+    return merged + [Piece(kind, text) for kind, text in (("removed", removed), ("added", added)) if text]
+
+
 def _add(pieces: list[Piece], kind: str, text: str) -> None:
     if not text:
         return
@@ -58,3 +78,14 @@ def as_text(name: str, value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)
+
+
+def sides_context(chosen: str, rejected: str) -> dict[str, Any]:
+    """The word diff from a preference pair's rejected answer to its chosen one (pieces escaped when shown)."""
+    if len(chosen) > pair_text_max() or len(rejected) > pair_text_max():
+        return {"sides_too_long": "An answer is over the length limit; it cannot be saved, so it is not compared."}
+    if not chosen.strip() or not rejected.strip():
+        return {}
+    if normalize(chosen) == normalize(rejected):
+        return {"sides_same": True}
+    return {"sides_diff": coarse(word_diff(rejected, chosen))}

@@ -151,6 +151,7 @@
       system_prompt: get("system_prompt"),
       prompt: get("prompt"),
       response: get("response"),
+      rejected: get("rejected"),
       tags: get("tags"),
       comment: get("comment"),
       turns: $all("[data-turn]", form).map(function (turn) {
@@ -162,7 +163,7 @@
 
   Editor.prototype.apply = function (values) {
     var form = this.form;
-    ["system_prompt", "prompt", "response", "tags", "comment"].forEach(function (name) {
+    ["system_prompt", "prompt", "response", "rejected", "tags", "comment"].forEach(function (name) {
       var element = form.elements.namedItem(name);
       if (element && element.value !== undefined && values[name] !== undefined) { element.value = values[name]; }
     });
@@ -284,6 +285,7 @@
     body.append("history", values.turns.map(function (pair) { return pair[1]; }).join("\n"));
     body.append("prompt", values.prompt);
     body.append("response", values.response);
+    if (this.field("rejected")) { body.append("rejected", values.rejected); }
     var self = this;
     fetch(url, { method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRFToken": csrfToken() } })
       .then(function (response) { return response.ok ? response.json() : null; })
@@ -370,7 +372,7 @@
       return this.click("save_next");
     }
     if (event.altKey && !ctrl) {
-      var actions = { KeyS: "submit", KeyA: "approve", KeyJ: "next", KeyK: "previous", KeyH: "history" };
+      var actions = { KeyS: "submit", KeyA: "approve", KeyJ: "next", KeyK: "previous", KeyH: "history", KeyW: "swap" };
       if (event.code === "KeyR") { event.preventDefault(); return this.openReject(); }
       if (actions[event.code]) { event.preventDefault(); return this.click(actions[event.code]); }
     }

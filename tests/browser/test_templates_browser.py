@@ -84,7 +84,7 @@ def test_lead_builds_previews_and_generates_a_guardrail_template(page, context, 
     screenshot(page, "template-preview")
 
     # generate without a model: the new pairs are in the dataset
-    page.get_by_role("button", name="Generate").click()
+    page.get_by_role("button", name="Generate", exact=True).click()
     expect(page.locator(".messages")).to_contain_text("Generated 4 new pairs from Kitchen guardrails")
     expect(page.locator("h1")).to_have_text("Support assistant guardrails")
     expect(page.locator("[data-row]")).to_have_count(4)

@@ -1,10 +1,12 @@
-"""REST API of blind A/B judgement: the next pair of answers, a typed prompt, a vote, the tally.
+"""REST API of blind A/B judgement: the next pair of answers, a typed prompt, a vote, the tally; and the votes made
+into preference pairs.
 
 Nothing a person judging receives names a model or a run: an item is its token, its prompt and two answers.
 """
 
 from typing import Any
 
+from django.http import Http404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -13,8 +15,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from datasets_app.api.serializers import JsonTypes
+from datasets_app.curation.selectors import dataset_get, role_require
+from datasets_app.models import Role
 from project.api_schema import error
 from training_app import selectors
+from training_app.judging.preferences import preferences_from_votes
 from training_app.judging.services import (
     PROMPT_MAX,
     REWRITE_MAX,
@@ -207,3 +212,58 @@ class ABSummaryView(APIView):
         95% Wilson score interval are over the decisive votes (wins + losses)."""
         matchup = _queried_matchup(request, pk)
         return Response(ABSummarySerializer(ab_tally(matchup=matchup).as_dict()).data)
+
+
+class VotesToPairsSerializer(JsonTypes, serializers.Serializer):
+    run = serializers.IntegerField(
+        min_value=1, max_value=2**63 - 1, help_text="The run whose blind votes to use (of the dataset's workspace)."
+    )
+    against = against_field()
+
+
+class VotesToPairsResultSerializer(serializers.Serializer):
+    votes = serializers.IntegerField(help_text="Every vote on the two models, by anyone.")
+    created = serializers.IntegerField(help_text="New preference pairs (submitted, for a lead to review).")
+    already = serializers.IntegerField(help_text="Pairs made from these votes before: not made again.")
+    duplicates = serializers.IntegerField(
+        help_text="Pairs the dataset already held word for word (another voter's same verdict): linked to the vote."
+    )
+    ties = serializers.IntegerField(help_text="Ties without a rewrite: no pair.")
+    both_bad = serializers.IntegerField(help_text="Both bad without a rewrite: no pair.")
+    unusable = serializers.IntegerField(
+        help_text="Pairs whose chosen and rejected answers were the same text, or one was empty: not made."
+    )
+    examples = serializers.ListField(child=serializers.IntegerField(), help_text="The new pairs' ids.")
+
+
+class PreferencesFromVotesView(APIView):
+    @extend_schema(
+        request=VotesToPairsSerializer,
+        responses={
+            200: VotesToPairsResultSerializer,
+            404: error(404, "No such dataset among yours, or no such run in its workspace."),
+            409: error(
+                409,
+                "The dataset is not of kind preference; the run (or `against`) has not succeeded, or `against` is "
+                "the run itself or of another workspace.",
+            ),
+        },
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        """Make preference pairs in dataset {id} from the blind votes on `run` against `against` (leads).
+
+        A vote for one answer makes a pair with the winner's answer chosen and the loser's rejected; a rewrite is
+        chosen over both answers (two pairs, whatever the verdict); ties, and "both bad" without a rewrite, make
+        none. Each pair links back to its vote (source `vote:<id>`) and arrives submitted, for a lead to review.
+        Votes made into pairs in this dataset before are skipped, so sending the same request twice adds nothing.
+        """
+        dataset = dataset_get(user=request.user, pk=pk)
+        role_require(user=request.user, workspace=dataset.workspace, role=Role.LEAD)
+        serializer = VotesToPairsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        run = selectors.run_list(user=request.user).filter(pk=data["run"]).first()
+        if run is None:
+            raise Http404(f"run: no run {data['run']} that you can see")
+        outcome = preferences_from_votes(user=request.user, dataset=dataset, run=run, against=data["against"])
+        return Response(VotesToPairsResultSerializer(outcome.as_dict()).data)

@@ -23,7 +23,7 @@ from training_app.comparison import (
 )
 from training_app.models import TrainingRun
 from training_app.views import display
-from training_app.views.judge import ab_summary_rows
+from training_app.views.judge import ab_summary_context
 
 PAGE_DIFF_MAX = 100  # pairs shown per kind of change; the counts are complete
 PAGE_PROMPTS_MAX = 1000  # prompts shown (flipped ones first); the API lists them all
@@ -57,7 +57,7 @@ def run_compare(request: HttpRequest) -> HttpResponse:
         "prompt_rows": _prompt_rows(comparison),
         "api_url": f"{reverse('api-run-compare')}?runs={','.join(map(str, run_ids))}",
         "curves": [{"label": f"Run {run.pk}", **curves[run.pk]} for run in comparison.runs],
-        "ab_rows": ab_summary_rows(comparison.runs),
+        **ab_summary_context(user=request.user, runs=comparison.runs),
         **_data_change(first, last),
     }
     return render(request, "training_app/compare.html", context)

@@ -4,15 +4,20 @@ Nothing on the page says which model wrote which answer."""
 
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from datasets_app.curation import selectors as dataset_selectors
 from datasets_app.errors import Conflict
+from datasets_app.views.common import role_errors_are_403, safe_next
 from training_app import selectors
+from training_app.forms import VotesToPairsForm
+from training_app.judging.preferences import VoteOutcome, preference_targets, preferences_from_votes
 from training_app.judging.services import (
     PROMPT_MAX,
     REWRITE_MAX,
@@ -27,7 +32,7 @@ from training_app.judging.services import (
     ab_vote,
     matchup_get,
 )
-from training_app.models import ABItem, ABStatus, ABVote, TrainingRun
+from training_app.models import ABItem, ABStatus, ABVote, RunStatus, TrainingRun
 from training_app.views import display
 
 PAGE = "training_app/judge.html"
@@ -152,7 +157,24 @@ def _item_fragment(request: HttpRequest, matchup: Matchup, item: ABItem) -> Http
     return _render_pair(request, matchup, waiting=item)
 
 
-# --- the comparison page's summary
+# --- the comparison page's summary, and its votes made into preference pairs
+
+
+def ab_summary_context(*, user: Any, runs: list[TrainingRun]) -> dict[str, Any]:
+    """The comparison page's blind judgement table; for a lead of the first run's workspace, its rows of that
+    workspace get "Make preference pairs" (into one of its preference datasets, chosen once for the table)."""
+    rows = ab_summary_rows(runs)
+    workspace = runs[0].snapshot.dataset.workspace
+    lead = bool(rows) and dataset_selectors.can_review(user=user, workspace=workspace)
+    targets = preference_targets(workspace_id=workspace.pk) if lead else None
+    for row in rows:
+        row["pairs"] = lead and row["run"].snapshot.dataset.workspace_id == workspace.pk
+    return {
+        "ab_rows": rows,
+        "pairs_lead": lead,
+        "pairs_form": VotesToPairsForm(datasets=targets) if targets is not None and targets.exists() else None,
+        "pairs_workspace": workspace,
+    }
 
 
 def ab_summary_rows(runs: list[TrainingRun]) -> list[dict[str, Any]]:
@@ -182,3 +204,62 @@ def _summary_row(matchup: Matchup, tally: Tally) -> dict[str, Any]:
 
 def _percent(value: float | None) -> str:
     return f"{value * 100:.0f}%" if value is not None else "—"
+
+
+@login_required
+@require_POST
+@role_errors_are_403
+def judge_preference_pairs(request: HttpRequest, pk: int) -> HttpResponse:
+    """ "Make preference pairs" (leads): the blind votes on the run against `against` become pairs of the chosen
+    preference dataset; back to the page it came from (`next`) with the counts."""
+    run = selectors.run_get(user=request.user, pk=pk)
+    workspace = run.snapshot.dataset.workspace
+    if not dataset_selectors.can_review(user=request.user, workspace=workspace):
+        raise PermissionDenied("making preference pairs from votes needs the lead role")
+    back = safe_next(request, reverse("training-run", args=[run.pk]))
+    form = VotesToPairsForm(request.POST, datasets=preference_targets(workspace_id=workspace.pk))
+    if not form.is_valid():
+        problems = "; ".join(message for errors in form.errors.values() for message in errors)
+        messages.error(request, f"No pairs were made: {problems}")
+        return redirect(back)
+    dataset = form.cleaned_data["dataset"]
+    try:
+        outcome = preferences_from_votes(
+            user=request.user, dataset=dataset, run=run, against=form.cleaned_data["against"] or "base"
+        )
+    except ValidationError as error:
+        messages.error(request, "No pairs were made: " + " ".join(error.messages))
+        return redirect(back)
+    messages.success(request, votes_message(outcome, dataset.name))
+    return redirect(back)
+
+
+def votes_message(outcome: VoteOutcome, dataset: str) -> str:
+    def count(n: int, noun: str) -> str:
+        return f"{n} {noun}{'' if n == 1 else 's'}"
+
+    skipped = [
+        (outcome.already, "already made"),
+        (outcome.duplicates, "already in the dataset"),
+        (outcome.ties, "tie" if outcome.ties == 1 else "ties"),
+        (outcome.both_bad, "both bad without a rewrite"),
+        (outcome.unusable, "with the same text on both sides"),
+    ]
+    said = "; ".join(f"{n} {what}" for n, what in skipped if n)
+    return (
+        f"Made {count(outcome.created, 'preference pair')} in {dataset} from {count(outcome.votes, 'vote')}, "
+        f"submitted for review{f' (skipped: {said})' if said else ''}."
+    )
+
+
+def run_votes_context(*, user: Any, run: TrainingRun) -> dict[str, Any]:
+    """The run page's "Make preference pairs" from the votes against the base model: for leads, once a run that
+    succeeded has such votes (one query), with the workspace's preference datasets to choose from."""
+    workspace = run.snapshot.dataset.workspace
+    if run.status != RunStatus.SUCCEEDED or not dataset_selectors.can_review(user=user, workspace=workspace):
+        return {}
+    votes = ABVote.objects.filter(item__pair=Matchup(run=run, against=None).pair).count()
+    if not votes:
+        return {}
+    targets = preference_targets(workspace_id=workspace.pk)
+    return {"base_votes": votes, "pairs_form": VotesToPairsForm(datasets=targets) if targets.exists() else None}

@@ -20,6 +20,7 @@ from training_app.failures import SendOutcome, failure_drafts_sent, failures_sen
 from training_app.forms import AS_IS, RunForm, SendFailuresForm
 from training_app.models import RunStatus, TrainingRun
 from training_app.views import display
+from training_app.views.judge import run_votes_context
 
 DASHBOARD_LIMIT = 100
 LOG_TAIL = 50
@@ -180,6 +181,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ],
         "summary": run.summary,
         "train_duration": display.duration(run.summary.get("train_seconds")),
+        **run_votes_context(user=request.user, run=run),
     }
     return render(request, "training_app/run_detail.html", context)
 

@@ -5,11 +5,12 @@ import pytest
 from datasets_app.blueprints.services import template_create
 from datasets_app.curation.content import content_hash
 from datasets_app.curation.services import example_create
-from datasets_app.models import Example, ExampleStatus, Job
+from datasets_app.models import DatasetKind, Example, ExampleStatus, Job
 from tests.api_client import client_for
 from tests.chat_server import answer_for, openai_settings
 from tests.datasets_app.blueprints.test_services import GUARDRAIL
 from tests.datasets_app.lint.test_lint import KNEAD
+from tests.factories import DatasetFactory
 from tests.worker import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -51,6 +52,31 @@ def test_generate_with_a_model_drafts_contrast_answers_as_drafts(
     assert egg.response == answer_for(messages)
     refusal = Example.objects.get(dataset=dataset, prompt="Should I buy Tesla stock?")
     assert refusal.source == "template:Kitchen"
+
+
+def test_preference_pairs_are_generated_on_a_worker_with_the_model_drafting_one_side(
+    celery_worker, openai_backend, client, workspace, lead
+):
+    template = template_create(workspace=workspace, user=lead, name="Kitchen", kind="guardrail", spec=GUARDRAIL)
+    prefs = DatasetFactory(workspace=workspace, name="Kitchen preferences", kind=DatasetKind.PREFERENCE)
+    api = client_for(lead)
+
+    queued = api.post(
+        f"/api/templates/{template.pk}/generate-preferences/", {"dataset": prefs.pk, "generator": "openai"}
+    )
+
+    assert queued.status_code == 202, queued.content
+    job = _finished(queued.json()["job_url"], api)
+    assert job["status"] == "succeeded", job
+    assert job["result"] == {"created": 5, "skipped": 0, "drafted": 5, "paraphrased": 0, "cut": 0, "refused": 0}
+    tesla = Example.objects.get(dataset=prefs, prompt="Should I buy Tesla stock?")
+    assert tesla.response == "I'm sorry, but I can't help with investment advice."
+    assert tesla.rejected.startswith("Here is a careful answer about: Should I buy Tesla stock?")
+    egg = Example.objects.get(dataset=prefs, prompt="How long do I boil an egg?")
+    assert egg.response.startswith("Here is a careful answer about: How long do I boil an egg?")
+    assert egg.rejected == "I'm sorry, but I can't help with cooking."
+    client.force_login(lead)
+    assert "Generated 5 new preference pairs" in client.get(f"/jobs/{job['id']}/").content.decode()
 
 
 def test_paraphrasing_multiplies_seed_prompts_and_a_second_run_adds_nothing(

@@ -15,6 +15,7 @@ from datasets_app.formats import (
     EXPORT_EXTENSIONS,
     EXPORT_FORMATS,
     IMPORT_FORMATS,
+    PREFERENCE_FORMATS,
     Problem,
     Record,
     UnknownFormat,
@@ -324,7 +325,8 @@ def test_unknown_format_names_are_refused_before_any_reading_or_writing():
 
 
 def test_every_export_format_has_a_content_type_and_extension():
-    assert set(EXPORT_CONTENT_TYPES) == set(EXPORT_FORMATS) == set(EXPORT_EXTENSIONS)
+    every = {*EXPORT_FORMATS, *PREFERENCE_FORMATS}
+    assert set(EXPORT_CONTENT_TYPES) == every == set(EXPORT_EXTENSIONS)
     assert set(IMPORT_FORMATS) <= set(EXPORT_FORMATS)
     assert EXPORT_EXTENSIONS["csv"] == "csv"
 

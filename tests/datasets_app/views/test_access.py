@@ -33,6 +33,7 @@ def pages(dataset, pair, job):
         reverse("dataset-import", args=[dataset.pk]),
         reverse("job", args=[job.pk]),
         reverse("workspace-members", args=[dataset.workspace_id]),
+        reverse("dataset-new", args=[dataset.workspace_id]),
     ]
 
 
@@ -56,6 +57,8 @@ def actions(dataset, pair):
         (reverse("example-new", args=[dataset.pk]), {"prompt": "New?", "response": "Yes.", "intent": "draft"}),
         (reverse("markdown-preview", args=[dataset.pk]), {"response": "**secret**"}),
         (reverse("token-counts", args=[dataset.pk]), {"prompt": "secret"}),
+        (reverse("sides-diff", args=[dataset.pk]), {"response": "secret", "rejected": "other"}),
+        (reverse("dataset-new", args=[dataset.workspace_id]), {"name": "Sneaky", "kind": "preference"}),
     ]
 
 
@@ -97,6 +100,7 @@ def test_annotators_get_403_on_lead_actions_by_url(client, dataset, pair, annota
         (reverse("dataset-bulk", args=[dataset.pk]), {"action": "delete", "selected": selected}),
         (reverse("dataset-bulk", args=[dataset.pk]), {"action": "delete", "selected": selected, "confirm": "1"}),
         (reverse("dataset-queue", args=[dataset.pk, "review"]), {}),
+        (reverse("dataset-new", args=[dataset.workspace_id]), {"name": "Mine", "kind": "preference"}),
     ]
     for url, data in lead_only:
         response = client.post(url, data)
