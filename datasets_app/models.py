@@ -208,18 +208,31 @@ class ExampleSplit(models.TextChoices):
 
 
 def validate_history(value: object) -> None:
-    """Earlier turns: a list of {role, content} with a known role and text content."""
+    """Earlier turns: a list of {role, content} with a known role and text content; an assistant turn may carry
+    "weight": 0 (context only, not trained on) or 1 (trained on, as without a weight: OpenAI's per-message weight)."""
     if not isinstance(value, list):
         raise ValidationError("history must be a list of {role, content} turns.")
     for index, turn in enumerate(value):
-        if not isinstance(turn, dict) or set(turn) != {"role", "content"}:
-            raise ValidationError(f"history[{index}] must be an object with exactly 'role' and 'content'.")
+        if not isinstance(turn, dict) or not {"role", "content"} <= set(turn) <= {"role", "content", "weight"}:
+            raise ValidationError(
+                f"history[{index}] must be an object with 'role' and 'content' (and, on an assistant turn, 'weight')."
+            )
         if turn["role"] not in HISTORY_ROLES:
             raise ValidationError(
                 f"history[{index}].role is {turn['role']!r}; expected one of {', '.join(HISTORY_ROLES)}."
             )
         if not isinstance(turn["content"], str):
             raise ValidationError(f"history[{index}].content must be text.")
+        if "weight" in turn:
+            validate_weight(turn["weight"], turn["role"], f"history[{index}].weight")
+
+
+def validate_weight(weight: object, role: object, name: str) -> None:
+    """A history turn's weight: 0 or 1, on an assistant turn only."""
+    if role != "assistant":
+        raise ValidationError(f"{name} is only allowed on an assistant turn (this turn is the {role}'s).")
+    if type(weight) is not int or weight not in (0, 1):
+        raise ValidationError(f"{name} must be 0 or 1 (0: context only, 1: trained on), got {weight!r}.")
 
 
 def validate_tags(value: object) -> None:

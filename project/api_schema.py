@@ -117,6 +117,11 @@ class ApiSchema(AutoSchema):
             required = all(any(field.required for field in force_instance(each).fields.values()) for each in variants)
         return schema, required
 
+    def _map_basic_serializer(self, serializer: serializers.Serializer, direction: str) -> dict:
+        schema = super()._map_basic_serializer(serializer, direction)
+        schema.update(getattr(serializer, "schema_rules", {}))  # what the serializer's validate() checks, said in JSON
+        return schema
+
     def _map_serializer_field(self, field: serializers.Field, direction: str, bypass_extensions: bool = False) -> dict:
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         refuses_blank = isinstance(field, serializers.CharField) and not field.allow_blank and field.trim_whitespace

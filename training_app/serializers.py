@@ -215,9 +215,12 @@ class PreflightCountsSerializer(serializers.Serializer):
     pairs = serializers.IntegerField()
     tokens = serializers.IntegerField(help_text="After truncation: trained_tokens + masked_tokens.")
     full_tokens = serializers.IntegerField(help_text="Before truncation.")
-    trained_tokens = serializers.IntegerField(help_text="Tokens with a loss: the response and its end-of-turn token.")
+    trained_tokens = serializers.IntegerField(
+        help_text="Tokens with a loss: the response and each earlier assistant turn without weight 0, each with its "
+        "end-of-turn token."
+    )
     masked_tokens = serializers.IntegerField(
-        help_text="Tokens without one: system prompt, earlier turns, prompt, template."
+        help_text="Tokens without one: system prompt, the other earlier turns, prompt, template."
     )
     truncated = serializers.IntegerField(help_text="Pairs longer than max_seq_len.")
 

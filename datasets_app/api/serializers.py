@@ -243,6 +243,21 @@ class DatasetUpdateSerializer(JsonTypes, serializers.ModelSerializer):
 class TurnSerializer(JsonTypes, serializers.Serializer):
     role = serializers.ChoiceField(choices=HISTORY_ROLES)
     content = pair_text()
+    weight = serializers.IntegerField(
+        min_value=0, max_value=1, required=False,
+        help_text="Assistant turns only (OpenAI's weight): 1, as when left out, trains on the turn; 0 keeps it as "
+        "context only. The pair's response is always trained on.",
+    )  # fmt: skip
+    # validate() below, as the schema says it (project/api_schema.py): the assistant's turn, or no weight
+    # (a pattern, not an enum: the schema's enum naming would take an enum here for the role's own)
+    schema_rules = {"anyOf": [{"properties": {"role": {"pattern": "^assistant$"}}}, {"not": {"required": ["weight"]}}]}
+
+    def validate(self, attrs: dict) -> dict:
+        if "weight" in attrs and attrs["role"] != "assistant":
+            raise serializers.ValidationError(
+                {"weight": [f"only allowed on an assistant turn, not a {attrs['role']} one"]}
+            )
+        return attrs
 
 
 REJECTED_HELP = "Preference datasets only: the rejected answer (`response` is the chosen one). Blank in other kinds."

@@ -2,6 +2,7 @@
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 def normalize(text: str) -> str:
@@ -14,11 +15,15 @@ def content_hash(
     prompt: str,
     response: str,
     system_prompt: str = "",
-    history: Iterable[Mapping[str, str]] = (),
+    history: Iterable[Mapping[str, Any]] = (),
     rejected: str = "",
 ) -> str:
     parts = [normalize(system_prompt)]
-    parts += [f"{turn['role']}:{normalize(turn['content'])}" for turn in history]
+    # A turn at weight 0 (context, not trained on) differs from one trained on; weight 1 is the default, so it
+    # hashes as no weight (and the hashes of pairs without weights are what they always were).
+    parts += [
+        f"{turn['role']}{'/0' if turn.get('weight') == 0 else ''}:{normalize(turn['content'])}" for turn in history
+    ]
     parts += [normalize(prompt), normalize(response)]
     if rejected:  # a preference pair; other pairs keep the hashes they always had
         parts.append(f"rejected:{normalize(rejected)}")

@@ -102,13 +102,17 @@ def _plainly_valid(
         and type(history) is list
         and all(
             isinstance(turn, dict)
-            and len(turn) == 2
             and turn.get("role") in HISTORY_ROLES
             and type(turn.get("content")) is str
+            and (len(turn) == 2 or (len(turn) == 3 and turn["role"] == "assistant" and _weight_ok(turn.get("weight"))))
             for turn in history
         )
         and (status == ExampleStatus.DRAFT or (prompt.strip() != "" and response.strip() != ""))
     )
+
+
+def _weight_ok(weight: Any) -> bool:
+    return type(weight) is int and weight in (0, 1)  # not True or 1.0, which equal 1
 
 
 def pair_hash(example: Example) -> str:

@@ -12,7 +12,8 @@ Writing: instruction = prompt, input = "", output = response. Alpaca history hol
 becomes the system prompt when the record has none (and is dropped when it has one); any other
 turn that breaks strict user -> assistant alternation is dropped. Histories that alternate, which
 is every history read from alpaca, openai or sharegpt without mid-conversation system turns or
-repeated roles, survive a round trip unchanged.
+repeated roles, survive a round trip unchanged, but for the weights of assistant turns: alpaca has
+no place for them, so they are dropped (every earlier answer is trained on again).
 """
 
 from __future__ import annotations

@@ -79,8 +79,9 @@ def tags(value: Any, name: str, issues: Issues) -> list[str]:
     return value
 
 
-def history(value: Any, name: str, issues: Issues) -> list[dict[str, str]]:
-    """An optional list of {"role", "content"} turns; only a system turn may be blank."""
+def history(value: Any, name: str, issues: Issues) -> list[dict[str, Any]]:
+    """An optional list of {"role", "content", "weight"?} turns; only a system turn may be blank, and only an
+    assistant turn may have a weight (0 or 1; null is no weight, as a parquet struct without one reads)."""
     if value is None:
         return []
     if type(value) is not list:
@@ -96,7 +97,20 @@ def history(value: Any, name: str, issues: Issues) -> list[dict[str, str]]:
         required = turn_role != "system"
         content = text(turn.get("content"), f"{where}.content", issues, required=required)
         turns.append({"role": turn_role, "content": content})
+        if turn.get("weight") is not None:
+            turns[-1]["weight"] = weight(turn["weight"], turn_role, f"{where}.weight", issues)
     return turns
+
+
+def weight(value: Any, role: str, name: str, issues: Issues, *, assistant: str = "assistant") -> Any:
+    """A turn's weight (OpenAI's): 0 (context only) or 1 (trained on), on an assistant turn only (its role as
+    the file spells it: `assistant`)."""
+    if role and role != "assistant":
+        issues.append((name, f"is only allowed on {assistant} turns"))
+    elif type(value) is not int or value not in (0, 1):
+        shown = json.dumps(value)[:40] if isinstance(value, int | float | str) else json_type(value)
+        issues.append((name, f"must be 0 or 1 (0: context only, 1: trained on), got {shown}"))
+    return value
 
 
 def role(value: Any, name: str, issues: Issues, names: dict[str, str]) -> str:

@@ -1,7 +1,8 @@
 """Pairs as CSV: a header naming prompt and response, optionally system, tags and history.
 
 Reading: the header may use ",", ";" or tab, any column order and letter case; other columns are
-ignored. tags is a JSON list or names separated by ";"; history is a JSON list of turns. A row is
+ignored. tags is a JSON list or names separated by ";"; history is a JSON list of turns (as in pairs,
+weights included). A row is
 placed at the line where it starts (quoted text can span lines). A row larger than
 `ReadLimits.record_bytes` is reported with the column it ran out in, and ends the read (its end cannot
 be found without holding it); no line or cell is ever held past that size.

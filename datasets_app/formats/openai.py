@@ -1,9 +1,10 @@
 """OpenAI chat fine-tuning format: JSON Lines (a JSON array is also read) of
 
-    {"messages": [{"role": "system" | "user" | "assistant", "content": str}, ...], "tags"?: [str]}
+    {"messages": [{"role": "system" | "user" | "assistant", "content": str, "weight"?: 0 | 1}, ...],
+     "tags"?: [str]}
 
-Extra keys on a message (such as "weight") are ignored. See conversation for how the turns map
-to a Record.
+"weight" (on assistant messages only) is kept: 0 makes an earlier answer context only; see conversation
+for how the turns map to a Record. Other extra keys on a message are ignored.
 """
 
 from __future__ import annotations
@@ -41,7 +42,10 @@ def write(records: Iterable[Record]) -> Iterator[bytes]:
 
 
 def to_object(record: Record) -> dict[str, Any]:
-    messages = [{"role": role, "content": content} for role, content in conversation.to_turns(record)]
+    messages = [
+        conversation.with_weight({"role": role, "content": content}, weight)
+        for role, content, weight in conversation.to_turns(record)
+    ]
     value: dict[str, Any] = {"messages": messages}
     if record.tags:
         value["tags"] = record.tags

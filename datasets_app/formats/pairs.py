@@ -2,8 +2,10 @@
 
     {"prompt": str, "response": str, "system"?: str, "tags"?: [str], "history"?: [turn]}
 
-where a turn is {"role": "system" | "user" | "assistant", "content": str}. Writing gives JSON Lines,
-with system, history and tags only when they are not empty. (CSV pairs live in csvpairs.)
+where a turn is {"role": "system" | "user" | "assistant", "content": str, "weight"?: 0 | 1} (a weight,
+OpenAI's, only on an assistant turn: 0 is context only; null is none). Writing gives JSON Lines, with
+system, history and tags only when they are not empty, and each turn's weight when it has one. (CSV
+pairs live in csvpairs.)
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Parquet: columns prompt and response (required), system, tags (list<string>) and history
-(list<struct<role: string, content: string>>). Reading also takes tags and history as text
+(list<struct<role: string, content: string, weight: int8>>, weight null on a turn without one; a
+history struct without weight is read too). Reading also takes tags and history as text
 (JSON, or tags separated by ";"); other columns are ignored. Positions are row numbers from 1.
 Reading never decompresses more than the limits allow: see `read` and parquet_pages.
 
@@ -36,7 +37,7 @@ BATCH_BYTES = 64 << 20
 def schema(columns: tuple[str, ...] = COLUMNS) -> pa.Schema:
     import pyarrow as pa
 
-    turn = pa.struct([("role", pa.string()), ("content", pa.string())])
+    turn = pa.struct([("role", pa.string()), ("content", pa.string()), ("weight", pa.int8())])
     types = {"tags": pa.list_(pa.string()), "history": pa.list_(turn)}
     return pa.schema([(name, types.get(name, pa.string())) for name in columns])
 

@@ -18,8 +18,10 @@ Turns = conversation.Turns
 
 
 def prompt_turns(value: Any, name: str, issues: checks.Issues) -> Turns:
-    """(role, content) for each message of a prompt given as {role, content} messages."""
-    return conversation.read_turns(value, name, issues, keys=("role", "content"), roles=checks.ROLE_NAMES)
+    """(role, content, weight) for each message of a prompt given as {role, content} messages."""
+    return conversation.read_turns(
+        value, name, issues, keys=("role", "content"), roles=checks.ROLE_NAMES, weights=False
+    )
 
 
 def split_prompt(turns: Turns, name: str, issues: checks.Issues) -> tuple[str, list[dict[str, str]], str]:
@@ -32,7 +34,7 @@ def split_prompt(turns: Turns, name: str, issues: checks.Issues) -> tuple[str, l
         return "", [], ""
     start = 1 if len(turns) > 1 and turns[0][0] == "system" else 0
     system = turns[0][1] if start else ""
-    history = [{"role": role, "content": content} for role, content in turns[start:-1]]
+    history = [{"role": role, "content": content} for role, content, _ in turns[start:-1]]  # no weights: the prompt
     return system, history, turns[-1][1]
 
 

@@ -1,12 +1,13 @@
 """ShareGPT: a JSON array (JSON Lines is also read) of
 
-    {"conversations": [{"from": "system" | "human" | "gpt", "value": str}, ...],
+    {"conversations": [{"from": "system" | "human" | "gpt", "value": str, "weight"?: 0 | 1}, ...],
      "system"?: str, "tags"?: [str]}
 
 "user" and "assistant" are read as "human" and "gpt". A top-level "system" (LLaMA-Factory style)
 is the system prompt; a system turn at the start of the conversation is too, unless a top-level
 one is given, in which case the turn stays in the history. Writing puts the system prompt in a
-first system turn. See conversation for how the turns map to a Record.
+first system turn. "weight" on a gpt turn is kept as in openai; see conversation for how the turns map
+to a Record.
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ def write(records: Iterable[Record]) -> Iterator[bytes]:
 
 
 def to_object(record: Record) -> dict[str, Any]:
-    turns = [{"from": SPELLING.get(role, role), "value": content} for role, content in conversation.to_turns(record)]
+    turns = [
+        conversation.with_weight({"from": SPELLING.get(role, role), "value": content}, weight)
+        for role, content, weight in conversation.to_turns(record)
+    ]
     value: dict[str, Any] = {"conversations": turns}
     if record.tags:
         value["tags"] = record.tags

@@ -17,7 +17,7 @@ from datasets_app.curation.origins import example_origins
 from datasets_app.errors import StaleVersion
 from datasets_app.models import HISTORY_ROLES, Dataset, Example
 from datasets_app.views.common import ListFilters, role_errors_are_403
-from datasets_app.views.forms import EditorForm, parse_tags
+from datasets_app.views.forms import EditorForm, parse_tags, posted_turns
 from datasets_app.views.markdown import render_markdown
 from datasets_app.views.textdiff import as_text, sides_context, word_diff
 
@@ -172,16 +172,12 @@ def _editor_url(pk: int, request: HttpRequest, **extra: object) -> str:
 def _posted_values(form: EditorForm) -> dict[str, Any]:
     """What the user typed, even when the form did not validate, so nothing they wrote disappears."""
     data = form.data
-    turns = [
-        {"role": role, "content": content}
-        for role, content in zip(data.getlist("turn_role"), data.getlist("turn_content"), strict=False)
-    ]
     return {
         "system_prompt": data.get("system_prompt", ""),
         "prompt": data.get("prompt", ""),
         "response": data.get("response", ""),
         "rejected": data.get("rejected", ""),
-        "history": turns,
+        "history": posted_turns(data),
         "tags": parse_tags(data.get("tags", "")),
     }
 

@@ -3,6 +3,7 @@
 from typing import Any
 
 from django import forms
+from django.http import QueryDict
 
 from datasets_app.curation.limits import TEXT_MAX_CHARS, pair_text_errors
 from datasets_app.curation.queues import BULK_ACTIONS, QUEUE_STATUSES
@@ -34,9 +35,35 @@ def parse_tags(text: str) -> list[str]:
     return tags
 
 
+def posted_turns(data: QueryDict) -> list[dict[str, Any]]:
+    """The earlier turns as posted (lists turn_role, turn_content, turn_weight), not yet checked.
+
+    Each turn posts a hidden turn_weight "0" and, when its "Train on this turn" box is checked, the box's value
+    after it: "1" for a turn stored with weight 1, "" for one without a weight (trained on just the same). Only
+    an assistant turn keeps a weight.
+    """
+    weights: list[int | None] = []
+    for value in data.getlist("turn_weight"):
+        if value == "0":
+            weights.append(0)
+        elif weights:
+            weights[-1] = 1 if value == "1" else None
+    turns = []
+    for index, (role, content) in enumerate(zip(data.getlist("turn_role"), data.getlist("turn_content"), strict=False)):
+        weight = weights[index] if index < len(weights) else None
+        turns.append(
+            {
+                "role": role,
+                "content": content,
+                **({"weight": weight} if role == "assistant" and weight is not None else {}),
+            }
+        )
+    return turns
+
+
 class ExampleFieldsForm(forms.Form):
-    """The text of a pair: system prompt, earlier turns (turn_role / turn_content lists), prompt, response, tags;
-    and a preference pair's rejected answer (`response` is its chosen one)."""
+    """The text of a pair: system prompt, earlier turns (see posted_turns), prompt, response, tags; and a preference
+    pair's rejected answer (`response` is its chosen one)."""
 
     system_prompt = TextField()
     prompt = TextField()
@@ -49,10 +76,9 @@ class ExampleFieldsForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        roles, contents = self.data.getlist("turn_role"), self.data.getlist("turn_content")
         turns = []
-        for role, content in zip(roles, contents, strict=False):
-            content = content.replace("\r\n", "\n").replace("\r", "\n")
+        for turn in posted_turns(self.data):
+            role, content = turn["role"], turn["content"].replace("\r\n", "\n").replace("\r", "\n")
             if not content.strip():
                 continue  # an emptied turn is a removed turn
             if role not in HISTORY_ROLES:
@@ -63,7 +89,7 @@ class ExampleFieldsForm(forms.Form):
             if "\x00" in content:
                 self.add_error(None, "An earlier turn contains a NUL character, which cannot be stored.")
                 continue
-            turns.append({"role": role, "content": content})
+            turns.append({**turn, "content": content})
         cleaned["history"] = turns
         self._check_lengths(cleaned)
         return cleaned

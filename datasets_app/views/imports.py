@@ -19,7 +19,7 @@ from datasets_app.imports.services import ImportRejected, import_upload
 from datasets_app.imports.uploads import bound_uploads, too_large_message, upload_refusal, upload_was_cut
 from datasets_app.models import HISTORY_ROLES, Dataset, Job, Template
 from datasets_app.views.common import is_htmx, role_errors_are_403
-from datasets_app.views.forms import ImportForm, NewExampleForm
+from datasets_app.views.forms import ImportForm, NewExampleForm, posted_turns
 from datasets_app.views.markdown import render_markdown
 from datasets_app.views.textdiff import sides_context
 
@@ -65,13 +65,12 @@ def example_new(request: HttpRequest, pk: int) -> HttpResponse:
 def _values(data: QueryDict | None) -> dict[str, Any]:
     """What the form shows: empty, or exactly what was posted (so a refused form loses nothing)."""
     data = data if data is not None else QueryDict()
-    turns = zip(data.getlist("turn_role"), data.getlist("turn_content"), strict=False)
     return {
         "system_prompt": data.get("system_prompt", ""),
         "prompt": data.get("prompt", ""),
         "response": data.get("response", ""),
         "rejected": data.get("rejected", ""),
-        "history": [{"role": role, "content": content} for role, content in turns],
+        "history": posted_turns(data),
         "tags": data.get("tags", ""),
     }
 

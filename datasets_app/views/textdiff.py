@@ -70,7 +70,9 @@ def as_text(name: str, value: Any) -> str:
         return ", ".join(str(tag) for tag in value)
     if name == "history" and isinstance(value, list):
         return "\n\n".join(
-            f"{turn.get('role', '?')}: {turn.get('content', '')}" if isinstance(turn, dict) else str(turn)
+            f"{turn.get('role', '?')}{' (not trained on)' if turn.get('weight') == 0 else ''}: {turn.get('content', '')}"
+            if isinstance(turn, dict)
+            else str(turn)
             for turn in value
         )
     if isinstance(value, str):

@@ -155,7 +155,8 @@
       tags: get("tags"),
       comment: get("comment"),
       turns: $all("[data-turn]", form).map(function (turn) {
-        return [$("select", turn).value, $("textarea", turn).value];
+        var train = $("[data-turn-train]", turn);
+        return [$("select", turn).value, $("textarea", turn).value, train.checked, train.value];
       })
     };
   };
@@ -173,6 +174,10 @@
         var turn = this.addTurn();
         $("select", turn).value = pair[0];
         $("textarea", turn).value = pair[1];
+        if (pair.length > 2) {  // drafts saved before weights have none: the box stays checked
+          $("[data-turn-train]", turn).checked = pair[2];
+          $("[data-turn-train]", turn).value = pair[3] || "";
+        }
       }, this);
     }
     if (values.comment) {

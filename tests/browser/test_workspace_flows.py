@@ -78,10 +78,22 @@ def test_annotator_searches_edits_saves_and_next_and_submits(page, team):
     response.fill("About **20 minutes** for red lentils, 30 for green ones.")
     expect(page.locator(".preview-box .markdown strong")).to_have_text("20 minutes")  # the live preview
     screenshot(page, "editor", full_page=False)  # what the annotator sees, the action bar pinned below
+    for role, text in (("user", "Red or green lentils?"), ("assistant", "Either; red ones cook faster.")):
+        page.get_by_role("button", name="Add an earlier turn").click()
+        turn = page.locator("[data-turn]").last
+        turn.locator("select").select_option(role)
+        turn.locator("textarea").fill(text)
+    turns = page.locator("[data-turn]")
+    expect(turns.first.get_by_label("Train on this turn")).to_be_hidden()  # a weight is the assistant's only
+    turns.last.get_by_label("Train on this turn").uncheck()  # that answer is context, not trained on
     page.keyboard.press("Control+Enter")  # save & next, within the searched list
     expect(page.locator("h1")).to_contain_text(f"Pair #{frozen.pk}")
     expect(page.locator(".messages")).to_contain_text(f"Saved #{soup.pk}.")
     assert Example.objects.get(pk=soup.pk).response == "About **20 minutes** for red lentils, 30 for green ones."
+    assert Example.objects.get(pk=soup.pk).history == [
+        {"role": "user", "content": "Red or green lentils?"},
+        {"role": "assistant", "content": "Either; red ones cook faster.", "weight": 0},
+    ]
 
     page.locator("#f-prompt").click()
     page.keyboard.press("Alt+KeyS")  # submit

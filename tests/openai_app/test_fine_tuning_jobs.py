@@ -9,7 +9,10 @@ from datasets_app.models import Dataset, Example, ExampleSplit, ExampleStatus
 from openai_app.models import FineTuningJob
 from tests.openai_app.conftest import CHAT_LINES, jsonl
 from tests.training_app.conftest import TINY
+from tests.training_app.conftest_ml import tiny_tokenizer
+from training_app.ml.data import IGNORE_INDEX, ChatExample, encode
 from training_app.models import RunStatus, TrainingRun
+from training_app.snapshots import snapshot_rows
 
 PREFERENCE_LINE = {
     "input": {"messages": [{"role": "user", "content": "Tell me a secret."}]},
@@ -71,7 +74,7 @@ def test_a_job_is_a_queued_run_on_a_dataset_made_from_its_files(lead_client, wor
     multi_turn = pairs.filter(prompt="Sure?").first()
     assert (multi_turn.system_prompt, multi_turn.response) == ("Be brief.", "Paris.")
     assert multi_turn.history == [
-        {"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Lyon?"},
+        {"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Lyon?", "weight": 0},
     ]  # fmt: skip
     assert pairs.get(split=ExampleSplit.EVAL).prompt == "Capital of Italy?"
     assert (run.snapshot.n_train + run.snapshot.n_validation, run.snapshot.n_eval) == (4, 1)
@@ -156,6 +159,26 @@ def test_a_bad_request_is_refused_naming_its_param_and_nothing_is_made(lead_clie
     assert not Dataset.objects.exists()
 
 
+def test_a_job_trains_on_the_answers_its_file_weights_1_and_not_those_it_weights_0(lead_client):
+    line = {"messages": [
+        {"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Lyon?", "weight": 0},
+        {"role": "user", "content": "Sure?"}, {"role": "assistant", "content": "Paris, sorry.", "weight": 1},
+        {"role": "user", "content": "Thanks."}, {"role": "assistant", "content": "You're welcome."},
+    ]}  # fmt: skip
+    training = upload(lead_client, [line, *CHAT_LINES])
+
+    lead_client.fine_tuning.jobs.create(model=TINY, training_file=training)
+
+    # the run's snapshot holds the weights as the file gave them, and training encodes its rows with them
+    snapshot = TrainingRun.objects.get().snapshot
+    (row,) = [row for row in snapshot_rows(snapshot) if row.prompt == "Thanks."]
+    assert row.history == line["messages"][:4]
+    chat = ChatExample(prompt=row.prompt, response=row.response, system=row.system, history=row.history)  # as run
+    encoded = encode(tiny_tokenizer(), chat, 512)
+    trained = tiny_tokenizer().decode([label for label in encoded.labels if label != IGNORE_INDEX])
+    assert trained == "Paris, sorry.<|im_end|>You're welcome.<|im_end|>"
+
+
 def test_a_file_that_cannot_be_trained_on_is_refused_naming_the_line(lead_client):
     preference = upload(lead_client, [PREFERENCE_LINE], "prefs.jsonl")
     refused = refusal(lambda: lead_client.fine_tuning.jobs.create(model=TINY, training_file=preference))
@@ -171,6 +194,15 @@ def test_a_file_that_cannot_be_trained_on_is_refused_naming_the_line(lead_client
     refused = refusal(lambda: lead_client.fine_tuning.jobs.create(model=TINY, training_file=one_pair))
     assert refused.param == "training_file"
     assert "at least 2 approved pairs" in refused.message
+    # a good file for OpenAI's checks whose final answer has weight 0: the response is always trained on here
+    last_weight_0 = {
+        "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo", "weight": 0}]
+    }
+    refused = refusal(
+        lambda: lead_client.fine_tuning.jobs.create(model=TINY, training_file=upload(lead_client, [last_weight_0]))
+    )
+    assert refused.param == "training_file"
+    assert "line 1: messages[1].weight is 0, but the final assistant turn is the pair's response" in refused.message
     assert not TrainingRun.objects.exists()
     assert not Dataset.objects.exists()
 

@@ -96,6 +96,13 @@ def test_a_bad_file_is_refused_naming_the_line_and_field_and_nothing_is_stored(c
         client.files.create(file=("bad.jsonl", bad), purpose="fine-tune")
     assert refused.value.param == "file"
     assert "line 2: messages[1].content is missing" in refused.value.message
+    # weights are OpenAI's: 0 or 1 on assistant messages (CHAT_LINES[1] has both); anything else names its line
+    odd_weight = {
+        "messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Yo", "weight": 0.5}]
+    }
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.files.create(file=("weights.jsonl", jsonl([CHAT_LINES[1], odd_weight])), purpose="fine-tune")
+    assert "line 2: messages[1].weight must be 0 or 1" in refused.value.message
     with pytest.raises(openai.BadRequestError) as wrong_purpose:
         client.files.create(file=("ok.jsonl", jsonl(CHAT_LINES)), purpose="batch")
     assert wrong_purpose.value.param == "purpose"

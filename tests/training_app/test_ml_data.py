@@ -1,5 +1,6 @@
 """Encoding chat examples: what the loss sees, truncation, batching."""
 
+import copy
 import random
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from training_app.ml.data import (
     MASKED,
     TRAINED,
     ChatExample,
+    TemplateError,
     collate,
     encode,
     encode_many,
@@ -37,7 +39,21 @@ CONVERSATION = ChatExample(
     system="Answer briefly.",
     history=[
         {"role": "user", "content": "What is 1+1?"},
-        {"role": "assistant", "content": "It is 2."},
+        {"role": "assistant", "content": "It is 2.", "weight": 0},
+    ],
+)
+# Earlier answers with weight 1 (or none, OpenAI's default) are learnt too; weight 0 ones are context.
+WEIGHTED = ChatExample(
+    prompt="And Italy?",
+    response="Rome.",
+    system="Answer briefly.",
+    history=[
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": "Paris.", "weight": 1},
+        {"role": "user", "content": "Of Spain?"},
+        {"role": "assistant", "content": "Lisbon?", "weight": 0},
+        {"role": "user", "content": "Sure?"},
+        {"role": "assistant", "content": "No: Madrid."},
     ],
 )
 
@@ -49,6 +65,18 @@ def tokenizer():
 
 def labelled_text(tokenizer, encoded):
     return tokenizer.decode([t for t in encoded.labels if t != IGNORE_INDEX])
+
+
+def labelled_runs(tokenizer, encoded):
+    """The text of each run of labelled tokens, in order."""
+    runs, run = [], []
+    for label in [*encoded.labels, IGNORE_INDEX]:
+        if label != IGNORE_INDEX:
+            run.append(label)
+        elif run:
+            runs.append(tokenizer.decode(run))
+            run = []
+    return runs
 
 
 def test_only_the_final_answer_and_its_end_of_turn_are_learnt(tokenizer):
@@ -72,6 +100,73 @@ def test_training_sees_the_prompt_exactly_as_generation_does(tokenizer):
 
     assert encoded.input_ids[: len(prompt_ids)] == prompt_ids
     assert all(t == IGNORE_INDEX for t in encoded.labels[: len(prompt_ids)])
+
+
+def test_trained_history_answers_are_learnt_and_the_rest_is_context(tokenizer):
+    encoded = encode(tokenizer, WEIGHTED, max_len=512)
+
+    # Paris (weight 1) and Madrid (no weight: 1), each with its end-of-turn token; not Lisbon (weight 0), no user turn
+    assert labelled_runs(tokenizer, encoded) == ["Paris.<|im_end|>", "No: Madrid.<|im_end|>", "Rome.<|im_end|>"]
+    labelled = [i for i, label in enumerate(encoded.labels) if label != IGNORE_INDEX]
+    assert [encoded.input_ids[i] for i in labelled] == [encoded.labels[i] for i in labelled]
+    end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert [encoded.input_ids[i] for i in labelled].count(end_of_turn) == 3
+    masked = tokenizer.decode([t for t, label in zip(encoded.input_ids, encoded.labels, strict=True) if label < 0])
+    for context in ("Answer briefly.", "Capital of France?", "Of Spain?", "Lisbon?", "Sure?", "And Italy?"):
+        assert context in masked
+    assert "Paris" not in masked
+    assert "Madrid" not in masked
+    # each answer is learnt after its context exactly as generation would prompt for it
+    paris_prompt = encode_prompt(tokenizer, ChatExample(prompt="Capital of France?", system="Answer briefly."))
+    assert encoded.input_ids[: labelled[0]] == paris_prompt
+
+
+def test_truncating_a_weighted_pair_drops_its_oldest_tokens_labels_and_all(tokenizer):
+    whole = encode(tokenizer, WEIGHTED, max_len=1_000_000)
+    first = next(i for i, label in enumerate(whole.labels) if label != IGNORE_INDEX)
+
+    for max_len in range(len(whole) - 1, 4, -1):
+        encoded = encode(tokenizer, WEIGHTED, max_len)
+        assert encoded.truncated
+        assert (encoded.input_ids, encoded.labels) == (whole.input_ids[-max_len:], whole.labels[-max_len:])
+    # cut inside Paris's answer: the rest of it is still learnt, the later answers whole
+    runs = labelled_runs(tokenizer, encode(tokenizer, WEIGHTED, len(whole) - first - 1))
+    assert runs[0] != "Paris.<|im_end|>"
+    assert "Paris.<|im_end|>".endswith(runs[0])
+    assert runs[1:] == ["No: Madrid.<|im_end|>", "Rome.<|im_end|>"]
+
+
+def test_an_assistant_turn_that_opens_the_conversation_is_learnt(tokenizer):
+    example = ChatExample(prompt="Thanks", response="Welcome.", history=[{"role": "assistant", "content": "Hi! Ask."}])
+    encoded = encode(tokenizer, example, max_len=512)
+
+    assert labelled_runs(tokenizer, encoded) == ["Hi! Ask.<|im_end|>", "Welcome.<|im_end|>"]
+    assert tokenizer.decode(encoded.input_ids).startswith("<|im_start|>system\nYou are a helpful AI assistant")
+
+
+def test_a_template_that_renders_earlier_answers_differently_cannot_train_on_them(tokenizer):
+    odd = copy.deepcopy(tokenizer)
+    odd.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['role'] == 'assistant' and not loop.last %}"
+        "(earlier) {% endif %}{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+
+    with pytest.raises(TemplateError, match=r"history\[1\]"):
+        encode(odd, WEIGHTED, 512)
+    # as context such a turn is only text: with every earlier answer at weight 0 the pair encodes
+    as_context = [{**turn, "weight": 0} if turn["role"] == "assistant" else turn for turn in WEIGHTED.history]
+    encoded = encode(odd, ChatExample(prompt="And Italy?", response="Rome.", history=as_context), 512)
+    assert labelled_runs(odd, encoded) == ["Rome.<|im_end|>"]
+    assert "(earlier) Paris." in odd.decode(encoded.input_ids)
+
+
+@pytest.mark.parametrize(
+    "turn", [{"role": "user", "content": "Hi", "weight": 1}, {"role": "assistant", "content": "Yo", "weight": 2}]
+)
+def test_a_weight_off_an_assistant_turn_or_not_0_or_1_is_refused(tokenizer, turn):
+    with pytest.raises(ValueError, match="weight is 0 or 1"):
+        encode(tokenizer, ChatExample(prompt="Hi", response="Yo", history=[turn]), 512)
 
 
 def test_without_a_system_prompt_the_template_default_is_used_in_both(tokenizer):
@@ -159,7 +254,17 @@ VARIED = [
     ChatExample(prompt="Tell me. " + "blah " * 300, response="Short answer."),
     ChatExample(prompt="Count", response="one two three " * 200),
     ChatExample(prompt="  spaced\n\n  out\t", response="\n  indented\n"),
+    WEIGHTED,
+    ChatExample(prompt="Go on. " + "blah " * 40, response="Done.", history=[*WEIGHTED.history] * 3),
+    ChatExample(prompt="Thanks", response="You're welcome.", history=[{"role": "assistant", "content": "Hi! Ask me."}]),
+    ChatExample(prompt="Count", response="one two three " * 50, history=WEIGHTED.history),
 ]
+
+
+def trained_text(ex):
+    """What the loss sees of a whole pair: each trained answer with its end-of-turn token."""
+    answers = [turn["content"] for turn in ex.history if turn["role"] == "assistant" and turn.get("weight", 1)]
+    return "".join(answer + "<|im_end|>" for answer in [*answers, ex.response])
 
 
 def test_encoding_many_at_once_gives_what_encoding_each_gives(tokenizer):
@@ -169,15 +274,16 @@ def test_encoding_many_at_once_gives_what_encoding_each_gives(tokenizer):
 
 @pytest.mark.parametrize("max_len", [32, 64, 100_000])
 def test_counting_from_token_lengths_gives_what_encoding_gives(tokenizer, max_len):
-    for (context, answer), ex in zip(token_lengths(tokenizer, VARIED), VARIED, strict=True):
+    for lengths, ex in zip(token_lengths(tokenizer, VARIED), VARIED, strict=True):
         encoded = encode(tokenizer, ex, max_len)
         whole = encode(tokenizer, ex, 1_000_000)
-        counted = fitted(context, answer, max_len)
+        counted = fitted(lengths, max_len)
 
         assert (counted.tokens, counted.trained, counted.full, counted.truncated) == (
             len(encoded), encoded.n_labels, len(whole), encoded.truncated,
         )  # fmt: skip
-    assert fitted(*token_lengths(tokenizer, VARIED[4:5])[0], 64).truncated
+    assert fitted(token_lengths(tokenizer, VARIED[4:5])[0], 64).truncated
+    assert len(token_lengths(tokenizer, [WEIGHTED])[0]) == 6  # context, Paris, context, Madrid, context, Rome
 
 
 @pytest.mark.parametrize("max_len", [32, 64, 100_000])
@@ -199,7 +305,7 @@ def test_token_pieces_are_the_encoding_marked_and_spell_out_the_conversation(tok
         )  # fmt: skip
         assert rendered.startswith("".join(text for text, _ in pieces))
         if not encoded.truncated:
-            assert "".join(text for text, kind in pieces if kind == TRAINED) == ex.response + "<|im_end|>"
+            assert "".join(text for text, kind in pieces if kind == TRAINED) == trained_text(ex)
 
 
 def test_the_tokenizer_alone_encodes_as_the_trainers_does_without_torch():

@@ -9,6 +9,7 @@ from safetensors import safe_open
 from tests.training_app.conftest_ml import fresh_tiny_model, tiny_source
 from training_app.ml.data import ChatExample, collate, encode, split_by_length
 from training_app.ml.generate import generate
+from training_app.ml.loss import validation_loss
 from training_app.ml.registry import load_model
 from training_app.ml.train import (
     CANCELLED,
@@ -70,6 +71,32 @@ def test_overfitting_four_pairs_drives_the_loss_far_down():
     assert first_loss > 10  # about ln(49152): a random model guesses uniformly
     assert result.final_loss < first_loss / 3
     assert result.status == SUCCEEDED
+
+
+def test_a_weighted_conversation_teaches_its_weight_1_answers_and_not_its_weight_0_ones():
+    def trained_on(paris_weight: int) -> tuple[float, float]:
+        """The tiny model's loss on Paris and on Lisbon, each as the answer to its question, after training."""
+        history = [
+            {"role": "user", "content": "Capital of France?"},
+            {"role": "assistant", "content": "Paris is the capital of France.", "weight": paris_weight},
+            {"role": "user", "content": "Of Spain?"},
+            {"role": "assistant", "content": "Lisbon, I would guess.", "weight": 0},
+        ]
+        model, tokenizer = fresh_tiny_model()
+        cfg = TrainConfig(method="full", epochs=20, learning_rate=1e-2, batch_size=1, warmup_ratio=0.0)
+        fit(prepare_model(model, cfg), tokenizer, [ChatExample(prompt="Sure?", response="Madrid.", history=history)], [],
+            cfg)  # fmt: skip
+        asked = [ChatExample(prompt=history[n - 1]["content"], response=history[n]["content"], history=history[: n - 1])
+                 for n in (1, 3)]  # fmt: skip
+        paris, lisbon = (validation_loss(model, tokenizer, [ex], 128, 1) for ex in asked)
+        return paris, lisbon
+
+    paris, lisbon = trained_on(paris_weight=1)
+    paris_as_context, _ = trained_on(paris_weight=0)
+
+    assert paris < 1  # learnt, as the final answer is
+    assert paris_as_context > 5  # not learnt: near a random model's guess (ln 49152 is 10.8)
+    assert lisbon > 3
 
 
 def test_running_a_batch_as_runs_of_similar_length_gives_the_same_gradients():

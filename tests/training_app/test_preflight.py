@@ -83,6 +83,47 @@ def test_the_counts_are_the_trainers_own_encoding(lead, body, guardrail_dataset,
         assert (pair["tokens"], pair["trained_tokens"]) == (len(encoded), encoded.n_labels)
 
 
+def weighted_pair(dataset, lead, weight: int):
+    """A three-turn pair whose first answer, Lyon, has the weight given."""
+    return example_create(
+        dataset=dataset, user=lead, status=ExampleStatus.APPROVED, tags=["allowed:geography"], allow_duplicate=True,
+        prompt="Thanks.", response="You're welcome.", history=[
+            {"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Lyon?", "weight": weight},
+            {"role": "user", "content": "Sure?"}, {"role": "assistant", "content": "Paris, sorry."},
+        ],
+    )  # fmt: skip
+
+
+def test_earlier_answers_count_as_trained_unless_their_weight_is_0(lead, body, guardrail_dataset, tiny_source):
+    trained, context = weighted_pair(guardrail_dataset, lead, 1), weighted_pair(guardrail_dataset, lead, 0)
+    tokenizer = load_tokenizer(tiny_source)
+
+    by_id = {pair["example"]: pair for pair in preflight(lead, body)["pairs"]}
+
+    for example in (trained, context):
+        chat = ChatExample(prompt=example.prompt, response=example.response, history=example.history)
+        encoded = encode(tokenizer, chat, FAST["max_seq_len"])
+        assert (by_id[example.pk]["tokens"], by_id[example.pk]["trained_tokens"]) == (len(encoded), encoded.n_labels)
+    lyon = len(tokenizer("Lyon?<|im_end|>", add_special_tokens=False)["input_ids"])
+    assert by_id[trained.pk]["trained_tokens"] == by_id[context.pk]["trained_tokens"] + lyon
+    assert by_id[trained.pk]["tokens"] == by_id[context.pk]["tokens"]
+
+
+def test_the_token_view_marks_each_trained_answer(lead, body, guardrail_dataset, tiny_source):
+    pair = weighted_pair(guardrail_dataset, lead, 0)
+
+    answer = client_for(lead).get(f"{PAIR_URL}?example={pair.pk}&base_model={TINY}&max_seq_len=512").json()
+
+    runs = [
+        ("".join(piece["text"] for piece in run), kind) for kind, run in groupby(answer["pieces"], lambda p: p["kind"])
+    ]
+    trained = [text for text, kind in runs if kind == "trained"]
+    assert trained == ["Paris, sorry.<|im_end|>", "You're welcome.<|im_end|>"]  # not Lyon (weight 0), nor the user's
+    assert [kind for _, kind in runs] == ["masked", "trained", "masked", "trained"]
+    assert "Lyon?<|im_end|>" in runs[0][0]
+    assert answer["trained_tokens"] == sum(piece["kind"] == "trained" for piece in answer["pieces"])
+
+
 def test_steps_are_what_the_trainer_computes(lead, body):
     answer = preflight(lead, {**body, "hyperparameters": {**FAST, "batch_size": 3, "grad_accum": 2, "epochs": 5}})
 

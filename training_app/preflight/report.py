@@ -4,7 +4,8 @@ Nothing is saved or queued. A run on a dataset is checked on the rows a snapshot
 approved pairs, the same seeded split); a run on a snapshot on its frozen rows. The tokenizer is the base
 model's own, from this machine's model cache, loaded without torch (training_app.ml.tokenizer), and the counts
 come from the functions the trainer's encoding is made of (training_app.ml.data: the same chat template, texts,
-tokenizer call and truncation; ``fitted(*token_lengths(...))`` is ``encode``'s length and labels, see its tests).
+tokenizer call and truncation; ``fitted(token_lengths(...)[n], max_len)`` is ``encode``'s length and labels, see
+its tests).
 """
 
 import hashlib
@@ -68,8 +69,8 @@ class PairCount:
     truncated: bool
 
     @classmethod
-    def of(cls, row: SnapshotRow, lengths: tuple[int, int], max_len: int) -> "PairCount":
-        kept = fitted(*lengths, max_len)
+    def of(cls, row: SnapshotRow, lengths: tuple[int, ...], max_len: int) -> "PairCount":
+        kept = fitted(lengths, max_len)
         return cls(example=row.ref, split=row.split or None, tokens=kept.tokens, full_tokens=kept.full,
                    trained_tokens=kept.trained, masked_tokens=kept.tokens - kept.trained, truncated=kept.truncated)  # fmt: skip
 
@@ -140,7 +141,7 @@ def _chat(row: SnapshotRow) -> ChatExample:
     return ChatExample(prompt=row.prompt, response=row.response, system=row.system, history=row.history, ref=row.ref)
 
 
-def _token_lengths(tokenizer, rows: list[SnapshotRow]) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+def _token_lengths(tokenizer, rows: list[SnapshotRow]) -> list[tuple[int, ...]]:  # type: ignore[no-untyped-def]
     try:
         return token_lengths(tokenizer, [_chat(row) for row in rows])
     except ValueError:  # a history turn or a template the trainer would fail on too: name the pair
@@ -152,20 +153,33 @@ def _token_lengths(tokenizer, rows: list[SnapshotRow]) -> list[tuple[int, int]]:
         raise
 
 
-def _lengths(tokenizer, tokenizer_key: str, rows: list[SnapshotRow]) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
-    """Each row's context and answer tokens before truncation, a chunk at a time; kept in the cache under a digest of
-    the exact texts and the tokenizer, so checking again with other settings does not tokenize again."""
+def _lengths(tokenizer, tokenizer_key: str, rows: list[SnapshotRow]) -> list[tuple[int, ...]]:  # type: ignore[no-untyped-def]
+    """Each row's token counts part by part before truncation (``token_lengths``), a chunk at a time; kept in the
+    cache under a digest of the exact texts and the tokenizer, so checking again with other settings does not
+    tokenize again."""
     digest = hashlib.blake2b(tokenizer_key.encode(), digest_size=16)
     for row in rows:
         digest.update(json.dumps([row.system, row.history, row.prompt, row.response], ensure_ascii=False).encode())
-    key = f"preflight:lengths:{digest.hexdigest()}"
+    key = f"preflight:parts:{digest.hexdigest()}"
     cached = cache.get(key)
-    if isinstance(cached, array) and len(cached) == 2 * len(rows):
-        return list(zip(cached[::2], cached[1::2], strict=True))
+    if isinstance(cached, array):
+        unpacked = _unpacked(cached)
+        if len(unpacked) == len(rows):
+            return unpacked
     lengths = []
     for start in range(0, len(rows), CHUNK):
         lengths += _token_lengths(tokenizer, rows[start : start + CHUNK])
-    cache.set(key, array("L", [n for pair in lengths for n in pair]), LENGTHS_CACHE_S)
+    cache.set(key, array("L", [n for parts in lengths for n in (len(parts), *parts)]), LENGTHS_CACHE_S)
+    return lengths
+
+
+def _unpacked(packed: array) -> list[tuple[int, ...]]:
+    """The cached counts: each row's number of parts, then its parts."""
+    lengths, at = [], 0
+    while at < len(packed):
+        parts = packed[at]
+        lengths.append(tuple(packed[at + 1 : at + 1 + parts]))
+        at += 1 + parts
     return lengths
 
 

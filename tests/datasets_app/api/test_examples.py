@@ -105,6 +105,45 @@ def test_one_bad_item_in_a_list_creates_nothing_and_names_it(dataset, annotator)
     assert dataset.examples.count() == 0
 
 
+WEIGHTED = [{"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Lyon?", "weight": 0}]
+
+
+def test_earlier_turns_keep_their_weights_through_the_api(dataset, annotator):
+    api = client_for(annotator)
+
+    created = api.post(f"/api/datasets/{dataset.pk}/examples/", pair(1, history=WEIGHTED), format="json")
+    trained = [WEIGHTED[0], {**WEIGHTED[1], "weight": 1}]
+    patched = api.patch(f"/api/examples/{created.json()['id']}/", {"history": trained}, format="json",
+                        HTTP_IF_MATCH='"1"')  # fmt: skip
+
+    assert created.status_code == 201
+    assert created.json()["history"] == WEIGHTED
+    assert patched.status_code == 200
+    assert api.get(f"/api/examples/{created.json()['id']}/").json()["history"] == trained
+    assert Example.objects.get().history == trained
+
+
+@pytest.mark.parametrize(
+    ("turn", "says"),
+    [
+        ({"role": "user", "content": "Hi", "weight": 0}, "only allowed on an assistant turn, not a user one"),
+        ({"role": "assistant", "content": "Hi", "weight": 2}, "less than or equal to 1"),
+        ({"role": "assistant", "content": "Hi", "weight": True}, "must be a whole number"),
+    ],
+)
+def test_a_bad_weight_is_refused_naming_the_turn(dataset, annotator, turn, says):
+    api = client_for(annotator)
+
+    one = api.post(f"/api/datasets/{dataset.pk}/examples/", pair(1, history=[turn]), format="json")
+    listed = api.post(f"/api/datasets/{dataset.pk}/examples/", [pair(2), pair(1, history=[turn])], format="json")
+
+    assert one.status_code == 400
+    assert says in one.json()["history"]["0"]["weight"][0]
+    assert listed.status_code == 400
+    assert [(p["record"], p["field"]) for p in listed.json()["problems"]] == [(2, "history[0].weight")]
+    assert dataset.examples.count() == 0
+
+
 def test_submitted_item_with_blank_response_rejects_the_list(dataset, annotator):
     items = [pair(1), {"prompt": "Fine prompt", "response": "  ", "status": "submitted"}]
     response = client_for(annotator).post(f"/api/datasets/{dataset.pk}/examples/", items, format="json")

@@ -139,6 +139,45 @@ def test_sharegpt_earlier_turns_become_history(dataset, annotator):
     assert example.source == "import:chat.json"
 
 
+def test_an_openai_file_with_weights_imports_exports_and_imports_again_exactly(dataset, annotator):
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": "Lyon?", "weight": 0},
+        {"role": "user", "content": "Sure?"},
+        {"role": "assistant", "content": "Paris, sorry.", "weight": 1},
+        {"role": "user", "content": "Thanks."},
+        {"role": "assistant", "content": "You're welcome."},
+    ]
+    api = client_for(annotator)
+
+    assert upload(api, dataset, "chat.jsonl", jsonl([{"messages": messages}])).status_code == 201
+    exported = b"".join(api.get(f"/api/datasets/{dataset.pk}/export/?format=openai").streaming_content)
+    again = DatasetFactory(workspace=dataset.workspace, name="again")
+    assert upload(api, again, "again.jsonl", exported).status_code == 201
+
+    assert dataset.examples.get().history == messages[1:5]
+    assert json.loads(exported) == {"messages": messages}
+    assert pairs_of(again) == pairs_of(dataset)
+    assert again.examples.get().content_hash == dataset.examples.get().content_hash
+
+
+def test_a_bad_weight_rejects_the_file_naming_line_and_message(dataset, annotator):
+    final_weight_0 = {
+        "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo", "weight": 0}]
+    }
+    on_user = {"messages": [{"role": "user", "content": "Hi", "weight": 1}, {"role": "assistant", "content": "Yo"}]}
+
+    response = upload(client_for(annotator), dataset, "chat.jsonl", jsonl([final_weight_0, on_user]), format="openai")
+
+    assert response.status_code == 400
+    assert [(p["line"], p["field"]) for p in response.json()["problems"]] == [
+        (1, "messages[1].weight"), (2, "messages[0].weight"),
+    ]  # fmt: skip
+    assert "always trained on" in response.json()["problems"][0]["message"]
+    assert dataset.examples.count() == 0
+
+
 def test_duplicates_are_skipped_by_default_and_kept_on_request(dataset, annotator):
     api = client_for(annotator)
     content = jsonl(

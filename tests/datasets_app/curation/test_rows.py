@@ -113,6 +113,45 @@ def test_every_write_path_refuses_what_the_builder_refuses(dataset, annotator):
     assert dataset.examples.count() == 0
 
 
+QUESTION = {"role": "user", "content": "Capital of France?"}
+
+
+def test_an_assistant_turn_keeps_its_weight_and_the_hash_tells_weight_0_apart(dataset, annotator):
+    def stored(answer: dict) -> Example:
+        return example_create(dataset=dataset, user=annotator, prompt="Sure?", response="Paris.",
+                              history=[QUESTION, answer], allow_duplicate=True)  # fmt: skip
+
+    plain, trained, context = (
+        stored({"role": "assistant", "content": "Lyon?", **weight}) for weight in ({}, {"weight": 1}, {"weight": 0})
+    )
+
+    assert Example.objects.get(pk=context.pk).history[1] == {"role": "assistant", "content": "Lyon?", "weight": 0}
+    assert Example.objects.get(pk=trained.pk).history[1]["weight"] == 1
+    # weight 1 is what a turn without a weight gets: the same pair; weight 0 trains on less: another pair
+    assert plain.content_hash == trained.content_hash != context.content_hash
+    # and a pair without weights hashes as it always did
+    assert plain.content_hash == content_hash(prompt="Sure?", response="Paris.",
+                                              history=[QUESTION, {"role": "assistant", "content": "Lyon?"}])  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("turn", "message"),
+    [
+        ({"role": "user", "content": "Hi", "weight": 1}, "history[1].weight is only allowed on an assistant turn"),
+        ({"role": "assistant", "content": "Hi", "weight": 2}, "history[1].weight must be 0 or 1"),
+        ({"role": "assistant", "content": "Hi", "weight": True}, "history[1].weight must be 0 or 1"),
+        ({"role": "assistant", "content": "Hi", "weight": 1.0}, "history[1].weight must be 0 or 1"),
+        ({"role": "assistant", "content": "Hi", "score": 1}, "history[1] must be an object with 'role' and 'content'"),
+    ],
+)
+def test_a_bad_weight_is_refused_naming_the_turn(dataset, annotator, turn, message):
+    with pytest.raises(ValidationError) as refused:
+        example_create(dataset=dataset, user=annotator, prompt="Q", response="A", history=[QUESTION, turn])
+
+    assert refused.value.message_dict["history"][0].startswith(message)
+    assert dataset.examples.count() == 0
+
+
 def test_the_importers_columns_are_the_models_columns():
     # A field added to Example is written by every path without touching the importer: the columns are read
     # off the model, and a built row has a value for each of them.

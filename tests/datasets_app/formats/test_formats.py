@@ -195,13 +195,52 @@ def test_sharegpt_accepts_user_assistant_spellings_and_a_top_level_system():
     assert (records[0].prompt, records[0].response) == ("q2", "a2")
 
 
-def test_openai_ignores_extra_keys_such_as_weight():
-    line = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": 0}]}
+WEIGHTED = Record(
+    prompt="Sure?",
+    response="Paris.",
+    system="Be brief.",
+    history=[
+        {"role": "user", "content": "Capital of France?"},
+        {"role": "assistant", "content": "Lyon?", "weight": 0},
+        {"role": "user", "content": "Really?"},
+        {"role": "assistant", "content": "Yes, Lyon.", "weight": 1},
+        {"role": "user", "content": "Hm."},
+        {"role": "assistant", "content": "Sorry."},
+    ],
+)
 
-    records, problems = read(json.dumps(line).encode(), "openai")
+
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
+def test_weights_of_earlier_answers_survive_every_format_but_alpaca(fmt):
+    records, problems = read(export([WEIGHTED, *TRICKY[:2]], fmt))
 
     assert problems == []
-    assert (records[0].prompt, records[0].response) == ("q", "a")
+    if fmt == "alpaca":  # alpaca has no place for a weight: dropped, as its docstring says
+        unweighted = [{"role": turn["role"], "content": turn["content"]} for turn in WEIGHTED.history]
+        assert records[0].history == unweighted
+    else:
+        assert records[0].history == WEIGHTED.history
+    assert [content(r) for r in records[1:]] == [content(r) for r in TRICKY[:2]]
+
+
+@pytest.mark.parametrize(("fmt", "key", "text", "assistant"), [("openai", "role", "content", "assistant"),
+                                                              ("sharegpt", "from", "value", "gpt")])  # fmt: skip
+def test_a_weighted_conversation_comes_back_exactly_as_it_was_written(fmt, key, text, assistant):
+    spelled = {"system": "system", "user": "user" if fmt == "openai" else "human", "assistant": assistant}
+    turns = [{key: spelled["system"], text: WEIGHTED.system}]
+    turns += [{key: spelled[turn["role"]], text: turn["content"], **({"weight": turn["weight"]} if "weight" in turn else {})}
+              for turn in WEIGHTED.history]  # fmt: skip
+    turns += [{key: spelled["user"], text: "Sure?"}, {key: assistant, text: "Paris.", "weight": 1}]
+    outer = "messages" if fmt == "openai" else "conversations"
+
+    records, problems = read(json.dumps([{outer: turns}]).encode(), fmt)
+    again, _ = read(export(records, fmt), fmt)
+
+    assert problems == []
+    assert [content(r) for r in records] == [content(r) for r in again] == [content(WEIGHTED)]
+    # written back as read, but for the final turn's weight 1, which is what every response gets anyway
+    (written,) = json.loads(export(records, "sharegpt")) if fmt == "sharegpt" else [json.loads(export(records, fmt))]
+    assert written[outer] == [*turns[:-1], {key: assistant, text: "Paris."}]
 
 
 def test_positions_are_line_numbers_for_jsonl_and_csv_and_numbers_for_arrays():

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from datasets_app.formats import IMPORT_FORMATS, Problem, Record, read_records, write_records
 
 GOOD = b'{"prompt": "p", "response": "r"}'
+NOT_A_WEIGHT = "must be 0 or 1 (0: context only, 1: trained on)"
 
 
 def read(data: bytes, fmt: str | None = None) -> tuple[list[Record], list[Problem]]:
@@ -57,6 +58,20 @@ def test_invalid_json_is_reported_with_its_column_and_the_lines_around_it_still_
                 ("history[1]", "must be an object with role and content, got string"),
             ],
         ),
+        (
+            {
+                "prompt": "p",
+                "response": "r",
+                "history": [
+                    {"role": "user", "content": "c", "weight": 1},
+                    {"role": "assistant", "content": "c", "weight": 0.5},
+                ],
+            },
+            [
+                ("history[0].weight", "is only allowed on assistant turns"),
+                ("history[1].weight", f"{NOT_A_WEIGHT}, got 0.5"),
+            ],
+        ),  # fmt: skip
         ({"prompt": "a\u0000b", "response": "r"}, [("prompt", "contains a NUL character")]),
         ([1, 2], [("", "must be an object, got array")]),
     ],
@@ -99,6 +114,21 @@ def turns(*roles: str, key: str = "role", text: str = "content") -> list[dict[st
     return [{key: role, text: f"{role} says"} for role in roles]
 
 
+def weighted(messages: list[dict], index: int, weight: object) -> list[dict]:
+    messages[index]["weight"] = weight
+    return messages
+
+
+def test_weights_on_earlier_answers_and_weight_1_on_the_response_are_read():
+    messages = weighted(weighted(turns("user", "assistant", "user", "assistant"), 1, 0), 3, 1)
+
+    records, problems = read(jsonl({"messages": messages}), "openai")
+
+    assert problems == []
+    assert records[0].history == [{"role": "user", "content": "user says"},
+                                  {"role": "assistant", "content": "assistant says", "weight": 0}]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("messages", "field", "message"),
     [
@@ -116,6 +146,16 @@ def turns(*roles: str, key: str = "role", text: str = "content") -> list[dict[st
             "needs a user turn right before the final assistant turn",
         ),
         ([], "messages", "is empty"),
+        (weighted(turns("user", "assistant"), 0, 1), "messages[0].weight", "is only allowed on assistant turns"),
+        (weighted(turns("user", "assistant"), 1, 2), "messages[1].weight", f"{NOT_A_WEIGHT}, got 2"),
+        (weighted(turns("user", "assistant"), 1, "1"), "messages[1].weight", f'{NOT_A_WEIGHT}, got "1"'),
+        (weighted(turns("user", "assistant"), 1, True), "messages[1].weight", f"{NOT_A_WEIGHT}, got true"),
+        (weighted(turns("user", "assistant"), 1, None), "messages[1].weight", f"{NOT_A_WEIGHT}, got null"),
+        (
+            weighted(turns("user", "assistant", "user", "assistant"), 3, 0),
+            "messages[3].weight",
+            "is 0, but the final assistant turn is the pair's response, which is always trained on",
+        ),
         ([{"role": "user"}, {"role": "assistant", "content": "a"}], "messages[0].content", "is missing"),
         ("hello", "messages", "must be a list of turns, got string"),
     ],
@@ -134,13 +174,17 @@ def test_sharegpt_problems_use_sharegpt_role_names_and_record_numbers():
             {"conversations": turns("human", "bot", key="from", text="value")},
             {"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": " "}]},
             {"conversations": turns("human", "gpt", key="from", text="value")},
+            {"conversations": weighted(turns("human", "gpt", key="from", text="value"), 0, 1)},
+            {"conversations": weighted(turns("human", "gpt", "human", "gpt", key="from", text="value"), 3, 0)},
+            {"conversations": weighted(turns("human", "gpt", "human", "gpt", key="from", text="value"), 1, 0)},
         ],
         indent=1,
     ).encode()
 
     records, problems = read(data, "sharegpt")
 
-    assert [r.position for r in records] == [1, 4]
+    assert [r.position for r in records] == [1, 4, 7]
+    assert records[2].history[1] == {"role": "assistant", "content": "gpt says", "weight": 0}
     assert [p.as_dict() for p in problems] == [
         {
             "record": 2,
@@ -148,6 +192,12 @@ def test_sharegpt_problems_use_sharegpt_role_names_and_record_numbers():
             "message": "unknown role 'bot' (expected system, human or gpt)",
         },
         {"record": 3, "field": "conversations[1].value", "message": "is blank"},
+        {"record": 5, "field": "conversations[0].weight", "message": "is only allowed on gpt turns"},
+        {
+            "record": 6,
+            "field": "conversations[3].weight",
+            "message": "is 0, but the final assistant turn is the pair's response, which is always trained on",
+        },
     ]
 
 

@@ -86,6 +86,64 @@ def test_earlier_turns_are_saved_in_order_and_emptied_ones_dropped(client, pair,
     assert "Hello, what are we cooking?</textarea>" in page
 
 
+TURNS = {"turn_role": ["user", "assistant", "user", "assistant"], "turn_content": ["Q1?", "Lyon?", "Q2?", "Paris."]}
+
+
+def train_boxes(page: str) -> list[tuple[str, bool]]:
+    """Each earlier turn's "Train on this turn" box: its value and whether it is checked."""
+    boxes = re.findall(r'<input type="checkbox" name="turn_weight" value="(1?)" data-turn-train( checked)?>', page)
+    return [(value, bool(checked)) for value, checked in boxes]
+
+
+def test_unchecking_train_on_this_turn_stores_weight_0_and_checking_it_again_clears_it(client, pair, annotator):
+    client.force_login(annotator)
+    # every turn posts a hidden "0", then its box's value when checked (a user turn's box is hidden, but posts)
+    save(client, pair, **TURNS, turn_weight=["0", "", "0", "0", "", "0", ""])
+    pair.refresh_from_db()
+    assert pair.history[1] == {"role": "assistant", "content": "Lyon?", "weight": 0}
+    assert "weight" not in pair.history[3]  # checked, as by default: trained on, like every answer without a weight
+    assert pair.version == 2
+    page = client.get(reverse("example", args=[pair.pk])).content.decode()
+    assert "Train on this turn" in page
+    assert train_boxes(page)[:4] == [("", True), ("", False), ("", True), ("", True)]  # then the new-turn template's
+
+    save(client, pair, **TURNS, turn_weight=["0", "", "0", "0", "", "0", ""])  # the page posted again as it is
+    pair.refresh_from_db()
+    assert pair.version == 2  # unchanged: no new version
+    save(client, pair, **TURNS, turn_weight=["0", "", "0", "", "0", "", "0", ""])
+    pair.refresh_from_db()
+    assert (pair.history[1], pair.version) == ({"role": "assistant", "content": "Lyon?"}, 3)
+
+
+def test_a_turn_stored_with_weight_1_keeps_it_when_saved_unchanged(client, dataset, annotator):
+    history = [{"role": "user", "content": "Q1?"}, {"role": "assistant", "content": "Lyon?", "weight": 1}]
+    pair = example_create(dataset=dataset, user=annotator, prompt="Q2?", response="Paris.", history=history)
+    client.force_login(annotator)
+
+    page = client.get(reverse("example", args=[pair.pk])).content.decode()
+    save(client, pair, turn_role=["user", "assistant"], turn_content=["Q1?", "Lyon?"], turn_weight=["0", "", "0", "1"])
+
+    assert train_boxes(page)[:2] == [("", True), ("1", True)]
+    pair.refresh_from_db()
+    assert (pair.history, pair.version) == (history, 1)
+
+
+def test_a_stale_save_of_a_weight_gets_the_conflict_page_which_keeps_it(client, pair, annotator, lead):
+    example_update(example=pair, user=lead, expected_version=1, history=[{"role": "user", "content": "Q1?"},
+                   {"role": "assistant", "content": "Lyon?"}])  # fmt: skip
+    client.force_login(annotator)
+
+    response = save(client, pair, version=1, turn_role=["user", "assistant"], turn_content=["Q1?", "Lyon?"],
+                    turn_weight=["0", "", "0"])  # fmt: skip
+
+    assert response.status_code == 409
+    page = response.content.decode()
+    assert "assistant (not trained on): Lyon?" in page  # mine, beside theirs
+    keep = page.split("data-conflict-keep")[1].split("</form>")[0]
+    assert re.findall(r'name="turn_weight" value="(1?0?)"', keep) == ["0", "", "0"]
+    assert "weight" not in Example.objects.get(pk=pair.pk).history[1]
+
+
 def test_save_and_next_goes_to_the_next_pair_of_the_same_list(client, dataset, annotator):
     first, _, third = (ExampleFactory(dataset=dataset, status=status) for status in ("submitted", "draft", "submitted"))
     client.force_login(annotator)
