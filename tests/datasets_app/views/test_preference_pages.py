@@ -194,3 +194,18 @@ def test_leads_create_a_preference_dataset_from_the_home_page(client, workspace,
     again = client.post(url, {"name": "Prefs", "kind": "general"})
     assert again.status_code == 400
     assert "already has a dataset named" in again.content.decode()
+
+
+def test_a_preference_pair_keeps_its_earlier_answers_weighted_without_offering_the_box(client, preferences, annotator):
+    # Preference tuning learns from the final answers only, so "Train on this turn" means nothing there.
+    history = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
+    pair = example_create(
+        dataset=preferences, user=annotator, prompt="And now?", response="Now this.", rejected="No.", history=history
+    )
+    client.force_login(annotator)
+    box = re.search(r"<label class=\"turn-train[^>]*>", editor(client, pair)).group(0)
+    assert " hidden" in box
+
+    save(client, pair, turn_role=["user", "assistant"], turn_content=["Hi?", "Hello."], turn_weight=["0", "", "0", ""])
+
+    assert Example.objects.get(pk=pair.pk).version == pair.version  # saved as it was: nothing changed
