@@ -1,6 +1,6 @@
 """REST API for snapshots, training runs, their metrics, logs, artifacts and the playground."""
 
-from django.http import FileResponse
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -15,6 +15,7 @@ from datasets_app.api.serializers import JobAcceptedSerializer
 from datasets_app.curation import selectors as dataset_selectors
 from datasets_app.models import Job
 from project.api_schema import ID_DIGITS, error, id_parameter
+from project.downloads import stored_file_response
 from training_app import selectors, services
 from training_app.comparison import MAX_RUNS, run_comparison, run_ids_from_query, snapshot_diff
 from training_app.failures import failures_send
@@ -78,13 +79,11 @@ class SnapshotDetailView(APIView):
 
 class SnapshotDownloadView(APIView):
     @extend_schema(responses={(200, "application/jsonl"): OpenApiTypes.BINARY})
-    def get(self, request: Request, pk: int) -> FileResponse:
+    def get(self, request: Request, pk: int) -> HttpResponseBase:
         """The frozen rows as JSONL: ref (example id), split, system, prompt, response, history, tags."""
         snapshot = selectors.snapshot_get(user=request.user, pk=pk)
         name = f"{snapshot.dataset.name}-v{snapshot.number}.jsonl"
-        return FileResponse(
-            snapshot.file.open("rb"), as_attachment=True, filename=name, content_type="application/jsonl"
-        )
+        return stored_file_response(snapshot.file.name, name, "application/jsonl")
 
 
 class SnapshotDiffView(APIView):
@@ -319,12 +318,12 @@ class RunArtifactView(APIView):
             404: error(404, "No such run among yours, or it has no artifact (it has not succeeded)."),
         }
     )
-    def get(self, request: Request, pk: int) -> FileResponse:
+    def get(self, request: Request, pk: int) -> HttpResponseBase:
         """The LoRA adapter (or full weights), tokenizer, run config and snapshot hash, as a zip."""
         run = selectors.run_get(user=request.user, pk=pk)
         if not run.artifact:
             raise NotFound("this run has no artifact (it has not succeeded)")
-        return FileResponse(run.artifact.open("rb"), as_attachment=True, filename=f"instructory-run-{run.pk}.zip")
+        return stored_file_response(run.artifact.name, f"instructory-run-{run.pk}.zip", "application/zip")
 
 
 class RunGenerateView(APIView):
