@@ -7,6 +7,13 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpResponseRedirect
 from django.utils.http import content_disposition_header
+from drf_spectacular.utils import OpenApiResponse
+
+# How the API schema describes the redirect a download answers with when STORAGE_DOWNLOAD_REDIRECT is on.
+PRESIGNED_REDIRECT = OpenApiResponse(
+    description="With STORAGE_DOWNLOAD_REDIRECT on S3 storage: the file is at the `Location` URL, presigned and valid "
+    "for S3_URL_EXPIRE_S seconds, and answers with the same file name and content type."
+)
 
 
 def stored_file_response(

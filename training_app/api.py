@@ -15,7 +15,7 @@ from datasets_app.api.serializers import JobAcceptedSerializer
 from datasets_app.curation import selectors as dataset_selectors
 from datasets_app.models import Job
 from project.api_schema import ID_DIGITS, error, id_parameter
-from project.downloads import stored_file_response
+from project.downloads import PRESIGNED_REDIRECT, stored_file_response
 from training_app import selectors, services
 from training_app.comparison import MAX_RUNS, run_comparison, run_ids_from_query, snapshot_diff
 from training_app.failures import failures_send
@@ -78,7 +78,7 @@ class SnapshotDetailView(APIView):
 
 
 class SnapshotDownloadView(APIView):
-    @extend_schema(responses={(200, "application/jsonl"): OpenApiTypes.BINARY})
+    @extend_schema(responses={(200, "application/jsonl"): OpenApiTypes.BINARY, 302: PRESIGNED_REDIRECT})
     def get(self, request: Request, pk: int) -> HttpResponseBase:
         """The frozen rows as JSONL: ref (example id), split, system, prompt, response, history, tags."""
         snapshot = selectors.snapshot_get(user=request.user, pk=pk)
@@ -315,6 +315,7 @@ class RunArtifactView(APIView):
     @extend_schema(
         responses={
             (200, "application/zip"): OpenApiTypes.BINARY,
+            302: PRESIGNED_REDIRECT,
             404: error(404, "No such run among yours, or it has no artifact (it has not succeeded)."),
         }
     )
