@@ -230,7 +230,7 @@ def test_import_snapshot_training_playground_and_downloads_run_on_different_mach
     assert (web.files(), default_machine.files(), training_machine.files()) == ([], [], [])
 
 
-def test_downloads_redirect_to_presigned_urls_whose_body_and_headers_match(
+def test_snapshots_diff_from_the_bucket_and_downloads_redirect_to_presigned_urls_with_the_same_body(
     s3_server, on_s3, workspace, lead, admin_member, settings
 ):
     env, web, prefix = on_s3
@@ -240,6 +240,11 @@ def test_downloads_redirect_to_presigned_urls_whose_body_and_headers_match(
         example_create(dataset=dataset, user=lead, status=ExampleStatus.APPROVED, **pair)
     snapshot_id = api.post(f"/api/datasets/{dataset.pk}/snapshots/", {}, format="json").json()["id"]
     streamed = b"".join(api.get(f"/api/snapshots/{snapshot_id}/download/").streaming_content)
+    # two snapshots compared, both read back from the bucket
+    example_create(dataset=dataset, user=lead, status=ExampleStatus.APPROVED, **PAIRS[-1])
+    newer_id = api.post(f"/api/datasets/{dataset.pk}/snapshots/", {}, format="json").json()["id"]
+    counts = api.get(f"/api/snapshots/{snapshot_id}/diff/{newer_id}/").json()["counts"]
+    assert (counts["added"] + counts["eval"]["added"], counts["removed"] + counts["eval"]["removed"]) == (1, 0)
     key = api_key_create(workspace=workspace, by=admin_member, name="files", role="lead")[1]
     v1 = APIClient()
     v1.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
