@@ -153,14 +153,41 @@ CACHES = {"default": env.cache("CACHE_URL", default=f"filecache://{VAR_DIR / 'ca
 COUNTS_CACHE_MIN_PAIRS = env.int("COUNTS_CACHE_MIN_PAIRS", default=100_000)
 COUNTS_CACHE_S = env.int("COUNTS_CACHE_S", default=30)
 
-# --- storage: uploads, snapshots and model artifacts go through this API, never a bare path.
-STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage")
+# --- storage: uploads, snapshots and model artifacts go through this API, never a bare path. S3_BUCKET puts them
+# in an S3-compatible bucket (AWS, MinIO, Ceph, ...), which web servers and workers on different machines share;
+# else STORAGE_BACKEND and STORAGE_OPTIONS (JSON) name any Django storage, by default files under MEDIA_ROOT.
+S3_BUCKET = env.str("S3_BUCKET", default="")
+STORAGE_BACKEND = env.str(
+    "STORAGE_BACKEND",
+    default="storages.backends.s3.S3Storage" if S3_BUCKET else "django.core.files.storage.FileSystemStorage",
+)
+_STORAGE_OPTIONS = env.json("STORAGE_OPTIONS", default={})
+if S3_BUCKET and STORAGE_BACKEND.startswith("storages.backends.s3"):
+    _S3_OPTIONS = {
+        "bucket_name": S3_BUCKET,
+        "endpoint_url": env.str("S3_ENDPOINT_URL", default="") or None,  # None: AWS itself
+        "region_name": env.str("S3_REGION", default="") or None,
+        # Empty: boto3 finds credentials itself (instance role, ~/.aws); never in STORAGE_OPTIONS or a file here.
+        "access_key": env.str("S3_ACCESS_KEY_ID", default="") or None,
+        "secret_key": env.str("S3_SECRET_ACCESS_KEY", default="") or None,
+        "location": env.str("S3_PREFIX", default=""),  # a folder in the bucket, so apps can share one
+        "addressing_style": env.str("S3_ADDRESSING_STYLE", default="") or None,  # "path" for most self-hosted
+        "querystring_expire": env.int("S3_URL_EXPIRE_S", default=300),  # presigned download links
+        "file_overwrite": False,  # a name taken gets a suffix, as on the file system
+        "default_acl": None,  # the bucket's policy decides; objects are never public
+        # Uploads and downloads above this size spill to a temporary file instead of memory.
+        "max_memory_size": 16 * 1024 * 1024,
+    }
+    _STORAGE_OPTIONS = {**_S3_OPTIONS, **_STORAGE_OPTIONS}
+elif STORAGE_BACKEND.endswith("FileSystemStorage") and not _STORAGE_OPTIONS:
+    _STORAGE_OPTIONS = {"location": str(MEDIA_ROOT)}
 STORAGES = {
-    "default": {"BACKEND": STORAGE_BACKEND, "OPTIONS": env.json("STORAGE_OPTIONS", default={})},
+    "default": {"BACKEND": STORAGE_BACKEND, "OPTIONS": _STORAGE_OPTIONS},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-if STORAGE_BACKEND.endswith("FileSystemStorage") and not STORAGES["default"]["OPTIONS"]:
-    STORAGES["default"]["OPTIONS"] = {"location": str(MEDIA_ROOT)}
+# Downloads of snapshots, artifacts and files answer 302 to a presigned URL of the storage (S3) instead of passing
+# the bytes through the web server; off, the web server streams them.
+STORAGE_DOWNLOAD_REDIRECT = env.bool("STORAGE_DOWNLOAD_REDIRECT", default=False)
 
 # --- security; the HTTPS settings are off for a laptop and on in docker-compose.yml (TLS ends at a proxy in front)
 SESSION_COOKIE_HTTPONLY = True

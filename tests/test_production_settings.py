@@ -105,6 +105,37 @@ def test_every_process_on_a_machine_shares_one_cache_by_default_and_cache_url_na
     }
 
 
+def storage_django_uses(env: dict[str, str], var_dir: Path) -> dict:
+    code = "import json; from django.conf import settings; print(json.dumps(settings.STORAGES['default']))"
+    result = manage("shell", "-c", code, env={"DJANGO_DEBUG": "1", "INSTRUCTORY_VAR_DIR": str(var_dir), **env})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_s3_variables_put_every_file_in_the_bucket_and_storage_options_refine_them(tmp_path):
+    # by default, files under MEDIA_ROOT
+    assert storage_django_uses({"MEDIA_ROOT": str(tmp_path / "media")}, tmp_path) == {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(tmp_path / "media")},
+    }
+    s3 = {"S3_BUCKET": "team-data", "S3_ENDPOINT_URL": "http://minio:9000", "S3_REGION": "eu-west-1",
+          "S3_ACCESS_KEY_ID": "AKIA-TEST", "S3_SECRET_ACCESS_KEY": "not-in-any-file", "S3_PREFIX": "instructory",
+          "S3_ADDRESSING_STYLE": "path", "S3_URL_EXPIRE_S": "60"}  # fmt: skip
+    storage = storage_django_uses({**s3, "STORAGE_OPTIONS": '{"signature_version": "s3v4"}'}, tmp_path)
+    assert storage == {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": "team-data", "endpoint_url": "http://minio:9000", "region_name": "eu-west-1",
+            "access_key": "AKIA-TEST", "secret_key": "not-in-any-file", "location": "instructory",
+            "addressing_style": "path", "querystring_expire": 60, "file_overwrite": False, "default_acl": None,
+            "max_memory_size": 16 * 1024 * 1024, "signature_version": "s3v4",
+        },
+    }  # fmt: skip
+    # without keys boto3 looks for them itself (an instance role, ~/.aws)
+    bare = storage_django_uses({"S3_BUCKET": "team-data"}, tmp_path)["OPTIONS"]
+    assert (bare["access_key"], bare["secret_key"], bare["endpoint_url"]) == (None, None, None)
+
+
 def test_the_compose_stack_passes_check_deploy(tmp_path):
     environment = compose_environment(
         {"DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "DJANGO_ALLOWED_HOSTS": "instructory.example.com"}

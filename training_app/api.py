@@ -1,7 +1,6 @@
 """REST API for snapshots, training runs, their metrics, logs, artifacts and the playground."""
 
-from django.core.files.storage import default_storage
-from django.http import FileResponse
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -16,6 +15,7 @@ from datasets_app.api.serializers import JobAcceptedSerializer
 from datasets_app.curation import selectors as dataset_selectors
 from datasets_app.models import Job
 from project.api_schema import ID_DIGITS, error, id_parameter
+from project.downloads import PRESIGNED_REDIRECT, stored_file_response
 from training_app import selectors, services
 from training_app.comparison import MAX_RUNS, run_comparison, run_ids_from_query, snapshot_diff
 from training_app.exports import FORMATS, NoModel, merged_export_start
@@ -80,14 +80,12 @@ class SnapshotDetailView(APIView):
 
 
 class SnapshotDownloadView(APIView):
-    @extend_schema(responses={(200, "application/jsonl"): OpenApiTypes.BINARY})
-    def get(self, request: Request, pk: int) -> FileResponse:
+    @extend_schema(responses={(200, "application/jsonl"): OpenApiTypes.BINARY, 302: PRESIGNED_REDIRECT})
+    def get(self, request: Request, pk: int) -> HttpResponseBase:
         """The frozen rows as JSONL: ref (example id), split, system, prompt, response, history, tags."""
         snapshot = selectors.snapshot_get(user=request.user, pk=pk)
         name = f"{snapshot.dataset.name}-v{snapshot.number}.jsonl"
-        return FileResponse(
-            snapshot.file.open("rb"), as_attachment=True, filename=name, content_type="application/jsonl"
-        )
+        return stored_file_response(snapshot.file.name, name, "application/jsonl")
 
 
 class SnapshotDiffView(APIView):
@@ -319,18 +317,19 @@ class RunArtifactView(APIView):
     @extend_schema(
         responses={
             (200, "application/zip"): OpenApiTypes.BINARY,
+            302: PRESIGNED_REDIRECT,
             404: error(404, "No such run among yours, or it has no artifact (it has not succeeded)."),
         }
     )
-    def get(self, request: Request, pk: int) -> FileResponse:
+    def get(self, request: Request, pk: int) -> HttpResponseBase:
         """The LoRA adapter (or full weights), tokenizer, run config and snapshot hash, as a zip."""
         return _artifact_response(selectors.run_get(user=request.user, pk=pk))
 
 
-def _artifact_response(run: TrainingRun) -> FileResponse:
+def _artifact_response(run: TrainingRun) -> HttpResponseBase:
     if not run.artifact:
         raise NotFound("this run has no artifact (it has not succeeded)")
-    return FileResponse(run.artifact.open("rb"), as_attachment=True, filename=f"instructory-run-{run.pk}.zip")
+    return stored_file_response(run.artifact.name, f"instructory-run-{run.pk}.zip", "application/zip")
 
 
 class RunExportView(APIView):
@@ -342,12 +341,13 @@ class RunExportView(APIView):
         ],
         responses={
             (200, "application/zip"): OpenApiTypes.BINARY,
+            302: PRESIGNED_REDIRECT,
             202: JobAcceptedSerializer,
             400: error(400, "An unknown format."),
             404: error(404, "No such run among yours, or it has no trained model (it has not succeeded)."),
         },
     )
-    def get(self, request: Request, pk: int) -> FileResponse | Response:
+    def get(self, request: Request, pk: int) -> HttpResponseBase:
         """The run's model as a zip: `adapter` is the artifact; `merged` a Hugging Face folder with the LoRA merged
         into the base weights (safetensors, tokenizer, chat template, generation config), loadable by
         `AutoModelForCausalLM.from_pretrained`, vLLM or llama.cpp's converter.
@@ -370,7 +370,7 @@ class RunExportView(APIView):
             response["Retry-After"] = "5"
             return response
         name = f"instructory-run-{run.pk}-merged.zip"
-        return FileResponse(default_storage.open(built, "rb"), as_attachment=True, filename=name)
+        return stored_file_response(built, name, "application/zip")
 
 
 class RunGenerateView(APIView):

@@ -1,7 +1,7 @@
 """/v1/files: upload (multipart `file` and `purpose`), list, retrieve, download and delete fine-tuning files."""
 
 from django.core.exceptions import ValidationError
-from django.http import FileResponse
+from django.http.response import HttpResponseBase
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,6 +11,7 @@ from openai_app import files
 from openai_app.api.common import V1View, page
 from openai_app.api.errors import OpenAIError, file_not_found
 from openai_app.models import ApiFile
+from project.downloads import stored_file_response
 
 LIST_MAX = 10_000  # OpenAI's largest `limit`
 
@@ -96,9 +97,9 @@ class FileDetailView(V1View):
 
 
 class FileContentView(V1View):
-    def get(self, request: Request, file_id: str) -> FileResponse:
+    def get(self, request: Request, file_id: str) -> HttpResponseBase:
         found = _file(request, file_id)
-        return FileResponse(found.file.open("rb"), content_type="application/octet-stream", filename=found.filename)
+        return stored_file_response(found.file.name, found.filename, "application/octet-stream", as_attachment=False)
 
 
 def _file(request: Request, file_id: str) -> ApiFile:

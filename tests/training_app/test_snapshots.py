@@ -64,3 +64,13 @@ def test_snapshot_api_and_download(guardrail_dataset, lead, outsider):
     assert len(lines) == 12
     assert {line["split"] for line in lines} == {"train", "validation"}
     assert client_for(outsider).get(f"/api/snapshots/{body['id']}/").status_code == 404
+
+
+def test_on_the_file_system_downloads_stream_even_with_the_redirect_setting(guardrail_dataset, lead, settings):
+    # presigned URLs are an S3 feature (tests/test_s3_storage.py); files on disk have no URL to send anyone to
+    settings.STORAGE_DOWNLOAD_REDIRECT = True
+    snapshot = snapshot_create(dataset=guardrail_dataset, user=lead)
+    download = client_for(lead).get(f"/api/snapshots/{snapshot.pk}/download/")
+    assert download.status_code == 200
+    assert download["Content-Disposition"] == f'attachment; filename="Medical guardrail-v{snapshot.number}.jsonl"'
+    assert len(b"".join(download.streaming_content).decode().splitlines()) == 12
