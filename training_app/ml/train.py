@@ -31,7 +31,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokeni
 from training_app.ml.config import ConfigError, TrainConfig, steps_per_epoch, validate_config
 from training_app.ml.data import ChatExample, collate, encode_many, make_batches
 from training_app.ml.loss import answer_loss_sum, autocast, forward_passes, to_device, validation_loss
-from training_app.ml.registry import load_tokenizer, pick_device, quiet_peft
+from training_app.ml.registry import INIT_DIR, copy_adapter, load_tokenizer, merge_adapter, pick_device, quiet_peft
 
 __all__ = [
     "Callbacks",
@@ -118,12 +118,19 @@ def train(
     cfg: TrainConfig,
     out_dir: Path,
     callbacks: Callbacks | None = None,
+    *,
+    init_artifact: Path | None = None,
 ) -> TrainResult:
     """Fine-tune the base model in ``source_dir`` and save the result to ``out_dir``.
 
-    LoRA saves adapter_model.safetensors + adapter_config.json; full saves complete safetensors
-    weights. Both add the tokenizer and train_config.json. The directory appears only when
-    everything is written; a cancelled run saves nothing.
+    ``cfg.objective`` says what is learnt: supervised answers (sft), or preference pairs (dpo, orpo; each
+    example's ``rejected`` set). With ``init_artifact`` (a finished LoRA artifact of an earlier run) the
+    training starts from the base with that adapter merged in, and a fresh adapter (or all weights) is trained.
+
+    LoRA saves adapter_model.safetensors + adapter_config.json, plus init/ (a copy of the init
+    artifact's adapter, which ``registry.load_model`` merges first); full saves complete safetensors
+    weights, the init adapter merged in. Both add the tokenizer and train_config.json. The directory
+    appears only when everything is written; a cancelled run saves nothing.
     """
     callbacks = callbacks or NullCallbacks()
     problems = validate_config(cfg.to_dict())
@@ -140,14 +147,33 @@ def train(
     model = AutoModelForCausalLM.from_pretrained(
         source_dir, dtype=weights_dtype, use_safetensors=True, trust_remote_code=False
     ).to(device)
+    if init_artifact is not None:
+        model = merge_adapter(model, Path(init_artifact))
+        callbacks.on_log(f"merged the adapter of {init_artifact} into the base; training a fresh one on top")
     tokenizer = load_tokenizer(source_dir)
     model = prepare_model(model, cfg)
-    result = fit(model, tokenizer, train_set, val_set, cfg, callbacks)
+    result = _fit_objective(model, tokenizer, train_set, val_set, cfg, callbacks)
     if result.status != SUCCEEDED:
         return result
-    save_trained(model, tokenizer, cfg, out_dir, base=source_dir, result=result)
+    init = Path(init_artifact) if init_artifact is not None and cfg.method == "lora" else None
+    save_trained(model, tokenizer, cfg, out_dir, base=source_dir, result=result, init_artifact=init)
     callbacks.on_log(f"saved to {out_dir}")
     return replace(result, out_dir=out_dir)
+
+
+def _fit_objective(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    train_set: Sequence[ChatExample],
+    val_set: Sequence[ChatExample],
+    cfg: TrainConfig,
+    callbacks: Callbacks,
+) -> TrainResult:
+    if cfg.objective == "sft":
+        return fit(model, tokenizer, train_set, val_set, cfg, callbacks)
+    from training_app.ml.preference import fit_preference  # it builds on this module
+
+    return fit_preference(model, tokenizer, train_set, val_set, cfg, callbacks)
 
 
 def lora_config(cfg: TrainConfig) -> LoraConfig:
@@ -196,7 +222,10 @@ def save_trained(
     *,
     base: Path,
     result: TrainResult,
+    init_artifact: Path | None = None,
 ) -> None:
+    """Write the artifact to ``out_dir`` at once (a temporary sibling renamed into place); with ``init_artifact``
+    (LoRA only) a copy of its adapter goes in init/, so the artifact loads alone."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.saving-", dir=out_dir.parent))
@@ -204,9 +233,12 @@ def save_trained(
         tmp.chmod(0o755)
         model.save_pretrained(tmp)  # peft writes only the adapter; both write safetensors
         tokenizer.save_pretrained(tmp)
+        if init_artifact is not None:
+            copy_adapter(init_artifact, tmp / INIT_DIR)
         summary = {
             "config": cfg.to_dict(),
             "base": str(base),
+            "init_artifact": str(init_artifact) if init_artifact is not None else None,
             "result": {**result.to_dict(), "out_dir": str(out_dir)},
             "versions": _versions(),
         }
