@@ -388,6 +388,7 @@ class Job(TimeStamped, Dispatched):
         DRAFT = "draft", "Draft responses"
         LINT = "lint", "Check dataset"
         FAILURES = "failures", "Failures to drafts"
+        EXPORT = "export", "Merged model export"
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     task = models.CharField(max_length=200, blank=True, help_text="The Celery task that runs it, by name.")

@@ -92,6 +92,7 @@ api = [
     path("runs/<id:pk>/cancel/", training_api.RunCancelView.as_view(), name="api-run-cancel"),
     path("runs/<id:pk>/send-failures/", training_api.RunSendFailuresView.as_view(), name="api-run-send-failures"),
     path("runs/<id:pk>/artifact/", training_api.RunArtifactView.as_view(), name="api-run-artifact"),
+    path("runs/<id:pk>/export/", training_api.RunExportView.as_view(), name="api-run-export"),
     path("runs/<id:pk>/generate/", training_api.RunGenerateView.as_view(), name="api-run-generate"),
     path("playground/<id:pk>/", training_api.PlaygroundDetailView.as_view(), name="api-playground"),
     path("runs/<id:pk>/ab/next/", judging_api.ABNextView.as_view(), name="api-run-ab-next"),

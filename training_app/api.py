@@ -1,11 +1,12 @@
 """REST API for snapshots, training runs, their metrics, logs, artifacts and the playground."""
 
+from django.core.files.storage import default_storage
 from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,7 +18,9 @@ from datasets_app.models import Job
 from project.api_schema import ID_DIGITS, error, id_parameter
 from training_app import selectors, services
 from training_app.comparison import MAX_RUNS, run_comparison, run_ids_from_query, snapshot_diff
+from training_app.exports import FORMATS, NoModel, merged_export_start
 from training_app.failures import failures_send
+from training_app.models import TrainingRun
 from training_app.preflight.report import Preflight, TokenizerMissing, pair_tokens, run_preflight
 from training_app.serializers import (
     RUN_CREATE,
@@ -321,10 +324,53 @@ class RunArtifactView(APIView):
     )
     def get(self, request: Request, pk: int) -> FileResponse:
         """The LoRA adapter (or full weights), tokenizer, run config and snapshot hash, as a zip."""
+        return _artifact_response(selectors.run_get(user=request.user, pk=pk))
+
+
+def _artifact_response(run: TrainingRun) -> FileResponse:
+    if not run.artifact:
+        raise NotFound("this run has no artifact (it has not succeeded)")
+    return FileResponse(run.artifact.open("rb"), as_attachment=True, filename=f"instructory-run-{run.pk}.zip")
+
+
+class RunExportView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "format", str, enum=list(FORMATS), description="adapter (the artifact zip, default) or merged"
+            )
+        ],
+        responses={
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            202: JobAcceptedSerializer,
+            400: error(400, "An unknown format."),
+            404: error(404, "No such run among yours, or it has no trained model (it has not succeeded)."),
+        },
+    )
+    def get(self, request: Request, pk: int) -> FileResponse | Response:
+        """The run's model as a zip: `adapter` is the artifact; `merged` a Hugging Face folder with the LoRA merged
+        into the base weights (safetensors, tokenizer, chat template, generation config), loadable by
+        `AutoModelForCausalLM.from_pretrained`, vLLM or llama.cpp's converter.
+
+        A worker builds the merged model once: until it is built the answer is 202 with the job to poll (the first
+        request starts it); then GET again for the zip.
+        """
         run = selectors.run_get(user=request.user, pk=pk)
-        if not run.artifact:
-            raise NotFound("this run has no artifact (it has not succeeded)")
-        return FileResponse(run.artifact.open("rb"), as_attachment=True, filename=f"instructory-run-{run.pk}.zip")
+        kind = request.query_params.get("format", "adapter")
+        if kind not in FORMATS:
+            raise ValidationError({"format": f"must be one of {', '.join(FORMATS)}, not {kind!r}"})
+        if kind == "adapter":
+            return _artifact_response(run)
+        try:
+            built = merged_export_start(run=run, user=request.user)
+        except NoModel as error:
+            raise NotFound(str(error)) from error
+        if isinstance(built, Job):
+            response = job_accepted(request, built)
+            response["Retry-After"] = "5"
+            return response
+        name = f"instructory-run-{run.pk}-merged.zip"
+        return FileResponse(default_storage.open(built, "rb"), as_attachment=True, filename=name)
 
 
 class RunGenerateView(APIView):

@@ -12,6 +12,7 @@ from datasets_app.curation.selectors import role_require
 from datasets_app.errors import Conflict
 from datasets_app.jobs.outbox import dispatch_due, dispatch_on_commit
 from datasets_app.models import Dataset, Role
+from training_app.exports import merged_export_forget
 from training_app.judging.services import AB_TASK
 from training_app.ml.config import METHODS, TrainConfig, validate_config
 from training_app.models import ABItem, DatasetVersion, PlaygroundRequest, PlaygroundStatus, RunStatus, TrainingRun
@@ -121,6 +122,7 @@ def run_model_delete(*, run: TrainingRun, user: AbstractBaseUser) -> TrainingRun
     storage, name = locked.artifact.storage, locked.artifact.name
     locked.artifact = ""
     locked.save(update_fields=["artifact", "updated_at"])
+    merged_export_forget(locked)
     # The row stops naming the file first: a failed delete leaves a stray file, never a run pointing at nothing.
     transaction.on_commit(lambda: storage.delete(name))
     return locked

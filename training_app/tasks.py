@@ -53,3 +53,11 @@ def failures_paraphrase_task(job_id: int) -> None:
     from training_app.failures import failures_paraphrase_run
 
     failures_paraphrase_run(job_id=job_id)
+
+
+@shared_task(queue="training")
+def run_export_task(job_id: int) -> None:
+    """Build a run's merged model (loads the whole model, like training); a redelivered task does nothing."""
+    from training_app.exports import merged_export_build
+
+    merged_export_build(job_id=job_id)

@@ -13,6 +13,7 @@ urlpatterns = [
     path("runs/<id:pk>/", pages.run_detail, name="training-run"),
     path("runs/<id:pk>/live/", pages.run_live, name="training-run-live"),
     path("runs/<id:pk>/cancel/", pages.run_cancel, name="training-run-cancel"),
+    path("runs/<id:pk>/export/merged/", pages.run_export_merged, name="training-run-export-merged"),
     path("runs/<id:pk>/send-failures/", pages.run_send_failures, name="training-run-send-failures"),
     path("runs/<id:pk>/playground/", pages.playground, name="training-playground"),
     path("runs/<id:pk>/judge/", judge.judge, name="training-judge"),

@@ -156,6 +156,8 @@ def _job_title(job: Job) -> str:
         return f"Importing {job.params.get('filename', 'a file')}"
     if job.kind == Job.Kind.LINT:
         return f"Checking every pair of {job.dataset.name}"
+    if job.kind == Job.Kind.EXPORT:
+        return f"Merging run {job.params.get('run')}'s adapter into the base weights, for download"
     model = dict(generator_choices()).get(job.params.get("generator") or "", "")
     if job.kind == Job.Kind.FAILURES:
         count = len(job.params.get("items", []))

@@ -16,6 +16,7 @@ from datasets_app.curation import selectors as dataset_selectors
 from datasets_app.models import Dataset, Job
 from datasets_app.views.common import role_errors_are_403
 from training_app import selectors, services
+from training_app.exports import NoModel, merged_export_start
 from training_app.failures import SendOutcome, failure_drafts_sent, failures_send
 from training_app.forms import AS_IS, RunForm, SendFailuresForm
 from training_app.models import RunStatus, TrainingRun
@@ -257,6 +258,21 @@ def run_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.info(request, f"Run {run.pk} had already finished ({run.get_status_display().lower()}).")
     return redirect("training-run", pk=run.pk)
+
+
+@login_required
+@require_POST
+def run_export_merged(request: HttpRequest, pk: int) -> HttpResponse:
+    """The merged model: its download when built, else the page of the job building it (started if none is)."""
+    run = selectors.run_get(user=request.user, pk=pk)
+    try:
+        built = merged_export_start(run=run, user=request.user)
+    except NoModel as error:
+        messages.error(request, str(error))
+        return redirect("training-run", pk=run.pk)
+    if isinstance(built, Job):
+        return redirect("job", pk=built.pk)
+    return redirect(reverse("api-run-export", args=[run.pk]) + "?format=merged")
 
 
 @login_required
