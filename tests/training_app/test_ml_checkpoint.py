@@ -9,10 +9,10 @@ import torch
 from tests.training_app.conftest_ml import fresh_tiny_model
 from tests.training_app.test_ml_train import Recorder
 from training_app.ml.checkpoint import LoopOptions
+from training_app.ml.config import TrainConfig
 from training_app.ml.data import ChatExample
 from training_app.ml.preference import fit_preference
 from training_app.ml.train import fit, prepare_model
-from training_app.ml.config import TrainConfig
 
 pytestmark = pytest.mark.embedded_only
 
