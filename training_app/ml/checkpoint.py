@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +36,7 @@ class LoopOptions:
 
     resume: Path | None = None
     micro_batch: int | None = None
+    memory_check: Callable[[int], None] | None = None  # after each forward pass, with its examples; may raise
 
 
 class Checkpointer(Protocol):

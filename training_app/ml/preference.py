@@ -364,6 +364,8 @@ def _loop(model: nn.Module, loop: _Loop, cfg: TrainConfig, callbacks: Callbacks)
             for indices in forward_passes(group, pairs, device, loop.options.micro_batch):
                 with autocast(device):
                     out = _pair_pass(model, pairs, indices, loop.reference, cfg, loop.pad_id)
+                if loop.options.memory_check is not None:
+                    loop.options.memory_check(len(indices))
                 (out.losses.sum() / step_pairs).backward()  # every pair weighs alike, whatever the passes
                 stats.add(out)
                 counters.tokens += out.tokens

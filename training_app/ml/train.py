@@ -320,6 +320,8 @@ def fit(
                 batch = to_device(collate([encoded[i] for i in batch_indices], pad_id), device)
                 with autocast(device):
                     loss = answer_loss_sum(model, batch)
+                if options.memory_check is not None:
+                    options.memory_check(len(batch_indices))
                 # Normalised by the answer tokens of the whole optimizer step, so accumulation
                 # weighs every token alike whatever the batch boundaries.
                 (loss / step_labels).backward()
