@@ -34,7 +34,9 @@ def losses(api, run_id):
     return [(m["step"], m["loss"]) for m in api.get(f"/api/runs/{run_id}/metrics/").json() if m["loss"] is not None]
 
 
-def test_a_killed_worker_s_run_resumes_on_another_worker_from_its_checkpoint(celery_worker, guardrail_dataset, lead):
+def test_a_killed_worker_s_run_resumes_on_another_worker_from_its_checkpoint(
+    celery_worker, guardrail_dataset, lead, client
+):
     api = client_for(lead)
     snapshot = snapshot_create(dataset=guardrail_dataset, user=lead)
     run = queued_run(snapshot, lead)
@@ -72,6 +74,10 @@ def test_a_killed_worker_s_run_resumes_on_another_worker_from_its_checkpoint(cel
     lines = [line["line"] for line in api.get(f"/api/runs/{run.pk}/logs/").json()]
     assert f"attempt 2 resumes from the checkpoint of step {saved['step']}" in lines
     assert not default_storage.exists(saved["file"])  # a finished run keeps no checkpoints
+    client.force_login(lead)
+    page = client.get(f"/training/runs/{run.pk}/").content.decode()
+    assert 'data-attempt="1" data-outcome="worker lost"' in page
+    assert 'data-attempt="2" data-outcome="succeeded"' in page
 
     # The same run uninterrupted, same seed: the same losses, step for step.
     whole = queued_run(snapshot, lead)
