@@ -259,6 +259,9 @@ RUN_CHECKPOINT_EVERY_STEPS = env.int("RUN_CHECKPOINT_EVERY_STEPS", default=50)
 RUN_CHECKPOINT_EVERY_S = env.float("RUN_CHECKPOINT_EVERY_S", default=300.0)
 RUN_MAX_ATTEMPTS = env.int("RUN_MAX_ATTEMPTS", default=3)
 RUN_MAX_RSS_MB = env.int("RUN_MAX_RSS_MB", default=0)
+# Processes that train one run together (data parallel, started with torchrun: one per GPU, or CPU processes on
+# gloo); 0: one per GPU when the worker sees several, else 1.
+TRAIN_PROCESSES = env.int("INSTRUCTORY_TRAIN_PROCESSES", default=0)
 # Fault injection for tests only: a forward pass of more examples than this fails as out of memory (0: off).
 RUN_FAULT_OOM_ABOVE = env.int("RUN_FAULT_OOM_ABOVE", default=0)
 # The outbox's dispatcher: every DISPATCH_INTERVAL_S it sends the queued rows whose task never reached the broker,

@@ -15,6 +15,7 @@ import traceback
 import zipfile
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -237,7 +238,6 @@ def _set_phase(run: TrainingRun, phase: str, heartbeat: Heartbeat) -> None:
 
 def _execute(run: TrainingRun, heartbeat: Heartbeat, workdir: Path) -> None:
     from training_app.ml.registry import load_model, pick_device
-    from training_app.ml.train import train
 
     snapshot = run.snapshot
     rows = snapshot_rows(snapshot)
@@ -257,13 +257,10 @@ def _execute(run: TrainingRun, heartbeat: Heartbeat, workdir: Path) -> None:
 
     _set_phase(run, "training", heartbeat)
     out_dir = workdir / "model"
-    result = _train_retrying(
-        run, heartbeat, workdir,
-        lambda options: train(
-            model_dir, [_chat(row) for row in train_rows], [_chat(row) for row in val_rows], config, out_dir,
-            RunRecorder(run, heartbeat), options=options,
-        ),
-    )  # fmt: skip
+    inputs = TrainInputs(
+        model_dir, [_chat(row) for row in train_rows], [_chat(row) for row in val_rows], config, out_dir
+    )
+    result = _train_retrying(run, heartbeat, workdir, lambda options: _train(run, heartbeat, inputs, options, workdir))
     if result.status == "cancelled":
         raise RunCancelled
     summary = {
@@ -296,6 +293,32 @@ def _execute(run: TrainingRun, heartbeat: Heartbeat, workdir: Path) -> None:
     evaluation = {"source": source, "before": _metrics_only(before), "after": _metrics_only(after)}
     _finish(run, RunStatus.SUCCEEDED, artifact=run.artifact.name, evaluation=evaluation, step=result.steps)
     log(run, "succeeded")
+
+
+@dataclass
+class TrainInputs:
+    """What a run trains on, wherever the training runs (this process, or several started for it)."""
+
+    source: Path
+    train_set: list[ChatExample]
+    val_set: list[ChatExample]
+    config: TrainConfig
+    out_dir: Path
+    init_artifact: Path | None = None
+
+
+def _train(run: TrainingRun, heartbeat: Heartbeat, inputs: TrainInputs, options: Any, workdir: Path) -> Any:
+    from training_app.ml.train import train
+    from training_app.parallel import train_in_processes, train_processes
+
+    processes = train_processes()
+    if processes > 1:
+        log(run, f"training with {processes} processes (data parallel); the first one reports")
+        return train_in_processes(run.pk, inputs, options, workdir, processes)
+    return train(
+        inputs.source, inputs.train_set, inputs.val_set, inputs.config, inputs.out_dir, RunRecorder(run, heartbeat),
+        init_artifact=inputs.init_artifact, options=options,
+    )  # fmt: skip
 
 
 def _train_retrying(run: TrainingRun, heartbeat: Heartbeat, workdir: Path, train_with: Callable[[Any], Any]) -> Any:

@@ -131,3 +131,28 @@ def test_a_run_that_does_not_fit_one_example_per_pass_fails_saying_so(celery_wor
     assert "out of memory with one example per forward pass" in body["error"]
     assert "over its cap of 1 MiB" in body["error"]
     assert [a["outcome"] for a in body["attempts"]] == ["out of memory", "failed"]
+
+
+def test_a_run_trains_on_two_processes_and_stops_on_cancel(celery_worker, guardrail_dataset, lead):
+    api = client_for(lead)
+    snapshot = snapshot_create(dataset=guardrail_dataset, user=lead)
+    pair = WorkerProcess("pair-training", env={"INSTRUCTORY_TRAIN_PROCESSES": "2"})
+    try:
+        run = queued_run(snapshot, lead, epochs=2)
+        run_training_task.apply_async(args=[run.pk], queue="pair-training")
+        _, body = watch(api, run.pk, timeout=240)
+        assert body["status"] == "succeeded", body["error"]
+        assert [step for step, _ in losses(api, run.pk)] == list(range(1, body["total_steps"] + 1))  # rank 0 alone
+        lines = [line["line"] for line in api.get(f"/api/runs/{run.pk}/logs/").json()]
+        assert "training with 2 processes (data parallel); the first one reports" in lines
+        assert api.get(body["artifact_url"]).status_code == 200
+
+        long = queued_run(snapshot, lead, epochs=60)
+        run_training_task.apply_async(args=[long.pk], queue="pair-training")
+        wait_for(lambda: TrainingRun.objects.get(pk=long.pk).step >= 2, timeout=180, interval=0.1)
+        assert api.post(f"/api/runs/{long.pk}/cancel/").status_code == 200
+        _, cancelled = watch(api, long.pk, timeout=60)
+        assert cancelled["status"] == "cancelled"
+        assert cancelled["step"] < cancelled["total_steps"]
+    finally:
+        pair.stop()

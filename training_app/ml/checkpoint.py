@@ -14,6 +14,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from training_app.ml.distributed import SINGLE, Sync
+
 FILE = "checkpoint.pt"
 
 
@@ -37,6 +39,7 @@ class LoopOptions:
     resume: Path | None = None
     micro_batch: int | None = None
     memory_check: Callable[[int], None] | None = None  # after each forward pass, with its examples; may raise
+    sync: Sync = SINGLE  # this process's part in data-parallel training
 
 
 class Checkpointer(Protocol):

@@ -28,6 +28,7 @@ from transformers import PreTrainedTokenizerBase
 from training_app.ml.checkpoint import LoopOptions, checkpoint_if_due
 from training_app.ml.config import TrainConfig, steps_per_epoch
 from training_app.ml.data import IGNORE_INDEX, ChatExample, Encoded, collate, encode_many, make_batches
+from training_app.ml.distributed import Sync
 from training_app.ml.loss import autocast, forward_passes, to_device
 from training_app.ml.train import (
     CANCELLED,
@@ -249,8 +250,17 @@ class StepStats:
 
     def __init__(self) -> None:
         self.pairs, self.loss, self.margin, self.correct, self.chosen, self.rejected = 0, 0.0, 0.0, 0, 0.0, 0.0
+        self.tokens = 0
+
+    def synced(self, sync: Sync, params: Sequence[nn.Parameter]) -> int:
+        """Sum the step's gradients and figures over the processes training together; returns the step's tokens."""
+        figures = [self.pairs, self.loss, self.margin, self.correct, self.chosen, self.rejected, self.tokens]
+        pairs, self.loss, self.margin, correct, self.chosen, self.rejected, tokens = sync.step_end(params, figures)
+        self.pairs, self.correct, self.tokens = int(pairs), int(correct), int(tokens)
+        return self.tokens
 
     def add(self, out: PassOutput) -> None:
+        self.tokens += out.tokens
         self.pairs += len(out.losses)
         self.loss += out.losses.detach().sum().item()
         self.margin += (out.chosen_rewards - out.rejected_rewards).sum().item()
@@ -361,14 +371,14 @@ def _loop(model: nn.Module, loop: _Loop, cfg: TrainConfig, callbacks: Callbacks)
             started = time.perf_counter()
             step_pairs = sum(len(batch) for batch in group)
             stats = StepStats()
-            for indices in forward_passes(group, pairs, device, loop.options.micro_batch):
+            for indices in loop.options.sync.mine(forward_passes(group, pairs, device, loop.options.micro_batch)):
                 with autocast(device):
                     out = _pair_pass(model, pairs, indices, loop.reference, cfg, loop.pad_id)
                 if loop.options.memory_check is not None:
                     loop.options.memory_check(len(indices))
                 (out.losses.sum() / step_pairs).backward()  # every pair weighs alike, whatever the passes
                 stats.add(out)
-                counters.tokens += out.tokens
+            counters.tokens += stats.synced(loop.options.sync, params)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm or math.inf)
             learning_rate = scheduler.get_last_lr()[0]
             optimizer.step()
@@ -389,7 +399,7 @@ def _loop(model: nn.Module, loop: _Loop, cfg: TrainConfig, callbacks: Callbacks)
                     "epoch": counters.step / epoch_steps,
                 },
             )
-            if callbacks.should_stop():
+            if loop.options.sync.agree(callbacks.should_stop()):
                 status = CANCELLED
                 break
             if counters.step % epoch_steps:  # an epoch's last step checkpoints after its validation
@@ -397,7 +407,8 @@ def _loop(model: nn.Module, loop: _Loop, cfg: TrainConfig, callbacks: Callbacks)
         if status == CANCELLED:
             callbacks.on_log(f"cancelled after step {counters.step} of {total_steps}")
             break
-        counters.val_loss = preference_loss(model, loop.val_pairs, loop.val_reference, cfg, loop.pad_id)
+        if loop.options.sync.leader:  # the others would only compute the same figure again
+            counters.val_loss = preference_loss(model, loop.val_pairs, loop.val_reference, cfg, loop.pad_id)
         callbacks.on_epoch(epoch + 1, {"val_loss": counters.val_loss, "train_loss": epoch_loss})
         callbacks.on_log(
             f"epoch {epoch + 1}/{cfg.epochs}: train loss {epoch_loss:.4f}"

@@ -167,8 +167,8 @@ def train(
     tokenizer = load_tokenizer(source_dir)
     model = prepare_model(model, cfg)
     result = _fit_objective(model, tokenizer, train_set, val_set, cfg, callbacks, options or LoopOptions())
-    if result.status != SUCCEEDED:
-        return result
+    if result.status != SUCCEEDED or not (options or LoopOptions()).sync.leader:
+        return result  # in data-parallel training rank 0 alone saves
     init = Path(init_artifact) if init_artifact is not None and cfg.method == "lora" else None
     save_trained(model, tokenizer, cfg, out_dir, base=source_dir, result=result, init_artifact=init)
     callbacks.on_log(f"saved to {out_dir}")
@@ -315,8 +315,8 @@ def fit(
         for group in groups:
             started = time.perf_counter()
             step_labels = sum(encoded[i].n_labels for batch in group for i in batch)
-            step_loss = 0.0
-            for batch_indices in forward_passes(group, encoded, device, options.micro_batch):
+            step_loss, step_tokens = 0.0, 0
+            for batch_indices in options.sync.mine(forward_passes(group, encoded, device, options.micro_batch)):
                 batch = to_device(collate([encoded[i] for i in batch_indices], pad_id), device)
                 with autocast(device):
                     loss = answer_loss_sum(model, batch)
@@ -326,7 +326,9 @@ def fit(
                 # weighs every token alike whatever the batch boundaries.
                 (loss / step_labels).backward()
                 step_loss += loss.item()
-                counters.tokens += int(batch["attention_mask"].sum())
+                step_tokens += int(batch["attention_mask"].sum())
+            step_loss, step_tokens = options.sync.step_end(params, [step_loss, step_tokens])
+            counters.tokens += int(step_tokens)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm or math.inf)
             learning_rate = scheduler.get_last_lr()[0]
             optimizer.step()
@@ -347,7 +349,7 @@ def fit(
                     "epoch": counters.step / epoch_steps,
                 },
             )
-            if callbacks.should_stop():
+            if options.sync.agree(callbacks.should_stop()):
                 status = CANCELLED
                 break
             if counters.step % epoch_steps:  # an epoch's last step checkpoints after its validation
@@ -355,7 +357,8 @@ def fit(
         if status == CANCELLED:
             callbacks.on_log(f"cancelled after step {counters.step} of {total_steps}")
             break
-        counters.val_loss = validation_loss(model, tokenizer, val_encoded, cfg.max_seq_len, cfg.batch_size)
+        if options.sync.leader:  # the others would only compute the same figure again
+            counters.val_loss = validation_loss(model, tokenizer, val_encoded, cfg.max_seq_len, cfg.batch_size)
         callbacks.on_epoch(epoch + 1, {"val_loss": counters.val_loss, "train_loss": epoch_loss})
         callbacks.on_log(
             f"epoch {epoch + 1}/{cfg.epochs}: train loss {epoch_loss:.4f}"
