@@ -90,3 +90,14 @@ def test_a_checkpoint_of_another_method_is_refused(tmp_path):
     trained(TrainConfig(**CONFIG), PAIRS, lora)
     with pytest.raises(ValueError, match="another model or method"):
         trained(TrainConfig(**CONFIG, method="full"), PAIRS, Recorder(), options=LoopOptions(resume=lora.kept[1]))
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_gradient_checkpointing_trains_the_same_steps(method):
+    cfg = {**CONFIG, "lora_dropout": 0.0, "epochs": 1, "method": method}
+    plain, recomputed = Recorder(), Recorder()
+    _, plain_weights = trained(TrainConfig(**cfg), PAIRS, plain)
+    _, recomputed_weights = trained(TrainConfig(**cfg, gradient_checkpointing=True), PAIRS, recomputed)
+    assert [m["loss"] for _, m in recomputed.steps] == pytest.approx([m["loss"] for _, m in plain.steps], rel=1e-5)
+    for name, value in plain_weights.items():
+        torch.testing.assert_close(recomputed_weights[name], value, rtol=1e-4, atol=1e-6)

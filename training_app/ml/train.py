@@ -208,6 +208,8 @@ def lora_config(cfg: TrainConfig) -> LoraConfig:
 def prepare_model(model: PreTrainedModel, cfg: TrainConfig) -> nn.Module:
     """Make ``model`` trainable per ``cfg``: wrap it with a fresh LoRA adapter, or unfreeze all."""
     _seed(cfg.seed)  # the adapter's initial weights come from the RNG
+    if cfg.gradient_checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if cfg.method == "full":
         model.requires_grad_(True)
         return model
