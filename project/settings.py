@@ -278,6 +278,19 @@ JOB_SWEEP_INTERVAL_S = env.float("JOB_SWEEP_INTERVAL_S", default=30.0)
 RUN_SWEEP_INTERVAL_S = env.float("RUN_SWEEP_INTERVAL_S", default=15.0)
 JOB_HEARTBEAT_TIMEOUT_S = env.int("JOB_HEARTBEAT_TIMEOUT_S", default=90)
 RUN_HEARTBEAT_TIMEOUT_S = env.int("RUN_HEARTBEAT_TIMEOUT_S", default=60)
+# A run saves a checkpoint to storage every RUN_CHECKPOINT_EVERY_STEPS steps and at least every
+# RUN_CHECKPOINT_EVERY_S seconds (keeping the last two); a run whose worker died is queued again and resumes from
+# it, until RUN_MAX_ATTEMPTS attempts have started. Out of memory (CUDA, or the worker's memory past
+# RUN_MAX_RSS_MB on CPU; 0: no cap), a run retries from its checkpoint with half the examples per forward pass.
+RUN_CHECKPOINT_EVERY_STEPS = env.int("RUN_CHECKPOINT_EVERY_STEPS", default=50)
+RUN_CHECKPOINT_EVERY_S = env.float("RUN_CHECKPOINT_EVERY_S", default=300.0)
+RUN_MAX_ATTEMPTS = env.int("RUN_MAX_ATTEMPTS", default=3)
+RUN_MAX_RSS_MB = env.int("RUN_MAX_RSS_MB", default=0)
+# Processes that train one run together (data parallel, started with torchrun: one per GPU, or CPU processes on
+# gloo); 0: one per GPU when the worker sees several, else 1.
+TRAIN_PROCESSES = env.int("INSTRUCTORY_TRAIN_PROCESSES", default=0)
+# Fault injection for tests only: a forward pass of more examples than this fails as out of memory (0: off).
+RUN_FAULT_OOM_ABOVE = env.int("RUN_FAULT_OOM_ABOVE", default=0)
 # The outbox's dispatcher: every DISPATCH_INTERVAL_S it sends the queued rows whose task never reached the broker,
 # and those sent but still queued DISPATCH_DEADLINE_S later (the broker lost them; the wait doubles with each send,
 # up to DISPATCH_DEADLINE_MAX_S, so a run waiting behind a long one is not sent over and over).

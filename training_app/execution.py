@@ -15,6 +15,7 @@ import traceback
 import zipfile
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,14 @@ from datasets_app.blueprints.specs import MCQSpec, spec_or_none
 from datasets_app.jobs.outbox import claim_queued, finish_running
 from datasets_app.lint.validators import FormatProblem, validate_mcq
 from datasets_app.models import Dataset
+from training_app.checkpoints import (
+    attempt_begin,
+    attempt_end,
+    attempt_retry,
+    checkpoint_fetch,
+    checkpoint_store,
+    checkpoints_forget,
+)
 from training_app.ml.config import TrainConfig
 from training_app.ml.data import ChatExample
 from training_app.models import (
@@ -63,12 +72,16 @@ class RunCancelled(Exception):
     pass
 
 
+class RunSuperseded(Exception):
+    """The sweeper took the run from this attempt (its heartbeat had stopped) and queued it again: stop quietly."""
+
+
 class Heartbeat(threading.Thread):
     """Keeps the run's heartbeat fresh and notices a cancel request, from its own thread and DB connection."""
 
-    def __init__(self, run_id: int) -> None:
+    def __init__(self, run_id: int, attempt: int) -> None:
         super().__init__(daemon=True, name=f"heartbeat-{run_id}")
-        self.run_id = run_id
+        self.run_id, self.attempt = run_id, attempt
         self.cancelled = threading.Event()
         self.done = threading.Event()
 
@@ -77,7 +90,8 @@ class Heartbeat(threading.Thread):
         try:
             while not self.done.wait(CANCEL_CHECK_EVERY_S):
                 if time.monotonic() - last_beat >= HEARTBEAT_EVERY_S:
-                    TrainingRun.objects.filter(pk=self.run_id).update(heartbeat_at=timezone.now())
+                    mine = TrainingRun.objects.filter(pk=self.run_id, attempt=self.attempt, status=RunStatus.RUNNING)
+                    mine.update(heartbeat_at=timezone.now())  # a superseded attempt keeps no run alive
                     last_beat = time.monotonic()
                 if TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists():
                     self.cancelled.set()
@@ -96,6 +110,8 @@ class RunRecorder:
         self.run = run
         self.heartbeat = heartbeat
         self.started = time.monotonic()
+        self.first_step: int | None = None
+        self.last_checkpoint = (run.step, time.monotonic())
 
     def on_start(self, total_steps: int) -> None:
         self.started = time.monotonic()
@@ -105,15 +121,23 @@ class RunRecorder:
 
     def on_step(self, step: int, metrics: dict[str, float]) -> None:
         now = timezone.now()
+        if self.first_step is None:
+            self.first_step, self.started = step - 1, time.monotonic()
+        total = TrainingRun.objects.values_list("total_steps", flat=True).get(pk=self.run.pk) or step
+        done = step - self.first_step
+        eta = (time.monotonic() - self.started) / done * (total - step) if done else None
+        updates = {"step": step, "eta_seconds": eta, "heartbeat_at": now, "updated_at": now}
+        if not self._mine().update(**updates):
+            raise RunSuperseded
         RunMetric.objects.create(
             run=self.run, step=step, epoch=metrics.get("epoch", 0), loss=metrics.get("loss"),
             learning_rate=metrics.get("learning_rate"), grad_norm=metrics.get("grad_norm"), tokens_per_s=metrics.get("tokens_per_s"),
         )  # fmt: skip
-        total = TrainingRun.objects.values_list("total_steps", flat=True).get(pk=self.run.pk) or step
-        eta = (time.monotonic() - self.started) / step * (total - step) if step else None
-        updates = {"step": step, "eta_seconds": eta, "heartbeat_at": now, "updated_at": now}
-        TrainingRun.objects.filter(pk=self.run.pk).update(**updates)
         TrainingRun.objects.filter(pk=self.run.pk, first_step_at__isnull=True).update(first_step_at=now)
+
+    def _mine(self) -> Any:
+        """The run's row while this attempt holds it: a superseded attempt must write nothing more."""
+        return TrainingRun.objects.filter(pk=self.run.pk, attempt=self.run.attempt, status=RunStatus.RUNNING)
 
     def on_epoch(self, epoch: int, metrics: dict[str, float | None]) -> None:
         if metrics.get("val_loss") is not None:
@@ -125,6 +149,17 @@ class RunRecorder:
 
     def should_stop(self) -> bool:
         return self.heartbeat.cancelled.is_set()
+
+    def checkpoint_due(self, step: int) -> bool:
+        last_step, last_time = self.last_checkpoint
+        every_steps, every_s = settings.RUN_CHECKPOINT_EVERY_STEPS, settings.RUN_CHECKPOINT_EVERY_S
+        return (every_steps > 0 and step - last_step >= every_steps) or time.monotonic() - last_time >= every_s
+
+    def on_checkpoint(self, step: int, directory: Path) -> None:
+        if not checkpoint_store(self.run.pk, self.run.attempt, step, directory):
+            raise RunSuperseded
+        self.last_checkpoint = (step, time.monotonic())
+        log(self.run, f"checkpoint of step {step} saved")
 
 
 def log(run: TrainingRun, line: str) -> None:
@@ -138,17 +173,27 @@ def _claim(run_id: int) -> TrainingRun | None:
         if run is None or run.status != RunStatus.QUEUED:
             return None  # redelivered, cancelled before it started, or already done
         now = timezone.now()
-        run.status, run.started_at, run.heartbeat_at = RunStatus.RUNNING, now, now
+        run.status, run.started_at, run.heartbeat_at = RunStatus.RUNNING, run.started_at or now, now
         run.worker, run.phase = socket.gethostname(), "loading"
-        run.save(update_fields=["status", "started_at", "heartbeat_at", "worker", "phase", "updated_at"])
+        attempt_begin(run, run.worker)
+        fields = ["status", "started_at", "heartbeat_at", "worker", "phase", "attempt", "attempts", "updated_at"]
+        run.save(update_fields=fields)
         return run
 
 
 def _finish(run: TrainingRun, status: str, **fields: Any) -> None:
+    """End the run, if this attempt still holds it; its checkpoints go."""
     now = timezone.now()
-    TrainingRun.objects.filter(pk=run.pk).update(
-        status=status, finished_at=now, heartbeat_at=now, updated_at=now, phase="", **fields
-    )
+    with transaction.atomic():
+        locked = TrainingRun.objects.select_for_update().filter(pk=run.pk, attempt=run.attempt).first()
+        if locked is None or locked.finished:
+            return
+        attempt_end(locked, outcome=status, reason=fields.get("error", ""))
+        checkpoints_forget(locked)
+        TrainingRun.objects.filter(pk=run.pk).update(
+            status=status, finished_at=now, heartbeat_at=now, updated_at=now, phase="", attempts=locked.attempts,
+            checkpoints=[], **fields,
+        )  # fmt: skip
     for receiver, outcome in run_finished.send_robust(TrainingRun, run_id=run.pk, status=status):
         if isinstance(outcome, Exception):
             logger.error("run %s: %s failed on its end", run.pk, receiver, exc_info=outcome)
@@ -159,11 +204,13 @@ def run_execute(*, run_id: int) -> None:
     run = _claim(run_id)
     if run is None:
         return
-    heartbeat = Heartbeat(run.pk)
+    heartbeat = Heartbeat(run.pk, run.attempt)
     heartbeat.start()
     workdir = Path(tempfile.mkdtemp(prefix=f"instructory-run-{run.pk}-"))
     try:
         _execute(run, heartbeat, workdir)
+    except RunSuperseded:
+        logger.warning("run %s attempt %s was given to another worker; this one stops", run.pk, run.attempt)
     except RunCancelled:
         log(run, "cancelled on request")
         _finish(run, RunStatus.CANCELLED)
@@ -191,7 +238,6 @@ def _set_phase(run: TrainingRun, phase: str, heartbeat: Heartbeat) -> None:
 
 def _execute(run: TrainingRun, heartbeat: Heartbeat, workdir: Path) -> None:
     from training_app.ml.registry import load_model, pick_device
-    from training_app.ml.train import train
 
     snapshot = run.snapshot
     rows = snapshot_rows(snapshot)
@@ -211,14 +257,10 @@ def _execute(run: TrainingRun, heartbeat: Heartbeat, workdir: Path) -> None:
 
     _set_phase(run, "training", heartbeat)
     out_dir = workdir / "model"
-    result = train(
-        model_dir,
-        [_chat(row) for row in train_rows],
-        [_chat(row) for row in val_rows],
-        config,
-        out_dir,
-        RunRecorder(run, heartbeat),
+    inputs = TrainInputs(
+        model_dir, [_chat(row) for row in train_rows], [_chat(row) for row in val_rows], config, out_dir
     )
+    result = _train_retrying(run, heartbeat, workdir, lambda options: _train(run, heartbeat, inputs, options, workdir))
     if result.status == "cancelled":
         raise RunCancelled
     summary = {
@@ -251,6 +293,90 @@ def _execute(run: TrainingRun, heartbeat: Heartbeat, workdir: Path) -> None:
     evaluation = {"source": source, "before": _metrics_only(before), "after": _metrics_only(after)}
     _finish(run, RunStatus.SUCCEEDED, artifact=run.artifact.name, evaluation=evaluation, step=result.steps)
     log(run, "succeeded")
+
+
+@dataclass
+class TrainInputs:
+    """What a run trains on, wherever the training runs (this process, or several started for it)."""
+
+    source: Path
+    train_set: list[ChatExample]
+    val_set: list[ChatExample]
+    config: TrainConfig
+    out_dir: Path
+    init_artifact: Path | None = None
+
+
+def _train(run: TrainingRun, heartbeat: Heartbeat, inputs: TrainInputs, options: Any, workdir: Path) -> Any:
+    from training_app.ml.train import train
+    from training_app.parallel import train_in_processes, train_processes
+
+    processes = train_processes()
+    if processes > 1:
+        log(run, f"training with {processes} processes (data parallel); the first one reports")
+        return train_in_processes(run.pk, inputs, options, workdir, processes)
+    return train(
+        inputs.source, inputs.train_set, inputs.val_set, inputs.config, inputs.out_dir, RunRecorder(run, heartbeat),
+        init_artifact=inputs.init_artifact, options=options,
+    )  # fmt: skip
+
+
+def _train_retrying(run: TrainingRun, heartbeat: Heartbeat, workdir: Path, train_with: Callable[[Any], Any]) -> Any:
+    """Train from the run's newest checkpoint (if any); out of memory, again from the newest checkpoint with half
+    the examples per forward pass (the same steps: the effective batch and the results do not change), down to 1."""
+    from training_app.ml.checkpoint import LoopOptions
+    from training_app.ml.memory import MemoryGuard, is_out_of_memory
+
+    guard = MemoryGuard(max_rss_mb=settings.RUN_MAX_RSS_MB, fail_above=settings.RUN_FAULT_OOM_ABOVE)
+    while True:
+        resume = _resume_point(run, workdir / f"resume-{len(run.attempts)}")
+        options = LoopOptions(resume=resume, micro_batch=run.micro_batch, memory_check=guard)
+        try:
+            return train_with(options)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            _halve_micro_batch(run, str(error))
+
+
+def _resume_point(run: TrainingRun, folder: Path) -> Path | None:
+    """Fetch the run's newest checkpoint into ``folder``; drop the metrics recorded after it (they are redone)."""
+    step = checkpoint_fetch(run.pk, folder)
+    if step is None and run.attempt == 1 and len(run.attempts) == 1:
+        return None
+    RunMetric.objects.filter(run=run, step__gt=step or 0).delete()
+    run.step = step or 0
+    run.attempts = [*run.attempts[:-1], {**run.attempts[-1], "from_step": run.step}]
+    TrainingRun.objects.filter(pk=run.pk).update(step=run.step, attempts=run.attempts)
+    if step is None:
+        log(run, f"attempt {run.attempt} starts from the first step: no checkpoint was saved before")
+        return None
+    log(run, f"attempt {run.attempt} resumes from the checkpoint of step {step}")
+    return folder
+
+
+def _halve_micro_batch(run: TrainingRun, error: str) -> None:
+    config = TrainConfig.from_dict({**run.hyperparameters, "method": run.method})
+    current = run.micro_batch or config.batch_size
+    if current <= 1:
+        raise MemoryError(
+            f"out of memory with one example per forward pass ({error}): the run does not fit on this worker. "
+            "Lower max_seq_len, train with LoRA, or use a worker with more memory."
+        )
+    smaller = max(1, current // 2)
+    with transaction.atomic():
+        locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        step = locked.checkpoints[-1]["step"] if locked.checkpoints else 0
+        attempt_retry(locked, reason=f"out of memory at {current} examples per forward pass: {error}", step=locked.step)
+        locked.micro_batch = smaller
+        locked.save(update_fields=["attempts", "micro_batch", "updated_at"])
+    run.attempts, run.micro_batch = locked.attempts, smaller
+    log(
+        run,
+        f"out of memory at {current} examples per forward pass ({error}); retrying from step {step} with {smaller} "
+        f"per pass, so each step accumulates {config.batch_size * config.grad_accum // smaller} passes: the effective "
+        f"batch ({config.batch_size * config.grad_accum}) and the results stay the same",
+    )
 
 
 EVALUATED_ON = {"eval_set": "evaluation set", "validation": "validation split (the snapshot has no evaluation set)"}

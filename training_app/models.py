@@ -87,6 +87,17 @@ class TrainingRun(TimeStamped, Dispatched):
     evaluation = models.JSONField(
         default=dict, blank=True, help_text='{"source": "eval_set" or "validation", "before": {...}, "after": {...}}'
     )
+    # Each claim by a worker is an attempt; a run whose worker died is queued again, to resume from its last
+    # checkpoint, until max_attempts have started.
+    attempt = models.PositiveSmallIntegerField(default=0, help_text="Attempts started so far.")
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    attempts = models.JSONField(
+        default=list, blank=True, help_text="Every attempt: number, worker, steps, start, end and why it ended."
+    )
+    checkpoints = models.JSONField(default=list, blank=True, help_text='The last two: [{"step", "file"}], newest last.')
+    micro_batch = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Examples per forward pass, once an out-of-memory retry lowered it."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

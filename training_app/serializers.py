@@ -129,8 +129,26 @@ class EvalItemSerializer(serializers.ModelSerializer):
                   "after_ok"]  # fmt: skip
 
 
+class AttemptSerializer(serializers.Serializer):
+    """One claim of the run by a worker (or an out-of-memory retry within one), and how it ended."""
+
+    number = serializers.IntegerField()
+    worker = serializers.CharField()
+    started_at = serializers.DateTimeField()
+    from_step = serializers.IntegerField()
+    ended_at = serializers.DateTimeField(required=False)
+    to_step = serializers.IntegerField(required=False)
+    outcome = serializers.ChoiceField(
+        ["succeeded", "failed", "cancelled", "worker lost", "out of memory"],
+        required=False,
+        help_text="absent while running",
+    )
+    reason = serializers.CharField(required=False)
+
+
 class RunSerializer(serializers.ModelSerializer):
     dataset = serializers.IntegerField(source="snapshot.dataset_id", read_only=True)
+    attempts = AttemptSerializer(many=True, read_only=True)
     dataset_name = serializers.CharField(source="snapshot.dataset.name", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     progress = serializers.FloatField(read_only=True)
@@ -144,7 +162,7 @@ class RunSerializer(serializers.ModelSerializer):
             "id", "snapshot", "dataset", "dataset_name", "base_model", "method", "hyperparameters", "status", "phase", "step",
             "total_steps", "progress", "eta_seconds", "cancel_requested", "created_by", "queued_at", "started_at", "first_step_at",
             "finished_at", "heartbeat_at", "device", "error", "traceback_tail", "summary", "evaluation", "latest_metrics",
-            "key_metric", "artifact_url",
+            "key_metric", "artifact_url", "attempt", "max_attempts", "attempts", "micro_batch",
         ]  # fmt: skip
 
     def get_latest_metrics(self, run: TrainingRun) -> dict | None:

@@ -12,10 +12,19 @@ from datasets_app.curation.selectors import role_require
 from datasets_app.errors import Conflict
 from datasets_app.jobs.outbox import dispatch_due, dispatch_on_commit
 from datasets_app.models import Dataset, Role
+from training_app.checkpoints import attempt_end, attempts_text, checkpoints_forget
 from training_app.exports import merged_export_forget
 from training_app.judging.services import AB_TASK
 from training_app.ml.config import METHODS, TrainConfig, validate_config
-from training_app.models import ABItem, DatasetVersion, PlaygroundRequest, PlaygroundStatus, RunStatus, TrainingRun
+from training_app.models import (
+    ABItem,
+    DatasetVersion,
+    PlaygroundRequest,
+    PlaygroundStatus,
+    RunLog,
+    RunStatus,
+    TrainingRun,
+)
 from training_app.snapshots import snapshot_create
 
 # The tasks that execute the rows, by name (training_app/tasks.py); the outbox sends them.
@@ -91,8 +100,9 @@ def run_create(
     if snapshot is None:
         snapshot = snapshot_create(dataset=dataset, user=user, validation_fraction=validation_fraction)  # type: ignore[arg-type]
     run = TrainingRun.objects.create(
-        snapshot=snapshot, base_model=base_model, method=method, hyperparameters=config, created_by=user
-    )
+        snapshot=snapshot, base_model=base_model, method=method, hyperparameters=config, created_by=user,
+        max_attempts=settings.RUN_MAX_ATTEMPTS,
+    )  # fmt: skip
     dispatch_on_commit(run, RUN_TASK)  # with the broker down, run_dispatch sends it once the broker is back
     return run
 
@@ -107,7 +117,8 @@ def run_cancel(*, run: TrainingRun, user: AbstractBaseUser) -> TrainingRun:
     locked.cancel_requested = True
     if locked.status == RunStatus.QUEUED:
         locked.status, locked.finished_at = RunStatus.CANCELLED, timezone.now()
-    locked.save(update_fields=["cancel_requested", "status", "finished_at", "updated_at"])
+        checkpoints_forget(locked)  # of an earlier attempt
+    locked.save(update_fields=["cancel_requested", "status", "finished_at", "checkpoints", "updated_at"])
     return locked
 
 
@@ -129,20 +140,44 @@ def run_model_delete(*, run: TrainingRun, user: AbstractBaseUser) -> TrainingRun
 
 
 def run_sweep(*, timeout: timedelta | None = None) -> int:
-    """Fail running runs whose worker stopped sending heartbeats (killed, out of memory, machine gone).
+    """Take running runs from workers that stopped sending heartbeats (killed, out of memory, machine gone): each
+    is queued again, to resume from its last checkpoint on any worker, until it has had max_attempts; then it
+    fails, saying what each attempt did. Returns how many runs were taken.
 
     A running run's worker beats every few seconds; past RUN_HEARTBEAT_TIMEOUT_S (or `timeout`) it is called dead.
     """
     timeout = timeout or timedelta(seconds=settings.RUN_HEARTBEAT_TIMEOUT_S)
+    stale = TrainingRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=timezone.now() - timeout)
+    return sum(_take_from_dead_worker(run_id, timeout) for run_id in stale.values_list("pk", flat=True))
+
+
+@transaction.atomic
+def _take_from_dead_worker(run_id: int, timeout: timedelta) -> bool:
     now = timezone.now()
-    stale = TrainingRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=now - timeout)
-    return stale.update(
-        status=RunStatus.FAILED,
-        finished_at=now,
-        updated_at=now,
-        error=f"the worker running this stopped responding (no heartbeat for {timeout.total_seconds():.0f} s): "
-        "it was killed or its machine went away. Metrics so far are kept; start a new run to try again.",
-    )
+    run = TrainingRun.objects.select_for_update().get(pk=run_id)
+    if run.status != RunStatus.RUNNING or run.heartbeat_at >= now - timeout:
+        return False  # it ended, or beat, meanwhile
+    worker = run.worker or "its worker"
+    reason = f"{worker} stopped responding (no heartbeat for {timeout.total_seconds():.0f} s)"
+    attempt_end(run, outcome="worker lost", reason=reason)
+    run.phase, run.updated_at = "", now
+    if run.cancel_requested:
+        run.status, run.finished_at = RunStatus.CANCELLED, now
+        checkpoints_forget(run)
+    elif run.attempt < run.max_attempts:
+        run.status, run.worker, run.dispatched_at, run.dispatch_count = RunStatus.QUEUED, "", None, 0
+        run.phase = f"queued again for attempt {run.attempt + 1} of {run.max_attempts}"
+        dispatch_on_commit(run, RUN_TASK)
+    else:
+        run.status, run.finished_at = RunStatus.FAILED, now
+        run.error = (
+            f"every one of its {run.max_attempts} attempts lost its worker (killed, out of memory, or its machine "
+            f"went away): {attempts_text(run)}. Metrics so far are kept; start a new run to try again."
+        )
+        checkpoints_forget(run)
+    run.save()
+    RunLog.objects.create(run=run, line=f"attempt {run.attempt}: {reason}; the run is {run.status} now")
+    return True
 
 
 def playground_sweep(*, timeout: timedelta | None = None) -> int:

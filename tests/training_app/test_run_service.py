@@ -58,15 +58,28 @@ def test_cancelling_a_queued_run_ends_it_at_once(guardrail_dataset, lead):
     assert run_cancel(run=run, user=lead).status == "cancelled"
 
 
-def test_sweeper_fails_a_run_whose_heartbeat_stopped(guardrail_dataset, lead):
+def test_sweeper_queues_a_run_whose_heartbeat_stopped_again_until_its_attempts_are_spent(guardrail_dataset, lead):
     dead = run_create(user=lead, dataset=guardrail_dataset, base_model=TINY)
     alive = run_create(user=lead, dataset=guardrail_dataset, base_model=TINY)
-    TrainingRun.objects.filter(pk=dead.pk).update(status="running", heartbeat_at=timezone.now() - timedelta(seconds=61))
+    assert dead.max_attempts == 3
     TrainingRun.objects.filter(pk=alive.pk).update(status="running", heartbeat_at=timezone.now() - timedelta(seconds=5))
-    assert run_sweep() == 1
-    dead.refresh_from_db()
+    for attempt in (1, 2, 3):
+        TrainingRun.objects.filter(pk=dead.pk).update(
+            status="running", attempt=attempt, worker=f"box-{attempt}", step=attempt * 10,
+            heartbeat_at=timezone.now() - timedelta(seconds=61),
+            attempts=[*TrainingRun.objects.get(pk=dead.pk).attempts, {"number": attempt, "worker": f"box-{attempt}",
+                      "started_at": timezone.now().isoformat(), "from_step": 0}],
+        )  # fmt: skip
+        assert run_sweep() == 1
+        dead.refresh_from_db()
+        if attempt < 3:
+            assert dead.status == "queued"
+            assert dead.phase == f"queued again for attempt {attempt + 1} of 3"
+            assert dead.dispatched_at is None  # the dispatcher sends it again, should the send on commit fail
     assert dead.status == "failed"
-    assert "stopped responding" in dead.error
+    assert "every one of its 3 attempts lost its worker" in dead.error
+    assert "attempt 2 on box-2: steps 0 to 20, box-2 stopped responding" in dead.error
+    assert [a["outcome"] for a in dead.attempts] == ["worker lost"] * 3
     alive.refresh_from_db()
     assert alive.status == "running"
 

@@ -12,6 +12,10 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 METHODS = ("lora", "full")
+# What a run learns from: supervised answers, or preference pairs (DPO against the starting model, or ORPO,
+# which needs no reference).
+OBJECTIVES = ("sft", "dpo", "orpo")
+MAX_BETA = 10.0
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 
@@ -43,6 +47,9 @@ class TrainConfig:
     group_by_length: bool = True
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, about a third slower
+    objective: str = "sft"
+    beta: float = 0.1  # DPO: how far from the reference the policy may move; ORPO: the odds-ratio term's weight
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -56,6 +63,23 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# From a trial on SmolLM2-135M and 23 guardrail preference pairs (issue 14): a fresh LoRA trained with DPO on top
+# of a merged supervised adapter at lr 5e-4 for 3 epochs kept the blocked prompts refused (5 of 6) and refused no
+# allowed one; at 1e-3 DPO degraded the text. ORPO alone needed more: lr 8e-4, 5 epochs.
+_OBJECTIVE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sft": {},
+    "dpo": {"learning_rate": 5e-4, "epochs": 3},
+    "orpo": {"learning_rate": 8e-4, "epochs": 5},
+}
+
+
+def objective_defaults(objective: str) -> dict[str, Any]:
+    """The hyperparameters whose default differs from TrainConfig's for ``objective``."""
+    if objective not in _OBJECTIVE_DEFAULTS:
+        raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}")
+    return dict(_OBJECTIVE_DEFAULTS[objective])
 
 
 def steps_per_epoch(pairs: int, cfg: TrainConfig) -> int:
@@ -106,8 +130,15 @@ def validate_config(cfg: dict[str, Any]) -> list[tuple[str, str]]:
             problems.append((name, f"must be between {low:g} and {high:g}"))
     if "method" in cfg and cfg["method"] not in METHODS:
         problems.append(("method", f"must be one of {', '.join(METHODS)}"))
-    if "group_by_length" in cfg and not isinstance(cfg["group_by_length"], bool):
-        problems.append(("group_by_length", "must be true or false"))
+    if "objective" in cfg and cfg["objective"] not in OBJECTIVES:
+        problems.append(("objective", f"must be one of {', '.join(OBJECTIVES)}"))
+    if "beta" in cfg and not _number(cfg["beta"], integer=False):
+        problems.append(("beta", "must be a number"))
+    elif "beta" in cfg and not 0 < cfg["beta"] <= MAX_BETA:
+        problems.append(("beta", f"must be above 0 and at most {MAX_BETA:g}"))
+    for flag in ("group_by_length", "gradient_checkpointing"):
+        if flag in cfg and not isinstance(cfg[flag], bool):
+            problems.append((flag, "must be true or false"))
     if "lora_target_modules" in cfg:
         modules = cfg["lora_target_modules"]
         if not isinstance(modules, list | tuple) or not modules:
@@ -126,6 +157,9 @@ def settings_schema() -> dict[str, Any]:
         if open_high:
             properties[name]["exclusiveMaximum"] = True
     properties["group_by_length"] = {"type": "boolean"}
+    properties["gradient_checkpointing"] = {"type": "boolean"}
+    properties["objective"] = {"type": "string", "enum": list(OBJECTIVES)}
+    properties["beta"] = {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": MAX_BETA}
     properties["lora_target_modules"] = {
         "type": "array",
         "minItems": 1,

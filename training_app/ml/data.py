@@ -37,6 +37,7 @@ class ChatExample:
     system: str = ""
     history: list[dict] = field(default_factory=list)  # {role, content, weight?: 0 | 1 on assistant turns}
     ref: int | None = None  # the dataset example this came from
+    rejected: str | None = None  # a preference pair's worse answer; ``response`` is then the chosen one
 
 
 @dataclass

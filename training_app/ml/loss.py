@@ -78,17 +78,21 @@ def autocast(device: torch.device) -> AbstractContextManager[Any]:
     return nullcontext()
 
 
-def forward_passes(batches: list[list[int]], encoded: Sequence[Encoded], device: torch.device) -> Iterator[list[int]]:
-    """The forward passes for some batches: on CPU, each batch split into runs of similar length.
+def forward_passes(
+    batches: list[list[int]], encoded: Sequence[Encoded], device: torch.device, micro_batch: int | None = None
+) -> Iterator[list[int]]:
+    """The forward passes for some batches: on CPU, each batch split into runs of similar length; with
+    ``micro_batch``, no pass holds more examples than that.
 
     A CPU spends its time in proportion to the positions it computes, padding included, and a
     run of a few sequences already fills its matrix units; a GPU wants the whole batch at once.
     """
     for batch in batches:
-        if device.type == "cpu":
-            yield from split_by_length(batch, encoded, CPU_MAX_PADDING)
-        else:
-            yield batch
+        passes = split_by_length(batch, encoded, CPU_MAX_PADDING) if device.type == "cpu" else [batch]
+        for indices in passes:
+            step = micro_batch or len(indices)
+            for start in range(0, len(indices), step):
+                yield indices[start : start + step]
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

@@ -122,6 +122,8 @@ def load_model(
     if adapter_dir is not None:
         from peft import PeftModel
 
+        if is_adapter(Path(adapter_dir) / INIT_DIR):  # a run stacked on an earlier one: that one first, merged
+            model = merge_adapter(model, Path(adapter_dir) / INIT_DIR)
         with quiet_peft():
             model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False)
         if (Path(adapter_dir) / "tokenizer_config.json").exists():
@@ -130,6 +132,37 @@ def load_model(
     model.to(device)
     model.eval()
     return model, tokenizer
+
+
+# Inside a LoRA artifact trained on top of an earlier one: a copy of that one's adapter (with its own init/, if any).
+INIT_DIR = "init"
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def is_adapter(directory: Path) -> bool:
+    return all((Path(directory) / name).is_file() for name in ADAPTER_FILES)
+
+
+def merge_adapter(model: PreTrainedModel, adapter_dir: Path) -> PreTrainedModel:
+    """``model`` with the LoRA adapter in ``adapter_dir`` merged into its weights, the adapter's own init/ first."""
+    from peft import PeftModel
+
+    adapter_dir = Path(adapter_dir)
+    if not is_adapter(adapter_dir):
+        raise ModelSourceError(f"{adapter_dir} is not a LoRA artifact (it needs {' and '.join(ADAPTER_FILES)})")
+    if is_adapter(adapter_dir / INIT_DIR):
+        model = merge_adapter(model, adapter_dir / INIT_DIR)
+    with quiet_peft():
+        return PeftModel.from_pretrained(model, adapter_dir, is_trainable=False).merge_and_unload()
+
+
+def copy_adapter(adapter_dir: Path, target: Path) -> None:
+    """Copy a LoRA artifact's adapter files and its init/ chain (not its tokenizer or summary) to ``target``."""
+    target.mkdir(parents=True)
+    for name in ADAPTER_FILES:
+        shutil.copy2(Path(adapter_dir) / name, target / name)
+    if is_adapter(Path(adapter_dir) / INIT_DIR):
+        copy_adapter(Path(adapter_dir) / INIT_DIR, target / INIT_DIR)
 
 
 def load_tokenizer(directory: Path) -> PreTrainedTokenizerBase:

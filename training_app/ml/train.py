@@ -28,10 +28,11 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
+from training_app.ml.checkpoint import LoopCounters, LoopOptions, checkpoint_if_due, load_checkpoint
 from training_app.ml.config import ConfigError, TrainConfig, steps_per_epoch, validate_config
 from training_app.ml.data import ChatExample, collate, encode_many, make_batches
 from training_app.ml.loss import answer_loss_sum, autocast, forward_passes, to_device, validation_loss
-from training_app.ml.registry import load_tokenizer, pick_device, quiet_peft
+from training_app.ml.registry import INIT_DIR, copy_adapter, load_tokenizer, merge_adapter, pick_device, quiet_peft
 
 __all__ = [
     "Callbacks",
@@ -71,6 +72,12 @@ class Callbacks(Protocol):
     def should_stop(self) -> bool:
         """Asked after every optimizer step; True ends training as cancelled."""
 
+    def checkpoint_due(self, step: int) -> bool:
+        """Asked after every optimizer step (at an epoch's end, after its validation): save a checkpoint now?"""
+
+    def on_checkpoint(self, step: int, directory: Path) -> None:
+        """A checkpoint of ``step`` is in ``directory`` (deleted when this returns): store it to resume from."""
+
 
 class NullCallbacks:
     """Does nothing; subclass it to override only what you need."""
@@ -89,6 +96,12 @@ class NullCallbacks:
 
     def should_stop(self) -> bool:
         return False
+
+    def checkpoint_due(self, step: int) -> bool:
+        return False
+
+    def on_checkpoint(self, step: int, directory: Path) -> None:
+        pass
 
 
 @dataclass
@@ -118,12 +131,20 @@ def train(
     cfg: TrainConfig,
     out_dir: Path,
     callbacks: Callbacks | None = None,
+    *,
+    init_artifact: Path | None = None,
+    options: LoopOptions | None = None,
 ) -> TrainResult:
     """Fine-tune the base model in ``source_dir`` and save the result to ``out_dir``.
 
-    LoRA saves adapter_model.safetensors + adapter_config.json; full saves complete safetensors
-    weights. Both add the tokenizer and train_config.json. The directory appears only when
-    everything is written; a cancelled run saves nothing.
+    ``cfg.objective`` says what is learnt: supervised answers (sft), or preference pairs (dpo, orpo; each
+    example's ``rejected`` set). With ``init_artifact`` (a finished LoRA artifact of an earlier run) the
+    training starts from the base with that adapter merged in, and a fresh adapter (or all weights) is trained.
+
+    LoRA saves adapter_model.safetensors + adapter_config.json, plus init/ (a copy of the init
+    artifact's adapter, which ``registry.load_model`` merges first); full saves complete safetensors
+    weights, the init adapter merged in. Both add the tokenizer and train_config.json. The directory
+    appears only when everything is written; a cancelled run saves nothing.
     """
     callbacks = callbacks or NullCallbacks()
     problems = validate_config(cfg.to_dict())
@@ -140,14 +161,34 @@ def train(
     model = AutoModelForCausalLM.from_pretrained(
         source_dir, dtype=weights_dtype, use_safetensors=True, trust_remote_code=False
     ).to(device)
+    if init_artifact is not None:
+        model = merge_adapter(model, Path(init_artifact))
+        callbacks.on_log(f"merged the adapter of {init_artifact} into the base; training a fresh one on top")
     tokenizer = load_tokenizer(source_dir)
     model = prepare_model(model, cfg)
-    result = fit(model, tokenizer, train_set, val_set, cfg, callbacks)
-    if result.status != SUCCEEDED:
-        return result
-    save_trained(model, tokenizer, cfg, out_dir, base=source_dir, result=result)
+    result = _fit_objective(model, tokenizer, train_set, val_set, cfg, callbacks, options or LoopOptions())
+    if result.status != SUCCEEDED or not (options or LoopOptions()).sync.leader:
+        return result  # in data-parallel training rank 0 alone saves
+    init = Path(init_artifact) if init_artifact is not None and cfg.method == "lora" else None
+    save_trained(model, tokenizer, cfg, out_dir, base=source_dir, result=result, init_artifact=init)
     callbacks.on_log(f"saved to {out_dir}")
     return replace(result, out_dir=out_dir)
+
+
+def _fit_objective(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    train_set: Sequence[ChatExample],
+    val_set: Sequence[ChatExample],
+    cfg: TrainConfig,
+    callbacks: Callbacks,
+    options: LoopOptions,
+) -> TrainResult:
+    if cfg.objective == "sft":
+        return fit(model, tokenizer, train_set, val_set, cfg, callbacks, options=options)
+    from training_app.ml.preference import fit_preference  # it builds on this module
+
+    return fit_preference(model, tokenizer, train_set, val_set, cfg, callbacks, options=options)
 
 
 def lora_config(cfg: TrainConfig) -> LoraConfig:
@@ -167,6 +208,8 @@ def lora_config(cfg: TrainConfig) -> LoraConfig:
 def prepare_model(model: PreTrainedModel, cfg: TrainConfig) -> nn.Module:
     """Make ``model`` trainable per ``cfg``: wrap it with a fresh LoRA adapter, or unfreeze all."""
     _seed(cfg.seed)  # the adapter's initial weights come from the RNG
+    if cfg.gradient_checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if cfg.method == "full":
         model.requires_grad_(True)
         return model
@@ -196,7 +239,10 @@ def save_trained(
     *,
     base: Path,
     result: TrainResult,
+    init_artifact: Path | None = None,
 ) -> None:
+    """Write the artifact to ``out_dir`` at once (a temporary sibling renamed into place); with ``init_artifact``
+    (LoRA only) a copy of its adapter goes in init/, so the artifact loads alone."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.saving-", dir=out_dir.parent))
@@ -204,9 +250,12 @@ def save_trained(
         tmp.chmod(0o755)
         model.save_pretrained(tmp)  # peft writes only the adapter; both write safetensors
         tokenizer.save_pretrained(tmp)
+        if init_artifact is not None:
+            copy_adapter(init_artifact, tmp / INIT_DIR)
         summary = {
             "config": cfg.to_dict(),
             "base": str(base),
+            "init_artifact": str(init_artifact) if init_artifact is not None else None,
             "result": {**result.to_dict(), "out_dir": str(out_dir)},
             "versions": _versions(),
         }
@@ -229,9 +278,12 @@ def fit(
     val_set: Sequence[ChatExample],
     cfg: TrainConfig,
     callbacks: Callbacks | None = None,
+    *,
+    options: LoopOptions | None = None,
 ) -> TrainResult:
-    """Train ``model`` in place; returns the figures, saves nothing."""
-    callbacks = callbacks or NullCallbacks()
+    """Train ``model`` in place; returns the figures, saves nothing. With ``options.resume`` it goes on from that
+    checkpoint's step, as if it had never stopped."""
+    callbacks, options = callbacks or NullCallbacks(), options or LoopOptions()
     _seed(cfg.seed)
     encoded = encode_many(tokenizer, train_set, cfg.max_seq_len)
     truncated = sum(e.truncated for e in encoded)
@@ -256,71 +308,110 @@ def fit(
         f"{cfg.epochs} epochs, {total_steps} steps, {cfg.method}, "
         f"{trainable / 1e6:.2f}M of {everything / 1e6:.1f}M parameters trained, on {device}"
     )
+    counters = _resumed(options, model, optimizer, scheduler, callbacks)
     callbacks.on_start(total_steps)
 
     model.train()
-    step, tokens, seconds = 0, 0, 0.0
-    status, val_loss, epoch_loss = SUCCEEDED, None, None
-    for epoch in range(cfg.epochs):
-        batches = make_batches(encoded, cfg.batch_size, group_by_length=cfg.group_by_length, seed=cfg.seed + epoch)
-        loss_sum, label_count = 0.0, 0
-        for group in _chunks(batches, cfg.grad_accum):
+    status, epoch_loss = SUCCEEDED, None
+    for epoch, groups in epoch_groups(encoded, cfg, counters, epoch_steps):
+        for group in groups:
             started = time.perf_counter()
             step_labels = sum(encoded[i].n_labels for batch in group for i in batch)
-            step_loss = 0.0
-            for batch_indices in forward_passes(group, encoded, device):
+            step_loss, step_tokens = 0.0, 0
+            for batch_indices in options.sync.mine(forward_passes(group, encoded, device, options.micro_batch)):
                 batch = to_device(collate([encoded[i] for i in batch_indices], pad_id), device)
                 with autocast(device):
                     loss = answer_loss_sum(model, batch)
+                if options.memory_check is not None:
+                    options.memory_check(len(batch_indices))
                 # Normalised by the answer tokens of the whole optimizer step, so accumulation
                 # weighs every token alike whatever the batch boundaries.
                 (loss / step_labels).backward()
                 step_loss += loss.item()
-                tokens += int(batch["attention_mask"].sum())
+                step_tokens += int(batch["attention_mask"].sum())
+            step_loss, step_tokens = options.sync.step_end(params, [step_loss, step_tokens])
+            counters.tokens += int(step_tokens)
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm or math.inf)
             learning_rate = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            seconds += time.perf_counter() - started
-            step += 1
-            loss_sum += step_loss
-            label_count += step_labels
-            epoch_loss = loss_sum / label_count
+            counters.seconds += time.perf_counter() - started
+            counters.step += 1
+            counters.epoch_loss_sum += step_loss
+            counters.epoch_count += step_labels
+            epoch_loss = counters.epoch_loss_sum / counters.epoch_count
             callbacks.on_step(
-                step,
+                counters.step,
                 {
                     "loss": step_loss / step_labels,
                     "learning_rate": learning_rate,
                     "grad_norm": float(grad_norm),
-                    "tokens_per_s": tokens / seconds,
-                    "epoch": step / epoch_steps,
+                    "tokens_per_s": counters.tokens / counters.seconds,
+                    "epoch": counters.step / epoch_steps,
                 },
             )
-            if callbacks.should_stop():
+            if options.sync.agree(callbacks.should_stop()):
                 status = CANCELLED
                 break
+            if counters.step % epoch_steps:  # an epoch's last step checkpoints after its validation
+                checkpoint_if_due(callbacks, model, optimizer, scheduler, counters)
         if status == CANCELLED:
-            callbacks.on_log(f"cancelled after step {step} of {total_steps}")
+            callbacks.on_log(f"cancelled after step {counters.step} of {total_steps}")
             break
-        val_loss = validation_loss(model, tokenizer, val_encoded, cfg.max_seq_len, cfg.batch_size)
-        callbacks.on_epoch(epoch + 1, {"val_loss": val_loss, "train_loss": epoch_loss})
+        if options.sync.leader:  # the others would only compute the same figure again
+            counters.val_loss = validation_loss(model, tokenizer, val_encoded, cfg.max_seq_len, cfg.batch_size)
+        callbacks.on_epoch(epoch + 1, {"val_loss": counters.val_loss, "train_loss": epoch_loss})
         callbacks.on_log(
             f"epoch {epoch + 1}/{cfg.epochs}: train loss {epoch_loss:.4f}"
-            + (f", validation loss {val_loss:.4f}" if val_loss is not None else "")
+            + (f", validation loss {counters.val_loss:.4f}" if counters.val_loss is not None else "")
         )
+        if epoch + 1 < cfg.epochs:
+            checkpoint_if_due(callbacks, model, optimizer, scheduler, counters)
     model.eval()
     return TrainResult(
         status=status,
-        steps=step,
-        train_tokens=tokens,
+        steps=counters.step,
+        train_tokens=counters.tokens,
         truncated_count=truncated,
         final_loss=epoch_loss,
-        val_loss=val_loss,
-        tokens_per_s=tokens / seconds if seconds else 0.0,
+        val_loss=counters.val_loss,
+        tokens_per_s=counters.tokens / counters.seconds if counters.seconds else 0.0,
         total_steps=total_steps,
-        train_seconds=seconds,
+        train_seconds=counters.seconds,
     )
+
+
+def _resumed(
+    options: LoopOptions,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    callbacks: Callbacks,
+) -> LoopCounters:
+    """The loop's counters: fresh, or those of the checkpoint it resumes from (whose state is restored)."""
+    if options.resume is None:
+        return LoopCounters()
+    counters = load_checkpoint(options.resume, model, optimizer, scheduler)
+    callbacks.on_log(f"resumed from the checkpoint of step {counters.step}")
+    return counters
+
+
+def epoch_groups(
+    items: Sequence[Any], cfg: TrainConfig, counters: LoopCounters, epoch_steps: int
+) -> Iterator[tuple[int, list[list[list[int]]]]]:
+    """Each epoch still to run with its optimizer steps (groups of grad_accum batches, in the seeded order),
+    starting after the step ``counters`` reached; an epoch's loss figures start afresh, except in the epoch a
+    resumed loop starts in the middle of."""
+    start_epoch, done = divmod(counters.step, epoch_steps)
+    for epoch in range(start_epoch, cfg.epochs):
+        batches = make_batches(items, cfg.batch_size, group_by_length=cfg.group_by_length, seed=cfg.seed + epoch)
+        groups = list(_chunks(batches, cfg.grad_accum))
+        if epoch == start_epoch and done:
+            groups = groups[done:]
+        else:
+            counters.epoch_loss_sum, counters.epoch_count = 0.0, 0
+        yield epoch, groups
 
 
 # --- helpers ----------------------------------------------------------------------------------

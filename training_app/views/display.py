@@ -203,3 +203,19 @@ def live_state(run: TrainingRun) -> dict[str, Any]:
         "started": _when(run.started_at),
         "updated": timezone.localtime(run.updated_at).isoformat(timespec="seconds"),
     }
+
+
+def attempt_rows(run: TrainingRun) -> list[dict[str, Any]]:
+    """The run's attempts for its page, times in the viewer's time zone."""
+    rows = []
+    for attempt in run.attempts:
+        started, ended = (attempt.get(key) for key in ("started_at", "ended_at"))
+        rows.append(
+            {
+                **attempt,
+                "outcome": attempt.get("outcome", "running"),
+                "started": _when(datetime.fromisoformat(started)) if started else "—",
+                "ended": _when(datetime.fromisoformat(ended)) if ended else "—",
+            }
+        )
+    return rows

@@ -159,6 +159,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "dataset": dataset,
         "dataset_url": display.dataset_url(run.snapshot.dataset_id),
         "live": display.live_state(run),
+        "attempts": display.attempt_rows(run),
         "model_short": short,
         "model_full": full,
         "is_lead": is_lead,
