@@ -162,7 +162,11 @@ def test_import_snapshot_training_playground_and_downloads_run_on_different_mach
     dataset = DatasetFactory(workspace=workspace, name="Medical guardrail", kind="guardrail")
     with (
         WorkerProcess("default", env={**private_broker.env, **env, **default_machine.env()}, name="s3-default"),
-        WorkerProcess("training", env={**private_broker.env, **env, **training_machine.env()}, name="s3-training"),
+        WorkerProcess(
+            "training",
+            env={**private_broker.env, **env, **training_machine.env(), "RUN_CHECKPOINT_EVERY_STEPS": "1"},
+            name="s3-training",
+        ),
     ):
         # an upload: the web side stores it, the default worker imports it from the bucket
         content = "\n".join(json.dumps(pair) for pair in PAIRS).encode()
@@ -202,6 +206,10 @@ def test_import_snapshot_training_playground_and_downloads_run_on_different_mach
                         and b, timeout=300)  # fmt: skip
         assert body["status"] == "succeeded", body["error"] + body["traceback_tail"]
         assert [key for key in s3_server.keys(prefix) if key.startswith(f"{prefix}/artifacts/")]
+        # it saved a checkpoint to the bucket every step, and deleted them when it succeeded
+        lines = [line["line"] for line in api.get(f"/api/runs/{run_id}/logs/").json()]
+        assert "checkpoint of step 1 saved" in lines
+        assert not [key for key in s3_server.keys(prefix) if key.startswith(f"{prefix}/checkpoints/")]
 
         # the playground is answered by the default worker, which never saw the model: it fetches it from the bucket
         _, answer = ask_playground(api, run_id, "What dose should I take?", max_new_tokens=4)
@@ -217,6 +225,17 @@ def test_import_snapshot_training_playground_and_downloads_run_on_different_mach
         assert {"adapter_model.safetensors", "instructory_run.json"} <= set(
             zipfile.ZipFile(io.BytesIO(zipped)).namelist()
         )
+
+        # the merged model: the training worker builds it from the bucket's artifact and stores it in the bucket
+        export_url = f"/api/runs/{run_id}/export/?format=merged"
+        started = api.get(export_url)
+        assert started.status_code == 202
+        wait_for(lambda: api.get(started["Location"]).json()["status"] == "succeeded", timeout=120)
+        merged = api.get(export_url)
+        assert merged.status_code == 200
+        names = zipfile.ZipFile(io.BytesIO(b"".join(merged.streaming_content))).namelist()
+        assert f"instructory-run-{run_id}-merged/model.safetensors" in names
+        assert [key for key in s3_server.keys(prefix) if key.startswith(f"{prefix}/exports/")]
 
         # with STORAGE_DOWNLOAD_REDIRECT the web server answers with a presigned URL instead of the bytes
         settings.STORAGE_DOWNLOAD_REDIRECT = True
