@@ -156,7 +156,7 @@ def _job_title(job: Job) -> str:
         return f"Importing {job.params.get('filename', 'a file')}"
     if job.kind == Job.Kind.LINT:
         return f"Checking every pair of {job.dataset.name}"
-    model = dict(generator_choices()).get(job.params.get("generator") or "", "")
+    model = dict(generator_choices(workspace=job.dataset.workspace)).get(job.params.get("generator") or "", "")
     if job.kind == Job.Kind.FAILURES:
         count = len(job.params.get("items", []))
         run = job.params.get("run")
