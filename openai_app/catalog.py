@@ -16,6 +16,7 @@ from django.db.models import QuerySet
 from django.utils.text import slugify
 
 from datasets_app.models import Workspace
+from training_app.generation import FineTunedGenerator
 from training_app.models import RunStatus, TrainingRun
 
 OWNER = "instructory"
@@ -92,3 +93,22 @@ def model_get(*, workspace: Workspace, model: str) -> ModelInfo | None:
 def _fine_tuned(run: TrainingRun, workspace: Workspace) -> ModelInfo:
     finished = run.finished_at or run.created_at
     return ModelInfo(fine_tuned_name(run, workspace), int(finished.timestamp()), workspace_slug(workspace), run)
+
+
+def fine_tuned_generators(*, workspace: Workspace) -> list[FineTunedGenerator]:
+    """The workspace's fine-tuned models as drafting generators (settings.GENERATOR_PROVIDERS), keyed by their
+    `ft:...` names; a run whose base model left the registry is not offered."""
+    return [
+        FineTunedGenerator(
+            key=name,
+            config={
+                "MODEL": name,
+                "RUN": run.pk,
+                "BASE_MODEL": run.base_model,
+                "LABEL": f"{name} (fine-tuned, run {run.pk})",
+            },
+        )
+        for run in fine_tuned_runs(workspace=workspace)
+        if run.base_model in settings.BASE_MODELS
+        for name in [fine_tuned_name(run, workspace)]
+    ]

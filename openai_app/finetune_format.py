@@ -2,8 +2,9 @@
 
 Two kinds of JSON Lines file; the first example decides which, and every line must be of that kind:
 
-- chat: {"messages": [{"role": "system" | "user" | "assistant", "content": str, "weight"?: 0 | 1}, ...]}
-  with at least one assistant message; `weight` only on assistant messages (0: context, not trained on).
+- chat: {"messages": [{"role": "system" | "user" | "assistant", "content": str, "weight"?: 0 | 1}, ...],
+  "tags"?: [str]} with at least one assistant message; `weight` only on assistant messages (0: context, not
+  trained on); `tags` as the openai importer reads them (`blocked:<topic>` makes a job a guardrail run).
 - preference: {"input": {"messages": [...]}, "preferred_output": [{"role": "assistant", "content": str}],
   "non_preferred_output": [{"role": "assistant", "content": str}]}
 
@@ -73,6 +74,7 @@ def _chat(value: dict, issues: checks.Issues) -> None:
     roles = _messages(value.get("messages"), "messages", issues, weights=True)
     if roles and "assistant" not in roles:
         issues.append(("messages", "has no assistant message: there is nothing to train on"))
+    checks.tags(value.get("tags"), "tags", issues)
 
 
 def _preference(value: dict, issues: checks.Issues) -> None:

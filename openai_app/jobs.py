@@ -4,7 +4,9 @@ Creating a job, in one transaction: a dataset of the workspace named after the j
 conversations imported as approved pairs (source `openai-file:<id>`) into its training set and the validation
 file's into its evaluation set, a snapshot (its seeded validation split gives the validation loss), and a run
 through training_app's services, queued for a worker like any run. The file was checked on upload, so this is
-an import; a job is never seen `validating_files`. Nothing is left behind when any step refuses.
+an import; a job is never seen `validating_files`. Nothing is left behind when any step refuses. A file whose
+conversations carry guardrail tags (`"tags": ["blocked:<topic>"]` or `["allowed:<topic>"]`, as the openai
+importer reads and exporter writes them) makes a guardrail dataset, so the run is evaluated as a guardrail run.
 """
 
 import csv
@@ -19,7 +21,7 @@ from django.db.models import QuerySet
 from datasets_app.curation.services import dataset_create, dataset_update
 from datasets_app.errors import Conflict
 from datasets_app.imports.services import ImportRejected, dataset_import
-from datasets_app.models import Dataset, ExampleSplit, ExampleStatus, Role, Workspace
+from datasets_app.models import Dataset, DatasetKind, ExampleSplit, ExampleStatus, Role, Workspace
 from openai_app import catalog
 from openai_app.files import file_get, new_file_id
 from openai_app.job_request import JobRequest
@@ -72,6 +74,9 @@ def job_create(*, access: KeyAccess, request: JobRequest) -> FineTuningJob:
     _import(dataset, access, training, ExampleSplit.TRAIN, "training_file")
     if validation is not None:
         _import(dataset, access, validation, ExampleSplit.EVAL, "validation_file")
+    if _has_blocked_prompts(dataset):
+        # A guardrail file: the snapshot keeps blocked prompts in both splits and the run scores refusals.
+        dataset = dataset_update(dataset=dataset, user=access.user, kind=DatasetKind.GUARDRAIL)
     try:
         snapshot = snapshot_create(dataset=dataset, user=access.user, seed=request.seed)
     except Conflict as refused:
@@ -102,6 +107,12 @@ def _chat_file(workspace: Workspace, file_id: str, param: str) -> ApiFile:
             {param: [f"{file_id} is a {found.format} file; supervised fine-tuning needs a chat file (messages)"]}
         )
     return found
+
+
+def _has_blocked_prompts(dataset: Dataset) -> bool:
+    """Whether a conversation of the files is tagged `blocked:<topic>`, as a guardrail dataset's blocked prompts are."""
+    tag_lists = dataset.examples.exclude(tags=[]).values_list("tags", flat=True).iterator(chunk_size=2000)
+    return any(tag.startswith("blocked:") for tags in tag_lists for tag in tags)
 
 
 def _files(training: ApiFile, validation: ApiFile | None) -> str:

@@ -410,6 +410,8 @@ if env.str("INSTRUCTORY_OPENAI_BASE_URL", default=""):
         "LABEL": f"{_OPENAI_MODEL} (OpenAI-compatible endpoint)",
     }
 DEFAULT_GENERATOR = env.str("INSTRUCTORY_DEFAULT_GENERATOR", default="local")
+# More choices per workspace: functions (*, workspace) -> generators; its fine-tuned models (`ft:...`) draft too.
+GENERATOR_PROVIDERS = ["openai_app.catalog.fine_tuned_generators"]
 
 # --- where a pair came from, for its editor (datasets_app/curation/origins.py): functions (*, example) -> Origin | None
 PAIR_ORIGINS = ["training_app.failures.failure_origin", "training_app.judging.preferences.vote_origin"]

@@ -301,7 +301,8 @@ class RunSendFailuresView(APIView):
         already sent to the dataset are skipped; with nothing left to send the answer is 200 with the counts.
         """
         run = selectors.run_get(user=request.user, pk=pk)
-        serializer = SendFailuresSerializer(data=request.data, context={"request": request})
+        workspace = run.snapshot.dataset.workspace
+        serializer = SendFailuresSerializer(data=request.data, context={"request": request, "workspace": workspace})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         outcome = failures_send(

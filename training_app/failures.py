@@ -26,7 +26,7 @@ from datasets_app.curation.selectors import role_require
 from datasets_app.curation.services import example_create
 from datasets_app.errors import Conflict
 from datasets_app.jobs.services import job_beating, job_claim, job_create, job_finish, job_progress
-from datasets_app.models import Dataset, Example, ExampleSplit, ExampleStatus, Job, JobStatus, Role
+from datasets_app.models import Dataset, Example, ExampleSplit, ExampleStatus, Job, JobStatus, Role, Workspace
 from training_app.models import EvalItem, FailureDraft, RunStatus, TrainingRun
 
 logger = logging.getLogger(__name__)
@@ -95,15 +95,15 @@ def failures_send(
         outcome = _write(run, [(item, item.prompt) for item in pending], target=target, user=user, paraphrased=False)
         outcome.skipped += already
         return outcome
-    backend = _paraphraser(generator)
+    backend = _paraphraser(generator, workspace)
     params = {"run": run.pk, "items": [item.pk for item in pending], "skipped": already, "generator": backend.key}
     return job_create(kind=Job.Kind.FAILURES, dataset=target, user=user, task=PARAPHRASE_TASK, params=params)
 
 
-def _paraphraser(key: str | None) -> Generator:
+def _paraphraser(key: str | None, workspace: Workspace) -> Generator:
     """The generator that rewords prompts; a plain 400 when none is configured (never a silent use as is)."""
     try:
-        return generator_get(key)
+        return generator_get(key, workspace=workspace)
     except GeneratorError as error:
         raise Conflict(
             {"generator": [f'cannot reword the prompts: {error}. Send "paraphrase": false to use them as they are.']}
@@ -254,7 +254,7 @@ def failures_paraphrase_run(*, job_id: int) -> None:
 
 def _paraphrase_job(job: Job) -> None:
     run = TrainingRun.objects.select_related("snapshot__dataset__template").get(pk=job.params["run"])
-    drafter = generator_get(job.params["generator"])
+    drafter = generator_get(job.params["generator"], workspace=job.dataset.workspace)
     chosen = list(run.eval_items.filter(pk__in=job.params["items"]).select_related("example").order_by("id"))
     items = _not_sent(chosen, job.dataset)  # sent by someone else since the request: no need to reword them
     rewordings: list[str] = []

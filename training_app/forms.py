@@ -9,7 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from datasets_app.blueprints.generators import generator_choices
-from datasets_app.models import Dataset
+from datasets_app.models import Dataset, Workspace
+from datasets_app.views.blueprint_forms import UNKNOWN_GENERATOR
 from training_app.ml.config import METHODS, validate_config
 from training_app.services import default_hyperparameters
 
@@ -128,14 +129,15 @@ class SendFailuresForm(forms.Form):
     """The run page's "Send failures to annotators": how the prompts go, into which dataset, and (a row's Send
     button) which evaluated prompt alone."""
 
-    prompts = forms.ChoiceField(label="Prompts")
+    prompts = forms.ChoiceField(label="Prompts", error_messages=UNKNOWN_GENERATOR)
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), label="Into", empty_label=None)
     item = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
 
-    def __init__(self, *args: Any, datasets: QuerySet[Dataset], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, datasets: QuerySet[Dataset], workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         reworded = [
-            (key, f"Reworded by {label} (keeps the evaluation set clean)") for key, label in generator_choices()
+            (key, f"Reworded by {label} (keeps the evaluation set clean)")
+            for key, label in generator_choices(workspace=workspace)
         ]
         self.fields["prompts"].choices = [*reworded, (AS_IS, "As they are (the lint flags them: eval_overlap)")]
         self.fields["dataset"].queryset = datasets

@@ -7,6 +7,7 @@ from django.urls import reverse
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
+from datasets_app.api.blueprints import UNKNOWN_GENERATOR
 from datasets_app.api.serializers import JsonTypes, VisibleRelatedField
 from datasets_app.blueprints.generators import generator_choices
 from datasets_app.curation.selectors import dataset_list
@@ -432,12 +433,14 @@ class SendFailuresSerializer(JsonTypes, serializers.Serializer):
         choices=[],
         required=False,
         allow_null=True,
-        help_text="A backend from /api/generators/; left out: the default one.",
+        error_messages=UNKNOWN_GENERATOR,
+        help_text="A backend from /api/generators/?workspace=<id> (configured or fine-tuned); left out: the default.",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["generator"].choices = [key for key, _ in generator_choices()]
+        workspace = self.context.get("workspace")
+        self.fields["generator"].choices = [key for key, _ in generator_choices(workspace=workspace)]
 
 
 class SendFailuresResultSerializer(serializers.Serializer):

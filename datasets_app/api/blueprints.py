@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from datasets_app.api.common import IF_MATCH, JOB_ACCEPTED, expected_version, id_param, job_accepted
 from datasets_app.api.serializers import JsonTypes, TextCap, VisibleRelatedField, capped
 from datasets_app.blueprints import services as blueprints
-from datasets_app.blueprints.generators import generator_choices
+from datasets_app.blueprints.generators import generator_choices, generator_list
 from datasets_app.blueprints.specs import default_spec
 from datasets_app.curation import selectors
 from datasets_app.curation.limits import TEXT_MAX_CHARS
@@ -69,16 +69,25 @@ class PreviewSerializer(serializers.Serializer):
     paraphrases = serializers.IntegerField(help_text="Model rewordings per seed prompt, added at generation time.")
 
 
+# A stale client may name a fine-tuned model that was deleted since: say which, in words.
+UNKNOWN_GENERATOR = {
+    "invalid_choice": '"{input}" is not a generator of this workspace (see /api/generators/?workspace=<id>; '
+    "a fine-tuned model may have been deleted, or its run did not succeed)."
+}
+
+
 class GeneratorChoice(JsonTypes, serializers.Serializer):
-    # A request that may name a model backend: one of /api/generators/ (as configured now), or null.
+    # A request that may name a model backend: one of /api/generators/?workspace= (context["workspace"]), or null.
 
     generator = serializers.ChoiceField(
-        choices=[], required=False, allow_null=True, help_text="A backend from /api/generators/; null: none."
-    )
+        choices=[], required=False, allow_null=True, error_messages=UNKNOWN_GENERATOR,
+        help_text="A backend from /api/generators/?workspace=<id> (configured or fine-tuned); null: none.",
+    )  # fmt: skip
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["generator"].choices = [key for key, _ in generator_choices()]
+        workspace = self.context.get("workspace")
+        self.fields["generator"].choices = [key for key, _ in generator_choices(workspace=workspace)]
 
 
 class GenerateRequestSerializer(GeneratorChoice):
@@ -111,6 +120,11 @@ class DraftRequestSerializer(GeneratorChoice):
 class GeneratorSerializer(serializers.Serializer):
     key = serializers.CharField()
     label = serializers.CharField()
+    kind = serializers.ChoiceField(
+        choices=["base", "endpoint", "fine_tuned"],
+        help_text="base: the local base model; endpoint: an OpenAI-compatible endpoint; fine_tuned: a model of the "
+        "workspace (its key is the `ft:...` name /v1/models lists).",
+    )
 
 
 def _dataset_in(request: Request, template: Template, pk: int | None) -> Dataset | None:
@@ -233,7 +247,7 @@ class TemplateGeneratePreferencesView(APIView):
 
 def _generate(request: Request, pk: int, *, preference: bool) -> Response:
     template = selectors.template_get(user=request.user, pk=pk)
-    serializer = GenerateRequestSerializer(data=request.data)
+    serializer = GenerateRequestSerializer(data=request.data, context={"workspace": template.workspace})
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
     outcome = blueprints.template_generate(
@@ -257,7 +271,7 @@ class DatasetDraftView(APIView):
     def post(self, request: Request, pk: int) -> Response:
         """Have a model draft responses for drafts that lack one (leads); drafts are never approved automatically."""
         dataset = selectors.dataset_get(user=request.user, pk=pk)
-        serializer = DraftRequestSerializer(data=request.data)
+        serializer = DraftRequestSerializer(data=request.data, context={"workspace": dataset.workspace})
         serializer.is_valid(raise_exception=True)
         job = blueprints.draft_responses_start(
             dataset=dataset,
@@ -269,7 +283,16 @@ class DatasetDraftView(APIView):
 
 
 class GeneratorListView(APIView):
-    @extend_schema(responses=GeneratorSerializer(many=True))
+    @extend_schema(
+        parameters=[id_parameter("workspace", "Add this workspace's fine-tuned models (a workspace of yours).")],
+        responses={200: GeneratorSerializer(many=True), 404: error(404, "No such workspace among yours.")},
+    )
     def get(self, request: Request) -> Response:
-        """The model backends that can draft responses (keys and labels; never their secrets)."""
-        return Response([{"key": key, "label": label} for key, label in generator_choices()])
+        """The model backends that can draft responses (keys, labels and kinds; never their secrets): the configured
+        ones, and with `workspace` that workspace's fine-tuned models."""
+        workspace_id = id_param(request, "workspace")
+        workspace = None
+        if workspace_id is not None:
+            workspace = get_object_or_404(selectors.workspace_list(user=request.user), pk=workspace_id)
+        choices = generator_list(workspace=workspace)
+        return Response(GeneratorSerializer([vars(choice) for choice in choices], many=True).data)

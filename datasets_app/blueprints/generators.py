@@ -1,8 +1,9 @@
 """Generator backends: models that draft answers to chat prompts, chosen by key from settings.GENERATORS.
 
-Two backends: the local base model (training_app.generation.LocalGenerator, loaded on a worker) and any
-OpenAI-compatible chat-completions endpoint (OpenAIChatGenerator). The API key stays on the server:
-it is sent to the endpoint only, never shown in choices or errors.
+Two configured backends: the local base model (training_app.generation.LocalGenerator, loaded on a worker) and
+any OpenAI-compatible chat-completions endpoint (OpenAIChatGenerator). The API key stays on the server: it is
+sent to the endpoint only, never shown in choices or errors. A workspace adds its own choices through
+settings.GENERATOR_PROVIDERS (its fine-tuned models, named `ft:...`), so this app imports no training code.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 from datasets_app.curation.content import normalize
+
+if TYPE_CHECKING:
+    from datasets_app.models import Workspace
 
 MAX_CONCURRENT_REQUESTS = 4
 RETRIES = 2
@@ -50,6 +54,8 @@ class ChatRequest:
 class Generator:
     """Drafts one answer per request; a backend overrides ``generate``."""
 
+    kind = "base"  # what the list of generators calls it: base | endpoint | fine_tuned
+
     def __init__(self, *, key: str, config: Mapping[str, Any]) -> None:
         self.key = key
         self.model_name = str(config["MODEL"])
@@ -69,20 +75,55 @@ def _label(key: str, config: Mapping[str, Any]) -> str:
     return str(config.get("LABEL") or config.get("MODEL") or key)
 
 
-def generator_get(key: str | None = None) -> Generator:
-    """The generator configured under ``key`` (default: settings.DEFAULT_GENERATOR)."""
+def generator_get(key: str | None = None, *, workspace: Workspace | None = None) -> Generator:
+    """The generator configured under ``key`` (default: settings.DEFAULT_GENERATOR), or one of the workspace's own
+    (its fine-tuned models) when a workspace is given."""
     key = key or settings.DEFAULT_GENERATOR
     config = settings.GENERATORS.get(key)
-    if config is None:
-        known = ", ".join(settings.GENERATORS) or "none"
-        raise GeneratorError(f"unknown generator {key!r}; configured generators: {known}")
-    backend = import_string(config["BACKEND"])
-    return backend(key=key, config=config)
+    if config is not None:
+        backend = import_string(config["BACKEND"])
+        return backend(key=key, config=config)
+    if workspace is not None:
+        for generator in workspace_generators(workspace):
+            if generator.key == key:
+                return generator
+    if key.startswith("ft:"):
+        raise GeneratorError(
+            f"the fine-tuned model {key!r} is not available in this workspace: "
+            "it was deleted, its run did not succeed, or no model has that name"
+        )
+    known = ", ".join(settings.GENERATORS) or "none"
+    raise GeneratorError(f"unknown generator {key!r}; configured generators: {known}")
 
 
-def generator_choices() -> list[tuple[str, str]]:
-    """(key, label) of every configured generator, for forms and the API; no URLs or keys."""
-    return [(key, _label(key, config)) for key, config in settings.GENERATORS.items()]
+def workspace_generators(workspace: Workspace) -> list[Generator]:
+    """The workspace's own generators, from each of settings.GENERATOR_PROVIDERS (``provider(*, workspace)``)."""
+    return [
+        generator for path in settings.GENERATOR_PROVIDERS for generator in import_string(path)(workspace=workspace)
+    ]
+
+
+@dataclass(frozen=True)
+class GeneratorInfo:
+    key: str
+    label: str
+    kind: str  # base | endpoint | fine_tuned
+
+
+def generator_list(*, workspace: Workspace | None = None) -> list[GeneratorInfo]:
+    """Every generator the workspace may draft with: the configured ones, then its own; no URLs or keys, and
+    nothing is loaded."""
+    configured = [
+        GeneratorInfo(key, _label(key, config), import_string(config["BACKEND"]).kind)
+        for key, config in settings.GENERATORS.items()
+    ]
+    own = workspace_generators(workspace) if workspace is not None else []
+    return configured + [GeneratorInfo(generator.key, generator.label, generator.kind) for generator in own]
+
+
+def generator_choices(*, workspace: Workspace | None = None) -> list[tuple[str, str]]:
+    """(key, label) of every generator the workspace may use, for forms and the API."""
+    return [(choice.key, choice.label) for choice in generator_list(workspace=workspace)]
 
 
 # --- an OpenAI-compatible chat-completions endpoint
@@ -94,6 +135,8 @@ class _Retryable(Exception):
 
 class OpenAIChatGenerator(Generator):
     """``POST {BASE_URL}/chat/completions``, up to four requests at a time, retrying 429, 5xx and lost connections."""
+
+    kind = "endpoint"
 
     def __init__(self, *, key: str, config: Mapping[str, Any]) -> None:
         super().__init__(key=key, config=config)

@@ -191,7 +191,7 @@ def template_generate(
     """
     _check_target(template=template, dataset=dataset, user=user, preference=preference)
     if generator is not None:
-        _backend(generator)  # an unknown backend is refused now, not on the worker
+        _backend(generator, template.workspace)  # an unknown backend is refused now, not on the worker
     plan = template_plan(
         template=template, dataset=dataset, paraphrases=paraphrases if generator else 0, preference=preference
     )
@@ -206,9 +206,9 @@ def template_generate(
     )
 
 
-def _backend(key: str | None) -> Generator:
+def _backend(key: str | None, workspace: Workspace) -> Generator:
     try:
-        return generator_get(key)
+        return generator_get(key, workspace=workspace)
     except GeneratorError as error:
         raise ValidationError({"generator": [str(error)]}) from error
 
@@ -330,7 +330,7 @@ def _generate_job(job: Job) -> GenerateOutcome:
     template = Template.objects.get(pk=job.params["template"])
     key, paraphrases = job.params.get("generator"), job.params.get("paraphrases", 0)
     preference = bool(job.params.get("preference"))
-    drafter = generator_get(key) if key else None
+    drafter = generator_get(key, workspace=job.dataset.workspace) if key else None
     plan = template_plan(
         template=template, dataset=job.dataset, paraphrases=paraphrases if drafter else 0, preference=preference
     )
@@ -379,7 +379,7 @@ def draft_responses_start(
 ) -> Job:
     """Queue a model to draft responses for the dataset's drafts that lack one (or the chosen ones); leads only."""
     role_require(user=user, workspace=dataset.workspace, role=Role.LEAD)
-    backend = _backend(generator)
+    backend = _backend(generator, dataset.workspace)
     ids = _draft_candidates(dataset, example_ids)
     if not ids:
         raise Conflict({"examples": ["no draft without a response was chosen"]})
@@ -399,7 +399,7 @@ def _draft_candidates(dataset: Dataset, example_ids: Iterable[int] | None) -> li
 
 
 def _draft_job(job: Job) -> dict[str, Any]:
-    drafter = generator_get(job.params["generator"])
+    drafter = generator_get(job.params["generator"], workspace=job.dataset.workspace)
     examples = list(Example.objects.filter(pk__in=job.params["examples"], dataset=job.dataset).order_by("id"))
     drafted, skipped, cut = 0, 0, 0
     for start in range(0, len(examples), DRAFT_BATCH):

@@ -24,7 +24,7 @@ from datasets_app.blueprints.specs import (
     JsonKeys,
 )
 from datasets_app.curation.limits import TEXT_MAX_CHARS
-from datasets_app.models import Dataset, Template, TemplateKind
+from datasets_app.models import Dataset, Template, TemplateKind, Workspace
 from datasets_app.views.forms import TextField
 
 TOPIC_LISTS = ("blocked", "allowed")
@@ -205,34 +205,41 @@ class TemplateMetaForm(forms.Form):
     version = forms.IntegerField(min_value=1, max_value=2**31 - 1)
 
 
+# A stale page may offer a fine-tuned model that was deleted since: say which, in words.
+UNKNOWN_GENERATOR = {
+    "invalid_choice": "The model %(value)s is not available in this workspace (deleted, or its run did not succeed)."
+}
+
+
 class GenerateForm(forms.Form):
     """Where to generate (or preview) into, with which model, and how many rewordings per seed prompt."""
 
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), empty_label=None)
-    generator = forms.ChoiceField(required=False)
+    generator = forms.ChoiceField(required=False, error_messages=UNKNOWN_GENERATOR)
     paraphrases = forms.IntegerField(min_value=0, max_value=MAX_PARAPHRASES, required=False)
 
     def __init__(self, *args: Any, datasets: QuerySet[Dataset], template: Template, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["dataset"].queryset = datasets
-        self.fields["generator"].choices = [("", "No model: leave responses for annotators"), *generator_choices()]
+        self.choices = generator_choices(workspace=template.workspace)
+        self.fields["generator"].choices = [("", "No model: leave responses for annotators"), *self.choices]
         self.fields["paraphrases"].initial = template.spec.get("paraphrases", 0)
         if template.kind != TemplateKind.GUARDRAIL:
             del self.fields["paraphrases"]
 
     def generator_label(self) -> str:
         key = self.cleaned_data.get("generator") or ""
-        return dict(generator_choices()).get(key, "")
+        return dict(self.choices).get(key, "")
 
 
 class DraftForm(forms.Form):
     """The dataset page's "draft responses with a model": the checked pairs ('id:version') and a backend."""
 
-    generator = forms.ChoiceField(required=False)
+    generator = forms.ChoiceField(required=False, error_messages=UNKNOWN_GENERATOR)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, workspace: Workspace, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["generator"].choices = generator_choices()
+        self.fields["generator"].choices = generator_choices(workspace=workspace)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

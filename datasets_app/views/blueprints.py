@@ -337,7 +337,7 @@ def dataset_draft(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = selectors.dataset_get(user=request.user, pk=pk)
     selectors.role_require(user=request.user, workspace=dataset.workspace, role=Role.LEAD)
     back = safe_next(request, reverse("dataset", args=[dataset.pk]))
-    form = DraftForm(request.POST)
+    form = DraftForm(request.POST, workspace=dataset.workspace)
     if not form.is_valid():
         _flash_errors(request, [error for errors in form.errors.values() for error in errors])
         return redirect(back)

@@ -158,7 +158,7 @@ def _job_title(job: Job) -> str:
         return f"Checking every pair of {job.dataset.name}"
     if job.kind == Job.Kind.EXPORT:
         return f"Merging run {job.params.get('run')}'s adapter into the base weights, for download"
-    model = dict(generator_choices()).get(job.params.get("generator") or "", "")
+    model = dict(generator_choices(workspace=job.dataset.workspace)).get(job.params.get("generator") or "", "")
     if job.kind == Job.Kind.FAILURES:
         count = len(job.params.get("items", []))
         run = job.params.get("run")

@@ -133,7 +133,7 @@ def _lint_context(dataset: Dataset, filters: ListFilters, *, is_lead: bool) -> d
     return {
         "problem_pairs": selectors.example_filter(dataset=dataset, with_problems=True).count(),
         "problems_query": replace(filters, problems="" if filters.problems else "1").query(),
-        "generators": generator_choices() if is_lead else [],
+        "generators": generator_choices(workspace=dataset.workspace) if is_lead else [],
     }
 
 

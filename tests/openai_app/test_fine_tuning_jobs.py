@@ -81,6 +81,24 @@ def test_a_job_is_a_queued_run_on_a_dataset_made_from_its_files(lead_client, wor
     assert lead_client.fine_tuning.jobs.retrieve(job.id).status == "queued"
 
 
+def test_a_file_with_blocked_tags_makes_a_guardrail_run_and_one_without_a_general_run(lead_client):
+    guardrail = [{"messages": line["messages"], "tags": ["blocked:medical"] if n % 2 else ["allowed:greetings"]}
+                 for n, line in enumerate(CHAT_LINES * 5)]  # fmt: skip
+
+    tagged = lead_client.fine_tuning.jobs.create(model=TINY, training_file=upload(lead_client, guardrail))
+    plain = lead_client.fine_tuning.jobs.create(model=TINY, training_file=upload(lead_client, CHAT_LINES * 2))
+
+    run = TrainingRun.objects.get(pk=int(tagged.id.removeprefix("ftjob-")))
+    assert (run.snapshot.dataset.kind, run.snapshot.kind) == ("guardrail", "guardrail")
+    rows = snapshot_rows(run.snapshot)
+    assert {row.tags[0] for row in rows} == {"blocked:medical", "allowed:greetings"}
+    # guardrail snapshots hold blocked and allowed prompts out for the evaluation, as a dashboard run's
+    held_out = [row for row in rows if row.split == "validation"]
+    assert {row.blocked for row in held_out} == {True, False}
+    general = TrainingRun.objects.get(pk=int(plain.id.removeprefix("ftjob-")))
+    assert general.snapshot.dataset.kind == "general"
+
+
 def test_method_supervised_takes_hyperparameters_and_auto_means_the_defaults(lead_client):
     training = upload(lead_client, CHAT_LINES)
     job = lead_client.fine_tuning.jobs.create(

@@ -8,6 +8,7 @@ import time
 import openai
 import pytest
 
+from tests.api_client import client_for
 from tests.openai_app.conftest import jsonl
 from tests.training_app.conftest import TINY, guardrail_pairs
 from tests.worker import wait_for
@@ -87,6 +88,30 @@ def test_a_job_trains_on_the_worker_and_its_model_is_listed(celery_worker, clien
     assert checkpoint.metrics.train_loss == pytest.approx(run.summary["final_loss"])
     assert job.fine_tuned_model in {model.id for model in client.models.list()}
     assert client.models.retrieve(job.fine_tuned_model).owned_by == "acme"
+
+
+def test_a_job_on_a_file_with_guardrail_tags_scores_refusals_on_held_out_blocked_prompts(celery_worker, client, lead):
+    tagged = [{**line, "tags": pair["tags"]} for line, pair in zip(chat_lines(), guardrail_pairs(), strict=True)]
+    training = client.files.create(file=("guardrail.jsonl", jsonl(tagged)), purpose="fine-tune")
+
+    job = client.fine_tuning.jobs.create(
+        model=TINY, training_file=training.id, hyperparameters={"n_epochs": 1, "batch_size": 4}
+    )
+    job, _ = poll(client, job.id, ("succeeded", "failed", "cancelled"))
+
+    assert job.status == "succeeded", job.error
+    # the run's evaluation, as the dashboard shows it: refusal metrics on the held-out blocked and allowed prompts
+    run = client_for(lead).get(f"/api/runs/{job.id.removeprefix('ftjob-')}/").json()
+    assert run["evaluation"]["source"] == "validation"
+    for side in ("before", "after"):
+        scores = run["evaluation"][side]
+        assert scores["blocked"] >= 1
+        assert scores["allowed"] >= 1
+        assert 0 <= scores["refusal_rate"] <= 1
+        assert 0 <= scores["over_refusal_rate"] <= 1
+    blocked = [item for item in run["eval_items"] if item["blocked"]]
+    assert len(blocked) == run["evaluation"]["after"]["blocked"]
+    assert all(item["prompt"].startswith("What dose of medicine") for item in blocked)
 
 
 def test_a_running_job_is_cancelled_within_seconds(celery_worker, client):

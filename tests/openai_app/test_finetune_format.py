@@ -41,6 +41,17 @@ def test_chat_problems_name_line_and_field():
     ]
 
 
+def test_guardrail_tags_are_checked_as_the_importer_reads_them():
+    tagged = {**CHAT_LINES[0], "tags": ["blocked:medical", "allowed:baking"]}
+    not_a_list = {**CHAT_LINES[0], "tags": "blocked:medical"}
+    blank = {**CHAT_LINES[0], "tags": ["blocked:medical", " "]}
+
+    assert problems([tagged, not_a_list, blank]) == [
+        "line 2: tags must be a list of strings, got string",
+        "line 3: tags[1] is blank",
+    ]
+
+
 def test_preference_problems_name_line_and_field():
     two_outputs = {**PREFERENCE, "preferred_output": PREFERENCE["preferred_output"] * 2}
     user_output = {**PREFERENCE, "non_preferred_output": [{"role": "user", "content": "x"}]}

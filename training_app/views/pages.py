@@ -164,7 +164,9 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "model_full": full,
         "is_lead": is_lead,
         "can_send": can_send,
-        "send_form": SendFailuresForm(datasets=targets, initial={"dataset": dataset.pk}),
+        "send_form": SendFailuresForm(
+            datasets=targets, workspace=run.snapshot.dataset.workspace, initial={"dataset": dataset.pk}
+        ),
         "n_failed": len(failed),
         "n_unsent": sum(1 for entry in failed if not entry["draft_id"]),
         "can_cancel": run.status in (RunStatus.QUEUED, RunStatus.RUNNING) and not run.cancel_requested,
@@ -203,7 +205,9 @@ def run_send_failures(request: HttpRequest, pk: int) -> HttpResponse:
     if not dataset_selectors.can_review(user=request.user, workspace=run.snapshot.dataset.workspace):
         raise PermissionDenied("sending failures to annotators needs the lead role")
     back = f"{reverse('training-run', args=[run.pk])}#eval-items"
-    form = SendFailuresForm(request.POST, datasets=_send_targets(request, run))
+    form = SendFailuresForm(
+        request.POST, datasets=_send_targets(request, run), workspace=run.snapshot.dataset.workspace
+    )
     if not form.is_valid():
         messages.error(request, "Nothing was sent: " + "; ".join(m for errors in form.errors.values() for m in errors))
         return redirect(back)
