@@ -180,6 +180,46 @@ def dpo(source: Path, *, copies: int, batch_size: int, epochs: int, max_len: int
     print(load())
 
 
+def stacked_guardrail(source: Path, seed: int) -> None:
+    """Supervised on the guardrail pairs, then DPO (its default settings) on top of the merged supervised adapter:
+    refusals on the held-out prompts and preference accuracy on the training pairs after each."""
+    from bench.train_bench import GUARDRAIL_HELD_OUT, GUARDRAIL_TRAIN, load
+    from training_app.ml.config import TrainConfig, objective_defaults
+    from training_app.ml.data import ChatExample
+    from training_app.ml.evaluate import evaluate
+    from training_app.ml.preference import preference_accuracy
+    from training_app.ml.registry import load_model
+    from training_app.ml.train import train
+
+    held_out = [ChatExample(prompt=p, ref=i) for i, (p, _) in enumerate(GUARDRAIL_HELD_OUT)]
+    blocked = [b for _, b in GUARDRAIL_HELD_OUT]
+    pairs = preference_pairs(1)
+    print(f"supervised, then DPO on top of it, on {source.name}\n{load()}")
+    print("| model | steps | training time | blocked prompts refused | allowed prompts refused | preference accuracy |")
+    print("|---|---|---|---|---|---|")
+
+    def report(label: str, result) -> None:  # type: ignore[no-untyped-def]
+        model, tokenizer = load_model(source, adapter_dir=result.out_dir)
+        scores = evaluate(model, tokenizer, held_out, "guardrail", 256, blocked_flags=blocked, max_new_tokens=40)
+        accuracy = preference_accuracy(model, tokenizer, pairs, 512)["accuracy"]
+        refused = {
+            kind: sum(it["refused"] for it in scores["items"] if it["blocked"] == kind) for kind in (True, False)
+        }
+        print(
+            f"| {label} | {result.steps} | {result.train_seconds:.0f} s | {refused[True]} of {scores['blocked']} "
+            f"| {refused[False]} of {scores['allowed']} | {accuracy:.2f} |",
+            flush=True,
+        )
+
+    with tempfile.TemporaryDirectory() as out:
+        supervised = train(source, [ChatExample(prompt=p, response=r) for p, r in GUARDRAIL_TRAIN], [],
+                           TrainConfig(seed=seed), Path(out) / "sft")  # fmt: skip
+        report("supervised", supervised)
+        cfg = TrainConfig(**{**objective_defaults("dpo"), "objective": "dpo", "seed": seed})
+        report("then DPO", train(source, pairs, [], cfg, Path(out) / "dpo", init_artifact=supervised.out_dir))
+    print(load())
+
+
 if __name__ == "__main__":
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

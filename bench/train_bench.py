@@ -13,6 +13,7 @@ time. The ratio is ours over TRL's.
     python bench/train_bench.py --smoke      # --tiny --quick on 4 pairs: the same code, about a minute
     python bench/train_bench.py --dpo        # DPO against TRL's DPOTrainer: tokens/s and peak memory (bench/_dpo.py)
     python bench/train_bench.py --dpo --smoke  # the same on the tiny model, a few steps
+    python bench/train_bench.py --dpo --guardrail  # supervised, then DPO stacked on it: refusals after each
 
 Every mode but --guardrail and --dpo ends with the time from ``POST /api/runs/`` to the run's first training
 step, through a real Celery worker, with the model cache warm: for a worker's first run (it imports
@@ -450,7 +451,7 @@ def main() -> None:
         args.tiny, args.quick, args.examples, args.batch_size, args.repeats = True, True, 4, 2, 1
 
     os.environ["INSTRUCTORY_MODEL_CACHE"] = str(args.cache)
-    vendor = "" if args.guardrail else use_bench_database()  # --dpo reads the settings too
+    vendor = "" if args.guardrail and not args.dpo else use_bench_database()  # --dpo reads the settings too
     from django.conf import settings
     from transformers.utils import logging as transformers_logging
 
@@ -462,6 +463,11 @@ def main() -> None:
     started = time.perf_counter()
     source = model_source_dir({**settings.BASE_MODELS[model], "name": model}, args.cache)
     print(f"model source {source} ready in {time.perf_counter() - started:.1f} s")
+    if args.guardrail and args.dpo:
+        from bench._dpo import stacked_guardrail
+
+        stacked_guardrail(source, args.seed)
+        return
     if args.guardrail:
         guardrail(args, source)
         return
