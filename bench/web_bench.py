@@ -101,6 +101,7 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             web.kill()
     _report(results, measured_s, args, cores=len(web_cores or os.sched_getaffinity(0)), vendor=vendor)
+    print(f"planner statistics of the pairs table after the load: {_statistics()}")
 
 
 def _cores(web: str, load: str) -> tuple[set[int], set[int]]:
@@ -187,6 +188,7 @@ def _profile(dataset_id: int, pair_ids: list[list[int]]) -> None:
     }
     client = Client()
     client.force_login(get_user_model().objects.get(username="annotator-0"))
+    print(f"planner statistics of the pairs table: {_statistics()}")
     print()
     print("Each page once warm through Django's test client: queries, the slowest query and the server time (ms)")
     print("| page | queries | slowest query (ms) | server time (ms) |")
@@ -200,6 +202,24 @@ def _profile(dataset_id: int, pair_ids: list[list[int]]) -> None:
         assert response.status_code == 200, (page, response.status_code)
         slowest = max(float(query["time"]) for query in queries.captured_queries) * 1000
         print(f"| {name} | {len(queries)} | {slowest:.1f} | {took:.1f} |", flush=True)
+
+
+def _statistics() -> str:
+    """When the pairs table was last analyzed, by whom (PostgreSQL), and the row count the planner believes."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return "SQLite (not refreshed by imports; its plans do not depend on them)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT last_analyze, last_autoanalyze, (SELECT reltuples FROM pg_class WHERE relname = %s)"
+            " FROM pg_stat_user_tables WHERE relname = %s",
+            ["datasets_app_example", "datasets_app_example"],
+        )
+        manual, auto, rows = cursor.fetchone()
+    said = f"ANALYZE at {manual:%H:%M:%S}" if manual else "no ANALYZE"
+    said += f", autovacuum's at {auto:%H:%M:%S}" if auto else ", none by autovacuum yet"
+    return f"{said}; the planner believes {max(rows, 0):,.0f} rows"
 
 
 # --- the web server
