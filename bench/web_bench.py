@@ -64,6 +64,8 @@ def main() -> None:
         args.rows, args.annotators, args.seconds = 2000, 5, 4.0
     web_cores, load_cores = _cores(args.web_cores, args.load_cores)
     vendor = use_bench_database()
+    if vendor == "postgresql":
+        atexit.register(_drop_database, os.environ["DATABASE_URL"])  # 100,000 pairs are not worth keeping
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django
 
@@ -102,6 +104,18 @@ def main() -> None:
             web.kill()
     _report(results, measured_s, args, cores=len(web_cores or os.sched_getaffinity(0)), vendor=vendor)
     print(f"planner statistics of the pairs table after the load: {_statistics()}")
+
+
+def _drop_database(url: str) -> None:
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+    from django.db import connections
+
+    connections.close_all()
+    parts = urlsplit(url)
+    with psycopg.connect(urlunsplit(parts._replace(scheme="postgresql", path="/postgres")), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
 
 
 def _cores(web: str, load: str) -> tuple[set[int], set[int]]:
