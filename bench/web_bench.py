@@ -93,16 +93,18 @@ def main() -> None:
         where += f", load generator on core(s) {_cpus(load_cores)}" if load_cores else ", load generator unpinned"
         print(f"gunicorn: {len(web_cores or os.sched_getaffinity(0))} worker(s) x {THREADS_PER_WORKER} threads;"
               f" {where}; {os.cpu_count()} cores on this machine", flush=True)  # fmt: skip
-        results, measured_s = _load_run(
-            f"http://127.0.0.1:{port}", dataset_id, pair_ids, annotators=args.annotators, seconds=args.seconds
-        )
+        results, measured_s, web_cpu_s = _load_run(
+            f"http://127.0.0.1:{port}", dataset_id, pair_ids, annotators=args.annotators, seconds=args.seconds,
+            web_pid=web.pid,
+        )  # fmt: skip
     finally:
         web.send_signal(signal.SIGTERM)
         try:
             web.wait(timeout=30)
         except subprocess.TimeoutExpired:
             web.kill()
-    _report(results, measured_s, args, cores=len(web_cores or os.sched_getaffinity(0)), vendor=vendor)
+    cores = len(web_cores or os.sched_getaffinity(0))
+    _report(results, measured_s, args, cores=cores, vendor=vendor, web_cpu_s=web_cpu_s)
     print(f"planner statistics of the pairs table after the load: {_statistics()}")
 
 
@@ -365,10 +367,26 @@ class _Annotator(threading.Thread):
         return response if ok else None
 
 
+def _web_cpu_seconds(pid: int) -> float:
+    """CPU time used so far by gunicorn: its master and its workers (not PostgreSQL's)."""
+    import psutil
+
+    master = psutil.Process(pid)
+    total = 0.0
+    for process in [master, *master.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def _load_run(
-    base: str, dataset_id: int, pair_ids: list[list[int]], *, annotators: int, seconds: float
-) -> tuple[dict[str, list[tuple[float, bool]]], float]:
-    """Every annotator's requests ended inside the measured window, per action: (seconds, ok)."""
+    base: str, dataset_id: int, pair_ids: list[list[int]], *, annotators: int, seconds: float, web_pid: int
+) -> tuple[dict[str, list[tuple[float, bool]]], float, float]:
+    """Every annotator's requests ended inside the measured window, per action: (seconds, ok); the window's length
+    and the CPU seconds gunicorn used in it."""
     stop, go = threading.Event(), threading.Barrier(annotators + 1)
     threads = [_Annotator(base, n, dataset_id, pair_ids[n], go, stop) for n in range(annotators)]
     started = time.perf_counter()
@@ -378,10 +396,10 @@ def _load_run(
     print(f"{annotators} annotators logged in through the login form in {time.perf_counter() - started:.1f} s")
     warm_up = max(1.0, seconds / 10)
     time.sleep(warm_up)
-    window_start = time.perf_counter()
+    window_start, cpu_start = time.perf_counter(), _web_cpu_seconds(web_pid)
     load_before = _load()
     time.sleep(seconds)
-    window_end = time.perf_counter()
+    window_end, cpu_end = time.perf_counter(), _web_cpu_seconds(web_pid)
     stop.set()
     for thread in threads:
         thread.join(timeout=60)
@@ -394,12 +412,13 @@ def _load_run(
         for action, ended, took, ok in thread.samples:
             if window_start <= ended <= window_end:
                 results[action].append((took, ok))
-    return results, window_end - window_start
+    return results, window_end - window_start, cpu_end - cpu_start
 
 
 def _report(
-    results: dict[str, list[tuple[float, bool]]], seconds: float, args: argparse.Namespace, *, cores: int, vendor: str
-) -> None:
+    results: dict[str, list[tuple[float, bool]]], seconds: float, args: argparse.Namespace, *, cores: int, vendor: str,
+    web_cpu_s: float,
+) -> None:  # fmt: skip
     print()
     print(f"{args.annotators} annotators for {seconds:.0f} s against gunicorn on {vendor}, {args.rows:,} pairs;"
           f" {cores} web core(s)")  # fmt: skip
@@ -411,10 +430,15 @@ def _report(
         print(_row(action, samples, seconds))
     print(_row("all", everything, seconds))
     print()
-    print("| total requests/s | requests/s per web core |")
-    print("|---|---|")
+    # On a shared machine the web core is not all gunicorn's: its CPU time per request says what a core of its own
+    # would serve (PostgreSQL's CPU time not counted).
+    print("| total requests/s | requests/s per web core | web core busy with gunicorn | gunicorn CPU ms per request"
+          " | requests/s a free core would serve |")  # fmt: skip
+    print("|---|---|---|---|---|")
     rate = len(everything) / seconds
-    print(f"| {rate:.1f} | {rate / cores:.1f} |")
+    per_request = web_cpu_s * 1000 / max(len(everything), 1)
+    print(f"| {rate:.1f} | {rate / cores:.1f} | {web_cpu_s / seconds / cores:.0%} | {per_request:.1f} |"
+          f" {1000 / per_request if per_request else 0:.1f} |")  # fmt: skip
 
 
 def _row(name: str, samples: list[tuple[float, bool]], seconds: float) -> str:
