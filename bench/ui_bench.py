@@ -328,17 +328,17 @@ def _seed_postgres(dataset, author_ids: list[int], count: int) -> None:  # type:
     from datasets_app.curation.rows import example_columns
     from datasets_app.models import Example
 
-    search = importlib.import_module("datasets_app.migrations.0002_example_search")
+    search = importlib.import_module("datasets_app.migrations.0013_example_search_vector")
     table = Example._meta.db_table
     with transaction.atomic(), connection.cursor() as cursor:
         # Building the GIN index once after COPY is much faster than updating it row by row.
-        for statement in search.PG_DOWN:
+        for statement in search.INDEX_DROP:
             cursor.execute(statement)
         with cursor.cursor.copy(f"COPY {table} ({', '.join(example_columns())}) FROM STDIN") as copy:
             for row in _rows(dataset, author_ids, count):
                 copy.write_row(row)
     with connection.cursor() as cursor:  # after the commit: deferred foreign-key checks block CREATE INDEX before it
-        for statement in search.PG_UP:
+        for statement in search.INDEX_CREATE:
             cursor.execute(statement)
         cursor.execute(f"VACUUM ANALYZE {table}")
 

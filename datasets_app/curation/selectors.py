@@ -79,7 +79,8 @@ def dataset_get(*, user: User, pk: int) -> Dataset:
 
 def example_get(*, user: User, pk: int) -> Example:
     visible = Example.objects.filter(dataset__workspace__in=workspace_list(user=user))
-    return get_object_or_404(visible.select_related("dataset__workspace"), pk=pk)
+    # the editor names who created and who last changed the pair: joined here, not two more queries
+    return get_object_or_404(visible.select_related("dataset__workspace", "created_by", "updated_by"), pk=pk)
 
 
 def example_list(*, dataset: Dataset, status: str | None = None) -> QuerySet[Example]:
