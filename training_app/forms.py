@@ -69,10 +69,12 @@ class RunForm(forms.Form):
         widget=forms.RadioSelect,
     )
 
-    objective = forms.ChoiceField(
+    objective = forms.TypedChoiceField(
         label="Objective",
         choices=Objective.choices,
         initial=Objective.SFT,
+        required=False,
+        empty_value=Objective.SFT,
         help_text="Supervised on single answers, or preference tuning on a preference dataset's chosen and rejected "
         "answers. Changing it puts in its default epochs and learning rate.",
     )
