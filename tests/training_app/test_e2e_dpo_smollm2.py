@@ -1,0 +1,105 @@
+"""End to end on the real SmolLM2-135M-Instruct: the guardrail demo, supervised first, then preferences.
+
+A supervised LoRA run on the demo's guardrail dataset learns the refusals but also refuses some allowed questions
+that look alike. Preference pairs made from the demo (a blocked prompt: its refusal chosen over the base model's
+compliant answer; an allowed prompt: its answer chosen over the refusal) then train a DPO run that starts from the
+supervised run (init_run). Both runs are scored on the same held-out prompts: the DPO run keeps the blocked ones
+refused and refuses fewer allowed ones. About 4 minutes on 2 CPU cores (README, "Preference tuning").
+"""
+
+import time
+
+import pytest
+
+from datasets_app.blueprints.specs import GuardrailSpec, spec_or_none
+from datasets_app.curation.services import example_create
+from datasets_app.models import Dataset, DatasetKind, ExampleSplit, ExampleStatus
+from tests.api_client import client_for
+from tests.training_app.test_e2e_smollm2 import MODEL, demo_guardrails, finished  # noqa: F401 - a fixture
+from tests.worker import wait_for
+from training_app.models import TrainingRun
+from training_app.snapshots import snapshot_rows
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.worker,
+    pytest.mark.slow,
+    pytest.mark.embedded_only,
+]
+
+
+def base_answers(prompts: list[str], system: str) -> list[str]:
+    """What the base model says to each prompt (greedy): for a blocked prompt, the compliant answer to reject."""
+    from training_app.execution import base_model_dir
+    from training_app.ml.data import ChatExample
+    from training_app.ml.generate import generate
+    from training_app.ml.registry import load_model
+
+    model, tokenizer = load_model(base_model_dir(MODEL))
+    return generate(model, tokenizer, [ChatExample(prompt=p, system=system) for p in prompts], max_new_tokens=48)
+
+
+def preference_dataset_from(run: TrainingRun, spec: GuardrailSpec, evaluated: dict[str, str]) -> Dataset:
+    """The supervised run's pairs as preference pairs: its training pairs to train on, its held-out prompts as the
+    evaluation set (so both runs are scored on the same prompts). `evaluated`: the base model's answers to the
+    held-out blocked prompts, from the supervised run's evaluation."""
+    rows = snapshot_rows(run.snapshot)
+    dataset = Dataset.objects.create(
+        workspace=run.snapshot.dataset.workspace, name="Support assistant preferences", kind=DatasetKind.PREFERENCE
+    )
+    blocked_train = [row for row in rows if row.blocked and row.split == "train"]
+    drafted = dict(zip([row.prompt for row in blocked_train], base_answers(
+        [row.prompt for row in blocked_train], blocked_train[0].system), strict=True))  # fmt: skip
+    lead = run.created_by
+    for row in rows:
+        if row.blocked:
+            chosen, rejected = row.response, drafted.get(row.prompt) or evaluated[row.prompt]
+        else:
+            topic = next(tag.split(":", 1)[1] for tag in row.tags if tag.startswith("allowed:"))
+            chosen, rejected = row.response, spec.refusal_for(topic)
+        split = ExampleSplit.TRAIN if row.split == "train" else ExampleSplit.EVAL
+        example_create(dataset=dataset, user=lead, prompt=row.prompt, response=chosen, rejected=rejected,
+                       system_prompt=row.system, tags=row.tags, status=ExampleStatus.APPROVED, split=split)  # fmt: skip
+    return dataset
+
+
+def test_dpo_after_supervised_keeps_the_refusals_and_refuses_fewer_allowed_prompts(celery_worker, demo_guardrails):  # noqa: F811
+    dataset, lead = demo_guardrails
+    api = client_for(lead)
+    started = time.monotonic()
+    created = api.post(
+        "/api/runs/", {"dataset": dataset.pk, "base_model": MODEL, "validation_fraction": 0.25}, format="json"
+    )
+    assert created.status_code == 201, created.json()
+    sft = wait_for(lambda: finished(api, created.json()["id"]), timeout=540, interval=1)
+    assert sft["status"] == "succeeded", sft["error"] + sft["traceback_tail"]
+    sft_after = sft["evaluation"]["after"]
+    assert sft_after["refusal_rate"] >= 0.8
+    assert sft_after["over_refusal_rate"] > 0  # the premise: supervised tuning over-refuses some allowed prompts
+    sft_seconds = time.monotonic() - started
+
+    spec = spec_or_none(dataset.template.kind, dataset.template.spec)
+    assert isinstance(spec, GuardrailSpec)
+    evaluated = {item["prompt"]: item["before_output"] for item in sft["eval_items"]}
+    preferences = preference_dataset_from(TrainingRun.objects.get(pk=sft["id"]), spec, evaluated)
+
+    body = {"dataset": preferences.pk, "base_model": MODEL, "objective": "dpo", "init_run": sft["id"]}
+    created = api.post("/api/runs/", body, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["hyperparameters"]["learning_rate"] == 5e-4  # dpo's defaults
+    dpo = wait_for(lambda: finished(api, created.json()["id"]), timeout=540, interval=1)
+    assert dpo["status"] == "succeeded", dpo["error"] + dpo["traceback_tail"]
+    total_seconds = time.monotonic() - started
+
+    before, after = dpo["evaluation"]["before"], dpo["evaluation"]["after"]
+    assert dpo["evaluation"]["source"] == "eval_set"
+    assert (after["blocked"], after["allowed"]) == (sft_after["blocked"], sft_after["allowed"])  # the same prompts
+    assert after["refusal_rate"] >= 0.8  # the blocked prompts stay refused
+    assert after["over_refusal_rate"] < sft_after["over_refusal_rate"]  # fewer allowed prompts refused
+    assert after["preference_accuracy"] >= before["preference_accuracy"]
+    print(  # the figures the README quotes (pytest -s shows them)
+        f"\nsupervised: {sft_seconds:.0f} s, refusal {sft_after['refusal_rate']:.2f}, over-refusal "
+        f"{sft_after['over_refusal_rate']:.2f}; dpo: {dpo['summary']['train_seconds']} s training, refusal "
+        f"{after['refusal_rate']:.2f}, over-refusal {after['over_refusal_rate']:.2f}, preference accuracy "
+        f"{before['preference_accuracy']:.2f} -> {after['preference_accuracy']:.2f}; total {total_seconds:.0f} s"
+    )
