@@ -21,10 +21,10 @@ def is_preference(run: TrainingRun) -> bool:
 
 def chat(row: SnapshotRow, *, preference: bool = False) -> ChatExample:
     """A snapshot row as the trainer takes it; a preference row keeps its rejected answer (response: the chosen)."""
-    example = ChatExample(prompt=row.prompt, response=row.response, system=row.system, history=row.history, ref=row.ref)
-    if preference:
-        example.rejected = row.rejected or None
-    return example
+    return ChatExample(
+        prompt=row.prompt, response=row.response, system=row.system, history=row.history, ref=row.ref,
+        rejected=(row.rejected or None) if preference else None,
+    )  # fmt: skip
 
 
 def task_kind(snapshot_kind: str, rows: list[SnapshotRow]) -> str:

@@ -17,6 +17,7 @@ from datasets_app.models import Dataset, DatasetKind, ExampleSplit, ExampleStatu
 from tests.api_client import client_for
 from tests.training_app.test_e2e_smollm2 import MODEL, demo_guardrails, finished  # noqa: F401 - a fixture
 from tests.worker import wait_for
+from training_app.ml.metrics import is_refusal
 from training_app.models import TrainingRun
 from training_app.snapshots import snapshot_rows
 
@@ -25,6 +26,7 @@ pytestmark = [
     pytest.mark.worker,
     pytest.mark.slow,
     pytest.mark.embedded_only,
+    pytest.mark.timeout(1200),  # two runs of the real model: about 4 minutes alone, more on a busy machine
 ]
 
 
@@ -41,8 +43,11 @@ def base_answers(prompts: list[str], system: str) -> list[str]:
 
 def preference_dataset_from(run: TrainingRun, spec: GuardrailSpec, evaluated: dict[str, str]) -> Dataset:
     """The supervised run's pairs as preference pairs: its training pairs to train on, its held-out prompts as the
-    evaluation set (so both runs are scored on the same prompts). `evaluated`: the base model's answers to the
-    held-out blocked prompts, from the supervised run's evaluation."""
+    evaluation set (so both runs are scored on the same prompts).
+
+    A blocked prompt: its refusal chosen over the base model's compliant answer (`evaluated` holds those of the
+    held-out prompts, from the supervised run's evaluation; one that itself refuses makes no pair). An allowed
+    prompt: its answer chosen over a blocked topic's refusal, what an over-refusing model says to it."""
     rows = snapshot_rows(run.snapshot)
     dataset = Dataset.objects.create(
         workspace=run.snapshot.dataset.workspace, name="Support assistant preferences", kind=DatasetKind.PREFERENCE
@@ -50,13 +55,15 @@ def preference_dataset_from(run: TrainingRun, spec: GuardrailSpec, evaluated: di
     blocked_train = [row for row in rows if row.blocked and row.split == "train"]
     drafted = dict(zip([row.prompt for row in blocked_train], base_answers(
         [row.prompt for row in blocked_train], blocked_train[0].system), strict=True))  # fmt: skip
+    refusals = [spec.refusal_for(topic) for topic in spec.blocked]
     lead = run.created_by
-    for row in rows:
+    for n, row in enumerate(rows):
         if row.blocked:
             chosen, rejected = row.response, drafted.get(row.prompt) or evaluated[row.prompt]
+            if row.split == "train" and is_refusal(rejected):
+                continue
         else:
-            topic = next(tag.split(":", 1)[1] for tag in row.tags if tag.startswith("allowed:"))
-            chosen, rejected = row.response, spec.refusal_for(topic)
+            chosen, rejected = row.response, refusals[n % len(refusals)]
         split = ExampleSplit.TRAIN if row.split == "train" else ExampleSplit.EVAL
         example_create(dataset=dataset, user=lead, prompt=row.prompt, response=chosen, rejected=rejected,
                        system_prompt=row.system, tags=row.tags, status=ExampleStatus.APPROVED, split=split)  # fmt: skip
@@ -71,7 +78,7 @@ def test_dpo_after_supervised_keeps_the_refusals_and_refuses_fewer_allowed_promp
         "/api/runs/", {"dataset": dataset.pk, "base_model": MODEL, "validation_fraction": 0.25}, format="json"
     )
     assert created.status_code == 201, created.json()
-    sft = wait_for(lambda: finished(api, created.json()["id"]), timeout=540, interval=1)
+    sft = wait_for(lambda: finished(api, created.json()["id"]), timeout=900, interval=1)
     assert sft["status"] == "succeeded", sft["error"] + sft["traceback_tail"]
     sft_after = sft["evaluation"]["after"]
     assert sft_after["refusal_rate"] >= 0.8
@@ -87,19 +94,23 @@ def test_dpo_after_supervised_keeps_the_refusals_and_refuses_fewer_allowed_promp
     created = api.post("/api/runs/", body, format="json")
     assert created.status_code == 201, created.json()
     assert created.json()["hyperparameters"]["learning_rate"] == 5e-4  # dpo's defaults
-    dpo = wait_for(lambda: finished(api, created.json()["id"]), timeout=540, interval=1)
+    dpo = wait_for(lambda: finished(api, created.json()["id"]), timeout=900, interval=1)
     assert dpo["status"] == "succeeded", dpo["error"] + dpo["traceback_tail"]
     total_seconds = time.monotonic() - started
 
     before, after = dpo["evaluation"]["before"], dpo["evaluation"]["after"]
+    print(  # the figures the README quotes (pytest -s shows them)
+        f"\nsupervised: {sft_seconds:.0f} s, refusal {sft_after['refusal_rate']:.2f}, over-refusal "
+        f"{sft_after['over_refusal_rate']:.2f}; dpo on {preferences.examples.count()} pairs: "
+        f"{dpo['summary']['train_seconds']} s training, refusal {before['refusal_rate']:.2f} -> "
+        f"{after['refusal_rate']:.2f}, over-refusal {before['over_refusal_rate']:.2f} -> "
+        f"{after['over_refusal_rate']:.2f}, preference accuracy {before['preference_accuracy']:.2f} -> "
+        f"{after['preference_accuracy']:.2f}; total {total_seconds:.0f} s"
+    )
+    for item in dpo["eval_items"]:
+        print(f"  {'blocked' if item['blocked'] else 'allowed'} {item['prompt'][:50]!r}: {item['after_output'][:70]!r}")
     assert dpo["evaluation"]["source"] == "eval_set"
     assert (after["blocked"], after["allowed"]) == (sft_after["blocked"], sft_after["allowed"])  # the same prompts
     assert after["refusal_rate"] >= 0.8  # the blocked prompts stay refused
     assert after["over_refusal_rate"] < sft_after["over_refusal_rate"]  # fewer allowed prompts refused
     assert after["preference_accuracy"] >= before["preference_accuracy"]
-    print(  # the figures the README quotes (pytest -s shows them)
-        f"\nsupervised: {sft_seconds:.0f} s, refusal {sft_after['refusal_rate']:.2f}, over-refusal "
-        f"{sft_after['over_refusal_rate']:.2f}; dpo: {dpo['summary']['train_seconds']} s training, refusal "
-        f"{after['refusal_rate']:.2f}, over-refusal {after['over_refusal_rate']:.2f}, preference accuracy "
-        f"{before['preference_accuracy']:.2f} -> {after['preference_accuracy']:.2f}; total {total_seconds:.0f} s"
-    )
