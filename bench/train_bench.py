@@ -11,8 +11,11 @@ time. The ratio is ours over TRL's.
     python bench/train_bench.py --guardrail  # end to end: refusals before and after LoRA
     python bench/train_bench.py --first-step # only the time from POST /api/runs/ to the first step
     python bench/train_bench.py --smoke      # --tiny --quick on 4 pairs: the same code, about a minute
+    python bench/train_bench.py --dpo        # DPO against TRL's DPOTrainer: tokens/s and peak memory (bench/_dpo.py)
+    python bench/train_bench.py --dpo --smoke  # the same on the tiny model, a few steps
+    python bench/train_bench.py --dpo --guardrail  # supervised, then DPO stacked on it: refusals after each
 
-Every mode but --guardrail ends with the time from ``POST /api/runs/`` to the run's first training
+Every mode but --guardrail and --dpo ends with the time from ``POST /api/runs/`` to the run's first training
 step, through a real Celery worker, with the model cache warm: for a worker's first run (it imports
 torch then) and its second. It uses a throwaway database like bench/import_bench.py.
 
@@ -435,6 +438,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip the extra runs on mixed data")
     parser.add_argument("--repeats", type=int, default=1, help="run each contender N times, keep the fastest")
     parser.add_argument("--seed", type=int, default=42, help="training seed for --guardrail")
+    parser.add_argument("--dpo", action="store_true", help="DPO against TRL's DPOTrainer instead (tokens/s, memory)")
     parser.add_argument("--smoke", action="store_true", help="a quick run of the same code: --tiny --quick, 4 pairs")
     parser.add_argument(
         "--cache",
@@ -447,7 +451,7 @@ def main() -> None:
         args.tiny, args.quick, args.examples, args.batch_size, args.repeats = True, True, 4, 2, 1
 
     os.environ["INSTRUCTORY_MODEL_CACHE"] = str(args.cache)
-    vendor = "" if args.guardrail else use_bench_database()
+    vendor = "" if args.guardrail and not args.dpo else use_bench_database()  # --dpo reads the settings too
     from django.conf import settings
     from transformers.utils import logging as transformers_logging
 
@@ -459,8 +463,19 @@ def main() -> None:
     started = time.perf_counter()
     source = model_source_dir({**settings.BASE_MODELS[model], "name": model}, args.cache)
     print(f"model source {source} ready in {time.perf_counter() - started:.1f} s")
+    if args.guardrail and args.dpo:
+        from bench._dpo import stacked_guardrail
+
+        stacked_guardrail(source, args.seed)
+        return
     if args.guardrail:
         guardrail(args, source)
+        return
+    if args.dpo:
+        from bench._dpo import TRAINERS, dpo
+
+        trainers = list(TRAINERS)[:2] if args.smoke else list(TRAINERS)
+        dpo(source, copies=1 if args.tiny else 2, batch_size=8, epochs=1, max_len=512, trainers=trainers)
         return
     if not args.first_step:
         speed(args, source)

@@ -13,8 +13,10 @@ from tests.training_app.test_ml_train import Recorder
 from training_app.ml.config import TrainConfig, objective_defaults, settings_schema, validate_config
 from training_app.ml.data import IGNORE_INDEX, ChatExample, collate, render_prompt
 from training_app.ml.preference import (
+    CPU_MAX_PASS_TOKENS,
     encode_pairs,
     fit_preference,
+    pair_passes,
     preference_accuracy,
     sequence_logps,
 )
@@ -90,6 +92,18 @@ def test_chosen_and_rejected_in_one_padded_forward_score_as_each_alone():
 
     assert together.tolist() == pytest.approx(alone, abs=1e-3)
     assert counts.tolist() == [row.n_labels for row in rows]
+
+
+def test_on_cpu_a_batch_of_long_pairs_runs_as_passes_that_bound_the_memory():
+    tokenizer = tiny_tokenizer()
+    long = [ChatExample(prompt="word " * 300, response=f"Yes {n}.", rejected="No.") for n in range(8)]
+    pairs = encode_pairs(tokenizer, long, 512)
+
+    passes = list(pair_passes([list(range(8))], pairs, torch.device("cpu")))
+
+    assert len(passes) > 1
+    assert sorted(i for run in passes for i in run) == list(range(8))
+    assert all(2 * len(run) * max(len(pairs[i]) for i in run) <= CPU_MAX_PASS_TOKENS for run in passes)
 
 
 def test_dpo_starts_at_log_2_and_learns_to_reward_the_chosen_answers():

@@ -1,4 +1,4 @@
-"""The ML core: model sources, data encoding, training, generation and evaluation.
+"""The ML core: model sources, data encoding, training (supervised and by preference), generation and evaluation.
 
 This package is the only place that imports torch, transformers, peft or trl, and it knows nothing
 about Django: plain dataclasses and dicts go in and out. Import the submodules directly

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -42,6 +42,10 @@ from training_app.ml.train import (
 
 __all__ = ["EncodedPair", "dpo_loss", "encode_pairs", "fit_preference", "orpo_loss", "preference_accuracy"]
 
+# On CPU a forward pass holds at most this many positions (chosen and rejected, padded), so long pairs cannot
+# exhaust a small machine's memory: training keeps about 1.5-2 MB of activations a position on SmolLM2-135M. Below
+# it (batches of short pairs) a batch's run is not cut, as cutting smaller cost CPU time (measured at 512 and 256).
+CPU_MAX_PASS_TOKENS = 2048
 # Keeps log(1 - p) finite for an answer the model already gives with certainty (ORPO's odds).
 _MAX_MEAN_LOGP = -1e-6
 
@@ -165,6 +169,18 @@ def _pair_pass(
     return PassOutput(losses, good, bad, chosen.detach(), rejected.detach(), tokens)
 
 
+def pair_passes(batches: list[list[int]], pairs: Sequence[EncodedPair], device: torch.device) -> Iterator[list[int]]:
+    """``forward_passes`` for pairs; on CPU a pass is also cut where it would exceed ``CPU_MAX_PASS_TOKENS``."""
+    for run in forward_passes(batches, pairs, device):
+        if device.type != "cpu":
+            yield run
+            continue
+        width = len(pairs[run[0]])  # the longest: runs are sorted
+        per_pass = max(1, CPU_MAX_PASS_TOKENS // (2 * width))
+        for start in range(0, len(run), per_pass):
+            yield run[start : start + per_pass]
+
+
 def summed_logps(
     model: nn.Module,
     pairs: Sequence[EncodedPair],
@@ -181,7 +197,7 @@ def summed_logps(
     try:
         with torch.inference_mode(), autocast(device):
             batches = make_batches(pairs, batch_size, group_by_length=True, seed=0)
-            for indices in forward_passes(batches, pairs, device):
+            for indices in pair_passes(batches, pairs, device):
                 good, bad, *_ = _pair_forward(model, pairs, indices, pad_id, device)
                 for i, a, b in zip(indices, good.tolist(), bad.tolist(), strict=True):
                     chosen[i], rejected[i] = a, b
@@ -232,7 +248,7 @@ def preference_loss(
     try:
         with torch.inference_mode(), autocast(device):
             batches = make_batches(pairs, cfg.batch_size, group_by_length=True, seed=0)
-            for indices in forward_passes(batches, pairs, device):
+            for indices in pair_passes(batches, pairs, device):
                 total += _pair_pass(model, pairs, indices, reference, cfg, pad_id).losses.sum().item()
     finally:
         model.train(was_training)
@@ -354,7 +370,7 @@ def _loop(
             started = time.perf_counter()
             step_pairs = sum(len(batch) for batch in group)
             stats = StepStats()
-            for indices in forward_passes(group, pairs, device):
+            for indices in pair_passes(group, pairs, device):
                 with autocast(device):
                     out = _pair_pass(model, pairs, indices, reference, cfg, pad_id)
                 (out.losses.sum() / step_pairs).backward()  # every pair weighs alike, whatever the passes
