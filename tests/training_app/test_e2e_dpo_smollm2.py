@@ -30,6 +30,9 @@ pytestmark = [
 ]
 
 
+DPO_LEARNING_RATE = 2e-4
+
+
 def base_answers(prompts: list[str], system: str) -> list[str]:
     """What the base model says to each prompt (greedy): for a blocked prompt, the compliant answer to reject."""
     from training_app.execution import base_model_dir
@@ -47,7 +50,7 @@ def preference_dataset_from(run: TrainingRun, spec: GuardrailSpec, evaluated: di
 
     A blocked prompt: its refusal chosen over the base model's compliant answer (`evaluated` holds those of the
     held-out prompts, from the supervised run's evaluation; one that itself refuses makes no pair). An allowed
-    prompt: its answer chosen over a blocked topic's refusal, what an over-refusing model says to it."""
+    prompt: its answer chosen over a refusal, what an over-refusing model says to it."""
     rows = snapshot_rows(run.snapshot)
     dataset = Dataset.objects.create(
         workspace=run.snapshot.dataset.workspace, name="Support assistant preferences", kind=DatasetKind.PREFERENCE
@@ -55,14 +58,16 @@ def preference_dataset_from(run: TrainingRun, spec: GuardrailSpec, evaluated: di
     blocked_train = [row for row in rows if row.blocked and row.split == "train"]
     drafted = dict(zip([row.prompt for row in blocked_train], base_answers(
         [row.prompt for row in blocked_train], blocked_train[0].system), strict=True))  # fmt: skip
-    refusals = [spec.refusal_for(topic) for topic in spec.blocked]
+    blocked_refusals = [spec.refusal_for(topic) for topic in spec.blocked]
     lead = run.created_by
     for n, row in enumerate(rows):
         if row.blocked:
             chosen, rejected = row.response, drafted.get(row.prompt) or evaluated[row.prompt]
             if row.split == "train" and is_refusal(rejected):
                 continue
-        else:
+        else:  # the template's refusal for the allowed topic, or a blocked topic's, in turn
+            topic = next(tag.split(":", 1)[1] for tag in row.tags if tag.startswith("allowed:"))
+            refusals = [spec.refusal_for(topic), *blocked_refusals]
             chosen, rejected = row.response, refusals[n % len(refusals)]
         split = ExampleSplit.TRAIN if row.split == "train" else ExampleSplit.EVAL
         example_create(dataset=dataset, user=lead, prompt=row.prompt, response=chosen, rejected=rejected,
@@ -90,10 +95,12 @@ def test_dpo_after_supervised_keeps_the_refusals_and_refuses_fewer_allowed_promp
     evaluated = {item["prompt"]: item["before_output"] for item in sft["eval_items"]}
     preferences = preference_dataset_from(TrainingRun.objects.get(pk=sft["id"]), spec, evaluated)
 
-    body = {"dataset": preferences.pk, "base_model": MODEL, "objective": "dpo", "init_run": sft["id"]}
+    # dpo's defaults but a lower learning rate: at 5e-4 these pairs (long written answers chosen) degraded the text
+    body = {"dataset": preferences.pk, "base_model": MODEL, "objective": "dpo", "init_run": sft["id"],
+            "hyperparameters": {"learning_rate": DPO_LEARNING_RATE}}  # fmt: skip
     created = api.post("/api/runs/", body, format="json")
     assert created.status_code == 201, created.json()
-    assert created.json()["hyperparameters"]["learning_rate"] == 5e-4  # dpo's defaults
+    assert (created.json()["hyperparameters"]["epochs"], created.json()["hyperparameters"]["beta"]) == (3, 0.1)
     dpo = wait_for(lambda: finished(api, created.json()["id"]), timeout=900, interval=1)
     assert dpo["status"] == "succeeded", dpo["error"] + dpo["traceback_tail"]
     total_seconds = time.monotonic() - started
