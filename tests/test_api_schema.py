@@ -57,6 +57,10 @@ BEYOND_JSON_SCHEMA = {
     "POST /api/datasets/{id}/examples/": {"rejected", "detail", "problems"},  # one pair, or many
     "PATCH /api/examples/{id}/": {"rejected"},
     "GET /api/datasets/{id}/export/": {"format"},
+    # an objective fits a kind of dataset (preference or not), beta only a preference objective, and the run to
+    # start from must have succeeded in the same workspace on the same base model
+    "POST /api/runs/": {"objective", "init_run", "hyperparameters.beta"},
+    "POST /api/runs/preflight/": {"objective", "init_run", "hyperparameters.beta"},
 }
 # A 404 that is not about the row the path names, which ensure_resource_availability takes it for.
 NOT_THE_PATHS_404 = {

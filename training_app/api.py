@@ -131,6 +131,11 @@ def _run_arguments(request: Request) -> dict:
         data["snapshot"] = selectors.snapshot_get(user=request.user, pk=data["snapshot"])
     else:
         data["dataset"] = dataset_selectors.dataset_get(user=request.user, pk=data["dataset"])
+    if data.get("init_run") is not None:
+        init_run = selectors.run_list(user=request.user).filter(pk=data["init_run"]).first()
+        if init_run is None:
+            raise ValidationError({"init_run": f"no run {data['init_run']} among yours"})
+        data["init_run"] = init_run
     return data
 
 
@@ -167,7 +172,8 @@ def preflight_answer(report: Preflight, *, limit: int, offset: int, order: str) 
         pairs = sorted(pairs, key=lambda pair: (-pair.full_tokens, pair.example or 0))
     return {
         "dataset": report.dataset.pk, "snapshot": report.snapshot.pk if report.snapshot else None,
-        "base_model": report.base_model, "method": report.config.method, "max_seq_len": report.config.max_seq_len,
+        "base_model": report.base_model, "method": report.config.method,
+        "objective": report.config.objective, "max_seq_len": report.config.max_seq_len,
         "validation_fraction": report.validation_fraction,
         "totals": {**report.totals.as_dict(), "steps": report.steps, "steps_per_epoch": report.steps_per_epoch,
                    "epochs": report.config.epochs},

@@ -31,6 +31,7 @@ class ComparedMetric:
 # The task metrics of the evaluation after training (a run has those of its dataset's kind), then the final losses of
 # training. evaluation["after"]["val_loss"] is the loss on the evaluated prompts, hence its own name here.
 METRICS = [
+    ComparedMetric("preference_accuracy", "Preference accuracy (chosen above rejected)", "higher", True, "after", "preference_accuracy"),
     ComparedMetric("refusal_rate", "Refusal rate on blocked prompts", "higher", True, "after", "refusal_rate"),
     ComparedMetric("over_refusal_rate", "Over-refusal rate on allowed prompts", "lower", True, "after", "over_refusal_rate"),
     ComparedMetric("valid_rate", "Valid questions", "higher", True, "after", "valid_rate"),

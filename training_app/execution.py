@@ -49,6 +49,15 @@ from training_app.models import (
     RunStatus,
     TrainingRun,
 )
+from training_app.preference_runs import (
+    add_preference,
+    chat,
+    init_artifact,
+    is_preference,
+    load_starting_model,
+    preference_scores,
+    task_kind,
+)
 from training_app.signals import run_finished
 from training_app.snapshots import SnapshotRow, snapshot_rows
 
@@ -56,6 +65,7 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_EVERY_S = 5.0
 CANCEL_CHECK_EVERY_S = 1.0
 EVAL_MAX_NEW_TOKENS = {"guardrail": 48, "mcq": 160, "general": 128}
+PREFERENCE_METRICS = ("reward_margin", "reward_accuracy", "logp_chosen", "logp_rejected")  # per step, dpo and orpo
 
 
 def model_spec(name: str) -> dict[str, Any]:
@@ -132,6 +142,7 @@ class RunRecorder:
         RunMetric.objects.create(
             run=self.run, step=step, epoch=metrics.get("epoch", 0), loss=metrics.get("loss"),
             learning_rate=metrics.get("learning_rate"), grad_norm=metrics.get("grad_norm"), tokens_per_s=metrics.get("tokens_per_s"),
+            **{name: metrics.get(name) for name in PREFERENCE_METRICS},
         )  # fmt: skip
         TrainingRun.objects.filter(pk=self.run.pk, first_step_at__isnull=True).update(first_step_at=now)
 
@@ -237,9 +248,10 @@ def _set_phase(run: TrainingRun, phase: str, heartbeat: Heartbeat) -> None:
 
 
 def _execute(run: TrainingRun, heartbeat: Heartbeat, workdir: Path) -> None:
-    from training_app.ml.registry import load_model, pick_device
+    from training_app.ml.registry import pick_device
 
     snapshot = run.snapshot
+    preference = is_preference(run)
     rows = snapshot_rows(snapshot)
     train_rows = [row for row in rows if row.split == "train"]
     val_rows = [row for row in rows if row.split == "validation"]
@@ -251,14 +263,22 @@ def _execute(run: TrainingRun, heartbeat: Heartbeat, workdir: Path) -> None:
     )
     _set_phase(run, "preparing the base model", heartbeat)
     model_dir = base_model_dir(run.base_model)
+    init_dir = init_artifact(run)
+    if init_dir is not None:
+        log(run, f"starting from run {run.init_run_id}'s model (its adapter merged, a new one trained over it)")
     device, _ = pick_device()
     TrainingRun.objects.filter(pk=run.pk).update(device=device)
-    config = TrainConfig.from_dict({**run.hyperparameters, "method": run.method})
+    config = TrainConfig.from_dict({**run.hyperparameters, "method": run.method, "objective": run.objective})
 
     _set_phase(run, "training", heartbeat)
     out_dir = workdir / "model"
     inputs = TrainInputs(
-        model_dir, [_chat(row) for row in train_rows], [_chat(row) for row in val_rows], config, out_dir
+        model_dir,
+        [chat(row, preference=preference) for row in train_rows],
+        [chat(row, preference=preference) for row in val_rows],
+        config,
+        out_dir,
+        init_artifact=init_dir,
     )
     result = _train_retrying(run, heartbeat, workdir, lambda options: _train(run, heartbeat, inputs, options, workdir))
     if result.status == "cancelled":
@@ -273,18 +293,24 @@ def _execute(run: TrainingRun, heartbeat: Heartbeat, workdir: Path) -> None:
         f"trained {result.steps} steps at {result.tokens_per_s:.0f} tokens/s; {result.truncated_count} pairs truncated",
     )
 
-    # The base model is evaluated after training, not before, so training starts seconds after queueing.
-    _set_phase(run, "evaluating the base model", heartbeat)
-    model, tokenizer = load_model(model_dir)
+    # The starting model is evaluated after training, not before, so training starts seconds after queueing.
+    kind = task_kind(snapshot.kind, eval_rows)
     validate = mcq_validator(snapshot.dataset)
-    before = _evaluate(model, tokenizer, eval_rows, snapshot.kind, config.max_seq_len, validate)
+    _set_phase(run, "evaluating the base model" if init_dir is None else "evaluating the starting model", heartbeat)
+    model, tokenizer = load_starting_model(model_dir, init_dir)
+    before = _evaluate(model, tokenizer, eval_rows, kind, config.max_seq_len, validate)
+    before_prefs = preference_scores(model, tokenizer, eval_rows, config.max_seq_len) if preference else None
     del model
 
     _set_phase(run, "evaluating the fine-tuned model", heartbeat)
     tuned, tuned_tokenizer = _load_tuned(model_dir, out_dir, run.method)
-    after = _evaluate(tuned, tuned_tokenizer, eval_rows, snapshot.kind, config.max_seq_len, validate)
+    after = _evaluate(tuned, tuned_tokenizer, eval_rows, kind, config.max_seq_len, validate)
+    after_prefs = preference_scores(tuned, tuned_tokenizer, eval_rows, config.max_seq_len) if preference else None
     del tuned
-    _store_eval_items(run, eval_rows, before, after)
+    if before_prefs is not None and after_prefs is not None:
+        add_preference(before, before_prefs)
+        add_preference(after, after_prefs)
+    _store_eval_items(run, eval_rows, before, after, kind=kind, prefs=(before_prefs, after_prefs))
 
     _set_phase(run, "saving the artifact", heartbeat)
     artifact = _zip(run, out_dir, workdir / "artifact.zip")
@@ -397,7 +423,7 @@ def _load_tuned(source: Path, out_dir: Path, method: str):  # type: ignore[no-un
 
 
 def _chat(row: SnapshotRow) -> ChatExample:
-    return ChatExample(prompt=row.prompt, response=row.response, system=row.system, history=row.history, ref=row.ref)
+    return chat(row)
 
 
 def mcq_validator(dataset: Dataset) -> Callable[[str], list[FormatProblem]]:
@@ -429,20 +455,29 @@ def _item_ok(item: dict[str, Any]) -> bool | None:
     return bool(item.get("exact_match"))
 
 
-def _store_eval_items(run: TrainingRun, rows: list[SnapshotRow], before: dict, after: dict) -> None:
+def _store_eval_items(
+    run: TrainingRun, rows: list[SnapshotRow], before: dict, after: dict, *, kind: str,
+    prefs: tuple[dict | None, dict | None] = (None, None),
+) -> None:  # fmt: skip
+    none = [None] * len(rows)
+    before_prefers = prefs[0]["correct"] if prefs[0] is not None else none
+    after_prefers = prefs[1]["correct"] if prefs[1] is not None else none
     EvalItem.objects.bulk_create(
         EvalItem(
             run=run,
             example_id=row.ref if _exists(row.ref) else None,
             prompt=row.prompt,
             reference=row.response,
-            blocked=row.blocked if run.snapshot.kind == "guardrail" else None,
+            rejected=row.rejected,
+            blocked=row.blocked if kind == "guardrail" else None,
             before_output=b["output"],
             after_output=a["output"],
             before_ok=_item_ok(b),
             after_ok=_item_ok(a),
+            before_prefers_chosen=bp,
+            after_prefers_chosen=ap,
         )  # fmt: skip
-        for row, b, a in zip(rows, before["items"], after["items"], strict=True)
+        for row, b, a, bp, ap in zip(rows, before["items"], after["items"], before_prefers, after_prefers, strict=True)
     )
 
 
@@ -455,7 +490,8 @@ def _exists(ref: int | None) -> bool:
 def _zip(run: TrainingRun, out_dir: Path, target: Path) -> Path:
     """The model files plus the run's config and the snapshot's hash, so the artifact explains itself."""
     meta = {
-        "run": run.pk, "base_model": run.base_model, "method": run.method, "hyperparameters": run.hyperparameters,
+        "run": run.pk, "base_model": run.base_model, "method": run.method, "objective": run.objective,
+        "init_run": run.init_run_id, "hyperparameters": run.hyperparameters,
         "snapshot": {"dataset": run.snapshot.dataset_id, "number": run.snapshot.number, "content_hash": run.snapshot.content_hash},
     }  # fmt: skip
     (out_dir / "instructory_run.json").write_text(json.dumps(meta, indent=2))

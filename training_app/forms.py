@@ -1,5 +1,6 @@
 """The new-run form: it parses what the browser sends; the ranges and the rules live in services.run_create."""
 
+import json
 import re
 from typing import Any
 
@@ -12,6 +13,7 @@ from datasets_app.blueprints.generators import generator_choices
 from datasets_app.models import Dataset, Workspace
 from datasets_app.views.blueprint_forms import UNKNOWN_GENERATOR
 from training_app.ml.config import METHODS, validate_config
+from training_app.models import PREFERENCE_OBJECTIVES, Objective, TrainingRun
 from training_app.services import default_hyperparameters
 
 METHOD_LABELS = {"lora": "LoRA (adapter, fast, small artifact)", "full": "Full fine-tune (all weights)"}
@@ -31,6 +33,10 @@ LORA_FIELDS = [
     ("lora_alpha", "LoRA alpha", "Scale of the adapter's update (often 2 × r)."),
     ("lora_dropout", "LoRA dropout", "Dropout on the adapter's input."),
 ]
+PREFERENCE_FIELDS = [
+    ("beta", "Beta (β)", "DPO: how far the model may move from the starting one; ORPO: the weight of the "
+     "preference term. Preference objectives only."),
+]  # fmt: skip
 TARGET_MODULES = "lora_target_modules"
 _SEPARATORS = re.compile(r"[\s,]+")
 
@@ -64,9 +70,36 @@ class RunForm(forms.Form):
         widget=forms.RadioSelect,
     )
 
-    def __init__(self, *args: Any, visible: QuerySet[Dataset], trainable: QuerySet[Dataset], **kwargs: Any) -> None:
-        """`visible` datasets are accepted (the service decides who may train on them); `trainable` ones are offered."""
-        defaults = default_hyperparameters()
+    objective = forms.TypedChoiceField(
+        label="Objective",
+        choices=Objective.choices,
+        initial=Objective.SFT,
+        required=False,
+        empty_value=Objective.SFT,
+        help_text="Supervised on single answers, or preference tuning on a preference dataset's chosen and rejected "
+        "answers. Changing it puts in its default epochs and learning rate.",
+    )
+    init_run = forms.ModelChoiceField(
+        queryset=TrainingRun.objects.none(),
+        required=False,
+        label="Start from",
+        empty_label="The base model",
+        help_text="A succeeded LoRA run of the same workspace and base model: its adapter is merged and a new one "
+        "trained over it (supervised first, then preferences).",
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        visible: QuerySet[Dataset],
+        trainable: QuerySet[Dataset],
+        visible_runs: QuerySet[TrainingRun] | None = None,
+        startable_runs: QuerySet[TrainingRun] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """`visible` datasets are accepted (the service decides who may train on them); `trainable` ones are offered.
+        The same for runs to start from: `visible_runs` accepted, `startable_runs` offered."""
+        defaults = {**default_hyperparameters(Objective.SFT), "beta": default_hyperparameters(Objective.DPO)["beta"]}
         kwargs.setdefault("initial", {})
         kwargs["initial"] = {
             **defaults,
@@ -75,8 +108,19 @@ class RunForm(forms.Form):
             **kwargs["initial"],
         }
         super().__init__(*args, **kwargs)
-        for name, label, help_text in TRAINING_FIELDS + LORA_FIELDS:
+        for name, label, help_text in TRAINING_FIELDS + LORA_FIELDS + PREFERENCE_FIELDS:
             self.fields[name] = _number_field(defaults[name], label, help_text)
+        self.fields["beta"].required = False
+        self.fields["objective"].widget.attrs["data-defaults"] = json.dumps(
+            {objective: default_hyperparameters(objective) for objective in Objective.values}
+        )
+        init_run = self.fields["init_run"]
+        assert isinstance(init_run, forms.ModelChoiceField)
+        init_run.queryset = visible_runs if visible_runs is not None else TrainingRun.objects.none()
+        offered = startable_runs if startable_runs is not None else TrainingRun.objects.none()
+        init_run.widget.choices = [("", init_run.empty_label)] + [
+            (run.pk, _run_label(run)) for run in offered.select_related("snapshot__dataset__workspace")
+        ]
         self.fields[TARGET_MODULES] = forms.CharField(
             label="LoRA target modules", help_text="Module names, separated by commas.", max_length=500
         )
@@ -91,6 +135,17 @@ class RunForm(forms.Form):
     def training_fields(self) -> list[forms.BoundField]:
         return [self[name] for name, _, _ in TRAINING_FIELDS]
 
+    def preference_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name, _, _ in PREFERENCE_FIELDS]
+
+    def objective_defaults_text(self) -> str:
+        """The defaults each objective fills in, as the form shows them under the objective."""
+        texts = []
+        for objective in Objective.values:
+            values = default_hyperparameters(objective)
+            texts.append(f"{objective}: {values['epochs']} epochs, learning rate {values['learning_rate']:g}")
+        return "; ".join(texts)
+
     def lora_fields(self) -> list[forms.BoundField]:
         return [*(self[name] for name, _, _ in LORA_FIELDS), self[TARGET_MODULES]]
 
@@ -101,6 +156,9 @@ class RunForm(forms.Form):
         }
         if TARGET_MODULES in self.cleaned_data:
             values[TARGET_MODULES] = [m for m in _SEPARATORS.split(self.cleaned_data[TARGET_MODULES]) if m]
+        beta = self.cleaned_data.get("beta")
+        if self.cleaned_data.get("objective") in PREFERENCE_OBJECTIVES and beta is not None:
+            values["beta"] = beta  # a supervised run has none: the field is ignored then
         return values
 
     def clean(self) -> dict[str, Any]:
@@ -120,6 +178,10 @@ class RunForm(forms.Form):
                     self.add_error(field, message)
                 else:
                     self.add_error(None, message if field in ("__all__", "snapshot") else f"{field}: {message}")
+
+
+def _run_label(run: TrainingRun) -> str:
+    return f"Run #{run.pk}: {run.snapshot.dataset.workspace.name} / {run.snapshot.dataset.name}, {run.objective}, {run.base_model}"
 
 
 AS_IS = "as-is"

@@ -57,12 +57,29 @@ class RunStatus(models.TextChoices):
 FINISHED = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
+class Objective(models.TextChoices):
+    SFT = "sft", "Supervised (SFT)"
+    DPO = "dpo", "Preference: DPO"
+    ORPO = "orpo", "Preference: ORPO (reference-free)"
+
+
+PREFERENCE_OBJECTIVES = (Objective.DPO, Objective.ORPO)
+
+
 class TrainingRun(TimeStamped, Dispatched):
     """One fine-tuning run; the row is the source of truth, not the broker."""
 
     snapshot = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="runs")
     base_model = models.CharField(max_length=100)
     method = models.CharField(max_length=10, default="lora", choices=[("lora", "LoRA"), ("full", "Full fine-tune")])
+    objective = models.CharField(
+        max_length=10, choices=Objective.choices, default=Objective.SFT,
+        help_text="sft: supervised pairs; dpo or orpo: chosen over rejected answers of a preference snapshot.",
+    )  # fmt: skip
+    init_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="continued_by",
+        help_text="A succeeded LoRA run whose model (merged) this run starts from instead of the base model.",
+    )  # fmt: skip
     hyperparameters = models.JSONField(default=dict)
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.QUEUED)
     phase = models.CharField(max_length=40, blank=True, help_text="What a running run is doing now.")
@@ -128,6 +145,11 @@ class RunMetric(models.Model):
     learning_rate = models.FloatField(null=True, blank=True)
     grad_norm = models.FloatField(null=True, blank=True)
     tokens_per_s = models.FloatField(null=True, blank=True)
+    # preference runs (dpo, orpo): the step's batch, chosen against rejected answers
+    reward_margin = models.FloatField(null=True, blank=True)
+    reward_accuracy = models.FloatField(null=True, blank=True)
+    logp_chosen = models.FloatField(null=True, blank=True)
+    logp_rejected = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -158,11 +180,16 @@ class EvalItem(models.Model):
     example = models.ForeignKey(Example, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     prompt = models.TextField()
     reference = models.TextField(blank=True)
+    rejected = models.TextField(blank=True, help_text="Preference snapshots: the rejected answer (reference: chosen).")
     blocked = models.BooleanField(null=True, help_text="Guardrail datasets: whether the prompt is on a blocked topic.")
     before_output = models.TextField(blank=True)
     after_output = models.TextField(blank=True)
     before_ok = models.BooleanField(null=True)
     after_ok = models.BooleanField(null=True)
+    before_prefers_chosen = models.BooleanField(
+        null=True, help_text="Preference snapshots: the starting model scores the chosen answer above the rejected one."
+    )
+    after_prefers_chosen = models.BooleanField(null=True, help_text="The same for the trained model.")
 
     class Meta:
         ordering = ["run", "id"]

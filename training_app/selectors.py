@@ -6,7 +6,7 @@ from django.shortcuts import get_object_or_404
 
 from datasets_app.curation.selectors import dataset_list, workspace_list
 from datasets_app.models import ROLE_RANK, Dataset, Role
-from training_app.models import DatasetVersion, EvalItem, PlaygroundRequest, RunLog, RunMetric, TrainingRun
+from training_app.models import DatasetVersion, EvalItem, PlaygroundRequest, RunLog, RunMetric, RunStatus, TrainingRun
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -37,7 +37,7 @@ def latest_metric(run: TrainingRun) -> RunMetric | None:
 def key_metric(run: TrainingRun) -> tuple[str, float | None] | None:
     """The number that says whether the run worked, for lists: the kind's task metric after training."""
     after = run.evaluation.get("after") or {}
-    for name in ("refusal_rate", "valid_rate", "exact_match", "val_loss"):
+    for name in ("refusal_rate", "valid_rate", "preference_accuracy", "exact_match", "val_loss"):
         if after.get(name) is not None:
             return name, after[name]
     return None
@@ -78,3 +78,12 @@ def playground_list(*, run: TrainingRun, user: User, limit: int = 5) -> QuerySet
     if not user.is_authenticated:
         return PlaygroundRequest.objects.none()
     return run.playground_requests.filter(user=user).order_by("-created_at", "-id")[:limit]
+
+
+def startable_run_list(*, user: User) -> QuerySet[TrainingRun]:
+    """Runs a new run may start from (init_run), for the new-run form: succeeded LoRA runs with their model, in
+    workspaces where the user may start runs."""
+    runs = TrainingRun.objects.filter(
+        snapshot__dataset__in=trainable_dataset_list(user=user), status=RunStatus.SUCCEEDED, method="lora"
+    )
+    return runs.exclude(artifact="").select_related("snapshot__dataset__workspace").order_by("-id")

@@ -17,6 +17,7 @@ from training_app.ml.config import MAX_SEQ_LEN, MIN_SEQ_LEN, settings_schema
 from training_app.models import (
     DatasetVersion,
     EvalItem,
+    Objective,
     PlaygroundRequest,
     PlaygroundStatus,
     RunLog,
@@ -51,7 +52,14 @@ class SnapshotCreateSerializer(JsonTypes, serializers.Serializer):
     seed = serializers.IntegerField(default=42, min_value=0, max_value=2**31 - 1)
 
 
-@extend_schema_field(settings_schema())
+def _hyperparameters_schema() -> dict:
+    """The training settings a run's `hyperparameters` take: objective is a field of its own beside them."""
+    schema = settings_schema()
+    schema["properties"].pop("objective", None)
+    return schema
+
+
+@extend_schema_field(_hyperparameters_schema())
 class HyperparametersField(serializers.DictField):
     """Training settings over the defaults; validate_config checks each (the schema says what it accepts)."""
 
@@ -63,6 +71,16 @@ class RunSettingsSerializer(JsonTypes, serializers.Serializer):
     method = serializers.ChoiceField(
         choices=TrainingRun._meta.get_field("method").choices, required=False, default="lora"
     )
+    objective = serializers.ChoiceField(
+        choices=Objective.choices, required=False, default=Objective.SFT,
+        help_text="sft: supervised, on a non-preference dataset; dpo or orpo: preference tuning, on a preference "
+        "dataset (chosen over rejected answers). Settings left out take the objective's defaults.",
+    )  # fmt: skip
+    init_run = serializers.IntegerField(
+        min_value=1, max_value=ID_MAX, required=False, allow_null=True, default=None,
+        help_text="Start from this run's model instead of the base model: a succeeded LoRA run of the same "
+        "workspace and base model (its adapter is merged, a new one trained over it).",
+    )  # fmt: skip
     hyperparameters = HyperparametersField(required=False, default=dict)
     validation_fraction = serializers.FloatField(
         default=0.1, min_value=0.01, max_value=0.9, help_text="For a fresh snapshot of a dataset."
@@ -114,7 +132,8 @@ RUN_CREATE = PolymorphicProxySerializer(
 class MetricSerializer(serializers.ModelSerializer):
     class Meta:
         model = RunMetric
-        fields = ["step", "epoch", "loss", "val_loss", "learning_rate", "grad_norm", "tokens_per_s", "created_at"]
+        fields = ["step", "epoch", "loss", "val_loss", "learning_rate", "grad_norm", "tokens_per_s", "reward_margin",
+                  "reward_accuracy", "logp_chosen", "logp_rejected", "created_at"]  # fmt: skip
 
 
 class LogSerializer(serializers.ModelSerializer):
@@ -126,8 +145,8 @@ class LogSerializer(serializers.ModelSerializer):
 class EvalItemSerializer(serializers.ModelSerializer):
     class Meta:
         model = EvalItem
-        fields = ["id", "example", "prompt", "reference", "blocked", "before_output", "after_output", "before_ok",
-                  "after_ok"]  # fmt: skip
+        fields = ["id", "example", "prompt", "reference", "rejected", "blocked", "before_output", "after_output",
+                  "before_ok", "after_ok", "before_prefers_chosen", "after_prefers_chosen"]  # fmt: skip
 
 
 class AttemptSerializer(serializers.Serializer):
@@ -160,7 +179,8 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = TrainingRun
         fields = [
-            "id", "snapshot", "dataset", "dataset_name", "base_model", "method", "hyperparameters", "status", "phase", "step",
+            "id", "snapshot", "dataset", "dataset_name", "base_model", "method", "objective", "init_run", "hyperparameters",
+            "status", "phase", "step",
             "total_steps", "progress", "eta_seconds", "cancel_requested", "created_by", "queued_at", "started_at", "first_step_at",
             "finished_at", "heartbeat_at", "device", "error", "traceback_tail", "summary", "evaluation", "latest_metrics",
             "key_metric", "artifact_url", "attempt", "max_attempts", "attempts", "micro_batch",
@@ -283,6 +303,7 @@ class PreflightSerializer(serializers.Serializer):
     snapshot = serializers.IntegerField(allow_null=True)
     base_model = serializers.CharField()
     method = serializers.CharField()
+    objective = serializers.CharField()
     max_seq_len = serializers.IntegerField()
     validation_fraction = serializers.FloatField()
     totals = PreflightTotalsSerializer()
@@ -337,8 +358,8 @@ class CompareRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TrainingRun
-        fields = ["id", "dataset", "dataset_name", "snapshot", "snapshot_number", "base_model", "method", "status",
-                  "created_at", "finished_at", "eval_hash", "evaluation_source"]  # fmt: skip
+        fields = ["id", "dataset", "dataset_name", "snapshot", "snapshot_number", "base_model", "method", "objective",
+                  "init_run", "status", "created_at", "finished_at", "eval_hash", "evaluation_source"]  # fmt: skip
 
     def get_eval_hash(self, run: TrainingRun) -> str | None:
         return run.snapshot.eval_hash or None

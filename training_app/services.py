@@ -11,14 +11,16 @@ from django.utils import timezone
 from datasets_app.curation.selectors import role_require
 from datasets_app.errors import Conflict
 from datasets_app.jobs.outbox import dispatch_due, dispatch_on_commit
-from datasets_app.models import Dataset, Role
+from datasets_app.models import Dataset, DatasetKind, Role, Workspace
 from training_app.checkpoints import attempt_end, attempts_text, checkpoints_forget
 from training_app.exports import merged_export_forget
 from training_app.judging.services import AB_TASK
-from training_app.ml.config import METHODS, TrainConfig, validate_config
+from training_app.ml.config import METHODS, TrainConfig, objective_defaults, validate_config
 from training_app.models import (
+    PREFERENCE_OBJECTIVES,
     ABItem,
     DatasetVersion,
+    Objective,
     PlaygroundRequest,
     PlaygroundStatus,
     RunLog,
@@ -36,27 +38,74 @@ def base_model_names() -> list[str]:
     return list(settings.BASE_MODELS)
 
 
-def default_hyperparameters() -> dict:
+def default_hyperparameters(objective: str = Objective.SFT) -> dict:
+    """Every training setting of a run of `objective` left to its default: the project's, overlaid with the
+    objective's own (preference tuning learns from fewer, contrasting pairs: lower rate, fewer epochs). Only
+    preference objectives have a beta."""
     defaults = TrainConfig().to_dict()
-    defaults.pop("method")
+    if objective in Objective.values:
+        defaults.update(objective_defaults(objective))
+    for name in ("method", "objective"):
+        defaults.pop(name, None)
+    if objective not in PREFERENCE_OBJECTIVES:
+        defaults.pop("beta", None)
     return defaults
 
 
-def _check(base_model: str, method: str, hyperparameters: dict) -> dict:
+def _check(base_model: str, method: str, objective: str, hyperparameters: dict) -> tuple[dict, dict[str, str]]:
+    """The complete settings and every problem with them, by field."""
     problems = {}
     if base_model not in settings.BASE_MODELS:
         problems["base_model"] = f"unknown base model {base_model!r}; expected one of {', '.join(settings.BASE_MODELS)}"
     if method not in METHODS:
         problems["method"] = f"must be one of {', '.join(METHODS)}"
-    if "method" in hyperparameters:
-        problems["hyperparameters.method"] = "is not a training setting: set method beside hyperparameters"
-    config = {**default_hyperparameters(), **hyperparameters, "method": method}
+    if objective not in Objective.values:
+        problems["objective"] = f"must be one of {', '.join(Objective.values)}"
+    for name in ("method", "objective"):
+        if name in hyperparameters:
+            problems[f"hyperparameters.{name}"] = f"is not a training setting: set {name} beside hyperparameters"
+    if "beta" in hyperparameters and objective not in PREFERENCE_OBJECTIVES:
+        problems["hyperparameters.beta"] = "only preference objectives (dpo, orpo) have a beta"
+    config = {**default_hyperparameters(objective), **hyperparameters, "method": method}
+    if objective in Objective.values:
+        config["objective"] = objective
     for field, message in validate_config(config):
-        problems[f"hyperparameters.{field}" if field != "method" else "method"] = message
-    if problems:
-        raise ValidationError(problems)
+        problems.setdefault(f"hyperparameters.{field}" if field not in ("method", "objective") else field, message)
     config.pop("method")
-    return config
+    config.pop("objective", None)
+    return config, problems
+
+
+def _objective_problem(objective: str, kind: str, dataset_name: str) -> str | None:
+    """Preference objectives train on chosen and rejected answers, supervised training on single answers."""
+    if objective in PREFERENCE_OBJECTIVES and kind != DatasetKind.PREFERENCE:
+        return (
+            f"{objective} learns from chosen and rejected answers: it needs a snapshot of a preference dataset, "
+            f"and {dataset_name} is a {kind} dataset (use sft, or a preference dataset)"
+        )
+    if objective == Objective.SFT and kind == DatasetKind.PREFERENCE:
+        return (
+            f"{dataset_name} is a preference dataset (chosen and rejected answers): train it with dpo or orpo, "
+            "or supervised on a dataset of single answers"
+        )
+    return None
+
+
+def _init_run_problem(init_run: TrainingRun, *, workspace: Workspace, base_model: str, method: str) -> str | None:
+    """A run starts from another only when that one's trained adapter can be merged under its new one."""
+    if init_run.snapshot.dataset.workspace_id != workspace.pk:
+        return f"run {init_run.pk} belongs to another workspace; start from a run of {workspace.name}"
+    if init_run.status != RunStatus.SUCCEEDED:
+        return f"run {init_run.pk} has not succeeded (it is {init_run.status}): only a trained model can be built on"
+    if init_run.method != "lora":
+        return f"run {init_run.pk} is a full fine-tune; a run can start only from a LoRA run (its adapter is merged)"
+    if not init_run.artifact:
+        return f"run {init_run.pk} has no trained model any more (it was deleted)"
+    if init_run.base_model != base_model:
+        return f"run {init_run.pk} was trained on {init_run.base_model}, this run uses {base_model}: they must match"
+    if method != "lora":
+        return "starting from a run needs method lora (a new adapter over the run's merged one)"
+    return None
 
 
 def run_settings(
@@ -66,19 +115,34 @@ def run_settings(
     dataset: Dataset | None = None,
     base_model: str = "",
     method: str = "lora",
+    objective: str = Objective.SFT,
+    init_run: TrainingRun | None = None,
     hyperparameters: dict | None = None,
 ) -> tuple[str, dict]:
     """What run_create checks before it saves anything (leads only): the base model a run would use and its
-    complete hyperparameters. Raises ValidationError naming each problem, or NotAllowed."""
+    complete hyperparameters (the objective's defaults for those not given). Raises ValidationError naming each
+    problem, or NotAllowed."""
     if snapshot is None and dataset is None:
         raise ValidationError({"snapshot": "give a snapshot or a dataset"})
     if snapshot is not None and dataset is not None:
         both = "give a snapshot or a dataset, not both"
         raise ValidationError({"snapshot": both, "dataset": both})
-    workspace = snapshot.dataset.workspace if snapshot is not None else dataset.workspace  # type: ignore[union-attr]
+    source = snapshot.dataset if snapshot is not None else dataset
+    assert source is not None
+    workspace = source.workspace
     role_require(user=user, workspace=workspace, role=Role.LEAD)
     base_model = base_model or workspace.default_base_model or settings.DEFAULT_BASE_MODEL
-    return base_model, _check(base_model, method, hyperparameters or {})
+    config, problems = _check(base_model, method, objective, hyperparameters or {})
+    kind = snapshot.kind if snapshot is not None else source.kind
+    if (problem := _objective_problem(objective, kind, source.name)) is not None:
+        problems.setdefault("objective", problem)
+    if init_run is not None:
+        problem = _init_run_problem(init_run, workspace=workspace, base_model=base_model, method=method)
+        if problem is not None:
+            problems["init_run"] = problem
+    if problems:
+        raise ValidationError(problems)
+    return base_model, config
 
 
 @transaction.atomic
@@ -89,19 +153,22 @@ def run_create(
     dataset: Dataset | None = None,
     base_model: str = "",
     method: str = "lora",
+    objective: str = Objective.SFT,
+    init_run: TrainingRun | None = None,
     hyperparameters: dict | None = None,
     validation_fraction: float = 0.1,
 ) -> TrainingRun:
-    """Queue a fine-tuning run on a snapshot (a fresh one of `dataset` when no snapshot is given); leads only."""
+    """Queue a fine-tuning run on a snapshot (a fresh one of `dataset` when no snapshot is given); leads only.
+    With `init_run` it trains a new adapter over that run's model (merged), e.g. preferences after supervised."""
     base_model, config = run_settings(
-        user=user, snapshot=snapshot, dataset=dataset, base_model=base_model, method=method,
-        hyperparameters=hyperparameters,
+        user=user, snapshot=snapshot, dataset=dataset, base_model=base_model, method=method, objective=objective,
+        init_run=init_run, hyperparameters=hyperparameters,
     )  # fmt: skip
     if snapshot is None:
         snapshot = snapshot_create(dataset=dataset, user=user, validation_fraction=validation_fraction)  # type: ignore[arg-type]
     run = TrainingRun.objects.create(
-        snapshot=snapshot, base_model=base_model, method=method, hyperparameters=config, created_by=user,
-        max_attempts=settings.RUN_MAX_ATTEMPTS,
+        snapshot=snapshot, base_model=base_model, method=method, objective=objective, init_run=init_run,
+        hyperparameters=config, created_by=user, max_attempts=settings.RUN_MAX_ATTEMPTS,
     )  # fmt: skip
     dispatch_on_commit(run, RUN_TASK)  # with the broker down, run_dispatch sends it once the broker is back
     return run

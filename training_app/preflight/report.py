@@ -23,11 +23,11 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from datasets_app.curation.selectors import example_get
-from datasets_app.models import Dataset
+from datasets_app.models import Dataset, DatasetKind
 from training_app.ml.config import TrainConfig, steps_per_epoch
 from training_app.ml.data import ChatExample, fitted, token_lengths, token_pieces
 from training_app.ml.tokenizer import fingerprint, load_tokenizer_only, prepared_dir
-from training_app.models import DatasetVersion
+from training_app.models import DatasetVersion, TrainingRun
 from training_app.preflight.checks import EVAL, TRAIN, VALIDATION, Facts, PreflightWarning, preflight_warnings
 from training_app.preflight.estimate import Estimate, training_estimate
 from training_app.services import run_settings
@@ -202,6 +202,8 @@ def run_preflight(
     dataset: Dataset | None = None,
     base_model: str = "",
     method: str = "lora",
+    objective: str = "sft",
+    init_run: TrainingRun | None = None,
     hyperparameters: dict | None = None,
     validation_fraction: float = 0.1,
 ) -> Preflight:
@@ -211,10 +213,10 @@ def run_preflight(
     totals are scaled up from it (the counts of pairs, the steps and the warnings still cover every pair).
     """
     base_model, hyperparameters = run_settings(
-        user=user, snapshot=snapshot, dataset=dataset, base_model=base_model, method=method,
-        hyperparameters=hyperparameters,
+        user=user, snapshot=snapshot, dataset=dataset, base_model=base_model, method=method, objective=objective,
+        init_run=init_run, hyperparameters=hyperparameters,
     )  # fmt: skip
-    config = TrainConfig.from_dict({**hyperparameters, "method": method})
+    config = TrainConfig.from_dict({**hyperparameters, "method": method, "objective": objective})
     source, total, overlap, rows = _rows_of(snapshot=snapshot, dataset=dataset, validation_fraction=validation_fraction)
     tokenizer, tokenizer_key = base_tokenizer(base_model)
     limit = settings.PREFLIGHT_MAX_PAIRS
@@ -276,6 +278,11 @@ def _snapshot_row(snapshot: DatasetVersion, example: int) -> SnapshotRow:
     raise Http404("no pair with this id in the snapshot")
 
 
+def _objective_for(kind: str) -> str:
+    """A pair's tokens are the same whatever the objective; this one is accepted for the pair's dataset."""
+    return "dpo" if kind == DatasetKind.PREFERENCE else "sft"
+
+
 def pair_tokens(
     *,
     user: AbstractBaseUser,
@@ -291,14 +298,16 @@ def pair_tokens(
     hyperparameters = {"max_seq_len": max_seq_len} if max_seq_len is not None else {}
     if snapshot is not None:
         base_model, config = run_settings(
-            user=user, snapshot=snapshot, base_model=base_model, hyperparameters=hyperparameters
-        )
+            user=user, snapshot=snapshot, base_model=base_model, objective=_objective_for(snapshot.kind),
+            hyperparameters=hyperparameters,
+        )  # fmt: skip
         row = _snapshot_row(snapshot, example)
     else:
         pair = example_get(user=user, pk=example)
         base_model, config = run_settings(
-            user=user, dataset=pair.dataset, base_model=base_model, hyperparameters=hyperparameters
-        )
+            user=user, dataset=pair.dataset, base_model=base_model, objective=_objective_for(pair.dataset.kind),
+            hyperparameters=hyperparameters,
+        )  # fmt: skip
         row = SnapshotRow(ref=pair.pk, split="", system=pair.system_prompt, prompt=pair.prompt, response=pair.response,
                           history=pair.history, tags=pair.tags)  # fmt: skip
     tokenizer, _ = base_tokenizer(base_model)

@@ -22,6 +22,7 @@ class Metric:
 
 # The evaluation's numbers, in the order the table shows them; a run shows the ones its dataset's kind has.
 METRICS = [
+    Metric("preference_accuracy", "Preference accuracy (chosen above rejected)", percent=True, higher_is_better=True),
     Metric("refusal_rate", "Refusal rate on blocked prompts", percent=True, higher_is_better=True),
     Metric("over_refusal_rate", "Over-refusal rate on allowed prompts", percent=True, higher_is_better=False),
     Metric("valid_rate", "Valid questions", percent=True, higher_is_better=True),
@@ -30,7 +31,13 @@ METRICS = [
     Metric("val_loss", "Validation loss", percent=False, higher_is_better=False),
 ]
 METRIC_BY_KEY = {metric.key: metric for metric in METRICS}
-SHORT_LABELS = {"refusal_rate": "Refusal", "valid_rate": "Valid", "exact_match": "Exact match", "val_loss": "Val loss"}
+SHORT_LABELS = {
+    "preference_accuracy": "Pref. accuracy",
+    "refusal_rate": "Refusal",
+    "valid_rate": "Valid",
+    "exact_match": "Exact match",
+    "val_loss": "Val loss",
+}
 
 
 def format_value(metric: Metric, value: float | None) -> str:

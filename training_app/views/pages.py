@@ -19,13 +19,14 @@ from training_app import selectors, services
 from training_app.exports import NoModel, merged_export_start
 from training_app.failures import SendOutcome, failure_drafts_sent, failures_send
 from training_app.forms import AS_IS, RunForm, SendFailuresForm
-from training_app.models import RunStatus, TrainingRun
+from training_app.models import PREFERENCE_OBJECTIVES, RunStatus, TrainingRun
 from training_app.views import display
 from training_app.views.judge import run_votes_context
 
 DASHBOARD_LIMIT = 100
 LOG_TAIL = 50
 MAX_ID_DIGITS = 18
+LIVE_PREFERENCE_METRICS = ("reward_margin", "reward_accuracy", "logp_chosen", "logp_rejected")
 
 
 def _id(value: str | None) -> int | None:
@@ -89,8 +90,14 @@ def _initial_from(request: HttpRequest) -> dict[str, Any]:
             dataset=source.snapshot.dataset_id,
             base_model=source.base_model,
             method=source.method,
+            objective=source.objective,
+            init_run=source.init_run_id,
             validation_fraction=source.snapshot.validation_fraction,
         )
+    init_id = _id(request.GET.get("init_run"))
+    if init_id is not None:  # "Continue from this run": its base model, preference tuning next
+        start = selectors.run_get(user=request.user, pk=init_id)
+        initial.update(init_run=start.pk, base_model=start.base_model, method="lora")
     dataset_id = _id(request.GET.get("dataset"))
     if dataset_id is not None:
         initial["dataset"] = dataset_id
@@ -98,6 +105,16 @@ def _initial_from(request: HttpRequest) -> dict[str, Any]:
         if dataset is not None and dataset.workspace.default_base_model and source_id is None:
             initial["base_model"] = dataset.workspace.default_base_model
     return initial
+
+
+def run_form_sources(request: HttpRequest) -> dict[str, QuerySet]:
+    """What the new-run form accepts (the service decides the rest) and offers: datasets and runs to start from."""
+    return {
+        "visible": dataset_selectors.dataset_list(user=request.user),
+        "trainable": selectors.trainable_dataset_list(user=request.user),
+        "visible_runs": selectors.run_list(user=request.user),
+        "startable_runs": selectors.startable_run_list(user=request.user),
+    }
 
 
 @login_required
@@ -108,11 +125,11 @@ def run_new(request: HttpRequest) -> HttpResponse:
     trainable = selectors.trainable_dataset_list(user=request.user)
     if not trainable.exists():
         raise PermissionDenied("starting a run needs the lead role in a workspace")
-    visible = dataset_selectors.dataset_list(user=request.user)
+    sources = run_form_sources(request)
     if request.method == "GET":
-        form = RunForm(visible=visible, trainable=trainable, initial=_initial_from(request))
+        form = RunForm(**sources, initial=_initial_from(request))
         return render(request, "training_app/run_new.html", {"form": form})
-    form = RunForm(request.POST, visible=visible, trainable=trainable)
+    form = RunForm(request.POST, **sources)
     if form.is_valid():
         try:
             run = services.run_create(
@@ -120,6 +137,8 @@ def run_new(request: HttpRequest) -> HttpResponse:
                 dataset=form.cleaned_data["dataset"],
                 base_model=form.cleaned_data["base_model"],
                 method=form.cleaned_data["method"],
+                objective=form.cleaned_data["objective"],
+                init_run=form.cleaned_data["init_run"],
                 hyperparameters=form.hyperparameters(),
                 validation_fraction=form.cleaned_data["validation_fraction"],
             )
@@ -185,6 +204,9 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ],
         "summary": run.summary,
         "train_duration": display.duration(run.summary.get("train_seconds")),
+        "preference": run.objective in PREFERENCE_OBJECTIVES,
+        "before_label": "Starting model" if run.init_run_id else "Base model",
+        "can_continue": run.status == RunStatus.SUCCEEDED and run.method == "lora" and bool(run.artifact),
         **run_votes_context(user=request.user, run=run),
     }
     return render(request, "training_app/run_detail.html", context)
@@ -243,9 +265,16 @@ def run_live(request: HttpRequest, pk: int) -> JsonResponse:
         {
             **display.live_state(run),
             "metrics": [
-                {"id": m.pk, "step": m.step, "epoch": m.epoch, "loss": m.loss, "val_loss": m.val_loss}
-                for m in metrics.only("id", "step", "epoch", "loss", "val_loss")
-            ],
+                {
+                    "id": m.pk,
+                    "step": m.step,
+                    "epoch": m.epoch,
+                    "loss": m.loss,
+                    "val_loss": m.val_loss,
+                    **{name: getattr(m, name) for name in LIVE_PREFERENCE_METRICS},
+                }
+                for m in metrics.only("id", "step", "epoch", "loss", "val_loss", *LIVE_PREFERENCE_METRICS)
+            ],  # fmt: skip
             "logs": [{"id": line.pk, "line": line.line, "time": display.clock(line.created_at)} for line in logs],
         }
     )

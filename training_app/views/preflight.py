@@ -11,13 +11,13 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from datasets_app.curation import selectors as dataset_selectors
 from datasets_app.views.common import parse_id, role_errors_are_403
 from training_app import selectors
 from training_app.forms import RunForm
 from training_app.preflight.estimate import MEASURED
 from training_app.preflight.report import Preflight, TokenizerMissing, pair_tokens, run_preflight
 from training_app.views import display
+from training_app.views.pages import run_form_sources
 
 LISTED_PAIRS = 50  # the longest pairs are listed: the ones a lead wants to look at
 MERGE_OVER_TOKENS = 5000  # a longer pair shows runs of tokens of one kind, not every token (page size)
@@ -31,13 +31,14 @@ def run_check(request: HttpRequest) -> HttpResponse:
     trainable = selectors.trainable_dataset_list(user=request.user)
     if not trainable.exists():
         raise PermissionDenied("checking a run needs the lead role in a workspace")
-    form = RunForm(request.POST, visible=dataset_selectors.dataset_list(user=request.user), trainable=trainable)
+    form = RunForm(request.POST, **run_form_sources(request))
     context: dict[str, Any] = {"form": form}
     if form.is_valid():
         try:
             report = run_preflight(
                 user=request.user, dataset=form.cleaned_data["dataset"], base_model=form.cleaned_data["base_model"],
-                method=form.cleaned_data["method"], hyperparameters=form.hyperparameters(),
+                method=form.cleaned_data["method"], objective=form.cleaned_data["objective"],
+                init_run=form.cleaned_data["init_run"], hyperparameters=form.hyperparameters(),
                 validation_fraction=form.cleaned_data["validation_fraction"],
             )  # fmt: skip
         except ValidationError as error:

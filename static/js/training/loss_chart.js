@@ -9,7 +9,8 @@
     return Object.assign(line, { pointRadius: 0, pointHitRadius: 6, cubicInterpolationMode: "monotone" });
   }
 
-  function make(canvas, datasets) {
+  // yTitle: the y axis' name ("loss" when left out); y2Title: a second axis on the right, for series with yAxisID "y2"
+  function make(canvas, datasets, yTitle, y2Title) {
     if (!window.Chart) return null;
     return new window.Chart(canvas, {
       type: "line",
@@ -22,7 +23,10 @@
         interaction: { mode: "nearest", axis: "x", intersect: false },
         scales: {
           x: { type: "linear", min: 0, title: { display: true, text: "step" }, ticks: { precision: 0 } },
-          y: { title: { display: true, text: "loss" } },
+          y: { title: { display: true, text: yTitle || "loss" } },
+          ...(y2Title
+            ? { y2: { position: "right", min: 0, max: 1, grid: { drawOnChartArea: false }, title: { display: true, text: y2Title } } }
+            : {}),
         },
         plugins: { legend: { position: "bottom", labels: { boxWidth: 12 } } },
       },

@@ -17,6 +17,15 @@
   const train = [];
   const validation = [];
   let chart = null;
+  // preference runs (dpo, orpo): reward margin and accuracy, chosen and rejected log-probabilities, per step
+  const rewardCanvas = document.getElementById("reward-chart");
+  const logpCanvas = document.getElementById("logp-chart");
+  const margin = [];
+  const accuracy = [];
+  const chosen = [];
+  const rejected = [];
+  let rewardChart = null;
+  let logpChart = null;
   let metricsAfter = 0;
   let logsAfter = Number(log.dataset.after) || 0;
   let failures = 0;
@@ -29,12 +38,46 @@
     ]);
   }
 
+  function addPreference(metrics) {
+    if (!rewardCanvas || !window.lossChart) return;
+    for (const m of metrics) {
+      if (m.reward_margin != null) margin.push({ x: m.step, y: m.reward_margin });
+      if (m.reward_accuracy != null) accuracy.push({ x: m.step, y: m.reward_accuracy });
+      if (m.logp_chosen != null) chosen.push({ x: m.step, y: m.logp_chosen });
+      if (m.logp_rejected != null) rejected.push({ x: m.step, y: m.logp_rejected });
+    }
+    rewardCanvas.dataset.points = String(margin.length);
+    logpCanvas.dataset.points = String(chosen.length);
+    if (!margin.length && !chosen.length) return;
+    if (!rewardChart) {
+      const accuracySeries = window.lossChart.series("Reward accuracy", accuracy, "#2b8a3e", false);
+      accuracySeries.yAxisID = "y2";
+      rewardChart = window.lossChart.make(
+        rewardCanvas,
+        [window.lossChart.series("Reward margin", margin, "#7048e8", false), accuracySeries],
+        "reward margin",
+        "reward accuracy",
+      );
+      logpChart = window.lossChart.make(
+        logpCanvas,
+        [
+          window.lossChart.series("Chosen log-prob", chosen, "#2b8a3e", false),
+          window.lossChart.series("Rejected log-prob", rejected, "#c92a2a", false),
+        ],
+        "log-probability",
+      );
+    }
+    if (rewardChart && metrics.length) rewardChart.update("none");
+    if (logpChart && metrics.length) logpChart.update("none");
+  }
+
   function addMetrics(metrics) {
     for (const m of metrics) {
       metricsAfter = Math.max(metricsAfter, m.id);
       if (m.loss !== null) train.push({ x: m.step, y: m.loss });
       if (m.val_loss !== null) validation.push({ x: m.step, y: m.val_loss });
     }
+    addPreference(metrics);
     canvas.dataset.trainPoints = String(train.length);
     canvas.dataset.valPoints = String(validation.length);
     if (!train.length && !validation.length) return;
