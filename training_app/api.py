@@ -134,7 +134,7 @@ def _run_arguments(request: Request) -> dict:
     if data.get("init_run") is not None:
         init_run = selectors.run_list(user=request.user).filter(pk=data["init_run"]).first()
         if init_run is None:
-            raise ValidationError({"init_run": f"no run {data['init_run']} among yours"})
+            raise ValidationError({"init_run": [f"no run {data['init_run']} among yours"]})
         data["init_run"] = init_run
     return data
 
@@ -365,7 +365,7 @@ class RunExportView(APIView):
         run = selectors.run_get(user=request.user, pk=pk)
         kind = request.query_params.get("format", "adapter")
         if kind not in FORMATS:
-            raise ValidationError({"format": f"must be one of {', '.join(FORMATS)}, not {kind!r}"})
+            raise ValidationError({"format": [f"must be one of {', '.join(FORMATS)}, not {kind!r}"]})
         if kind == "adapter":
             return _artifact_response(run)
         try:
