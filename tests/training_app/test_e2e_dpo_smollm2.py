@@ -7,7 +7,7 @@ supervised run (init_run). Both runs are scored on the same held-out prompts: th
 refused and refuses fewer allowed ones.
 
 Measured on the 2-core machine under other sessions' load (load average 9 to 15), 2026-12-02: 13 to 17 minutes in
-all (the supervised run alone 8 to 9). Neither learning rate tried made the DPO run refuse fewer allowed prompts
+all (the supervised run alone 8 to 9); at load average about 3, 6.5 minutes. Neither learning rate tried made the DPO run refuse fewer allowed prompts
 (README, "Preference tuning"): the test is marked xfail until pairs or settings that do are found.
 """
 
