@@ -4,6 +4,7 @@ and its attempts (each claim by a worker, with how it ended)."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -96,4 +97,20 @@ def attempts_text(run: TrainingRun) -> str:
         f"attempt {a['number']} on {a.get('worker') or 'a worker'}: steps {a.get('from_step', 0)} to "
         f"{a.get('to_step', '?')}, {a.get('reason') or a.get('outcome', 'running')}"
         for a in run.attempts
+    )
+
+
+def stray_checkpoints_sweep(*, now: datetime | None = None) -> int:
+    """Delete checkpoints and merged exports that nothing names, once an hour old: a worker killed while saving one
+    left it behind. Returns how many."""
+    from datasets_app.jobs.services import stray_files_delete
+    from datasets_app.models import Job, JobStatus
+    from training_app.exports import EXPORTS
+
+    checkpoints = {c["file"] for row in TrainingRun.objects.exclude(checkpoints=[]).values_list("checkpoints", flat=True)
+                   for c in row}  # fmt: skip
+    exports = Job.objects.filter(kind=Job.Kind.EXPORT, status=JobStatus.SUCCEEDED).values_list("result", flat=True)
+    built = {result.get("file") for result in exports if result.get("file")}
+    return stray_files_delete(default_storage, FOLDER, checkpoints, now=now) + stray_files_delete(
+        default_storage, EXPORTS, built, now=now
     )

@@ -29,13 +29,16 @@ def ab_answer_task(item_id: int) -> None:
 
 @shared_task(queue="default")
 def run_sweep_task() -> None:
-    """Periodic: fail runs, playground requests and typed judging prompts whose worker died."""
+    """Periodic: take runs, playground requests and typed judging prompts from workers that died; delete the
+    checkpoints and exports a dead worker left half-written."""
+    from training_app.checkpoints import stray_checkpoints_sweep
     from training_app.judging.services import ab_sweep
     from training_app.services import playground_sweep, run_sweep
 
     run_sweep()
     playground_sweep()
     ab_sweep()
+    stray_checkpoints_sweep()
 
 
 @shared_task(queue="default")

@@ -136,11 +136,18 @@ def job_uploads_sweep(*, now: datetime | None = None) -> int:
         deleted += 1
     storage = Job._meta.get_field("file").storage
     named = set(Job.objects.exclude(file="").values_list("file", flat=True))
+    return deleted + stray_files_delete(storage, UPLOADS, named, now=now)
+
+
+def stray_files_delete(storage: Storage, folder: str, named: set[str], *, now: datetime | None = None) -> int:
+    """Delete the files under ``folder`` that no row names (``named``), once an hour old: what a request or a
+    worker that died between writing a file and recording it left behind. Returns how many."""
+    deleted = 0
     cutoff = (now or timezone.now()) - ORPHAN_UPLOAD_AGE
-    for name in _files_under(storage, UPLOADS):
+    for name in _files_under(storage, folder):
         if name not in named and storage.get_modified_time(name) < cutoff:
             storage.delete(name)
-            logger.info("deleted %s: no job names it", name)
+            logger.info("deleted %s: nothing names it", name)
             deleted += 1
     return deleted
 
