@@ -14,8 +14,6 @@ and holds only two numbers per pair. ORPO needs no reference.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -25,22 +23,20 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 from transformers import PreTrainedTokenizerBase
 
-from training_app.ml.checkpoint import LoopOptions, checkpoint_if_due
+from training_app.ml.checkpoint import LoopOptions
 from training_app.ml.config import TrainConfig, steps_per_epoch
 from training_app.ml.data import IGNORE_INDEX, ChatExample, Encoded, collate, encode_many, make_batches
 from training_app.ml.distributed import Sync
 from training_app.ml.loss import autocast, forward_passes, to_device
 from training_app.ml.train import (
     CANCELLED,
-    SUCCEEDED,
     Callbacks,
     NullCallbacks,
+    Objective,
+    StepFigures,
     TrainResult,
-    _linear_schedule,
-    _optimizer,
-    _resumed,
     _seed,
-    epoch_groups,
+    run_loop,
 )
 
 __all__ = ["EncodedPair", "dpo_loss", "encode_pairs", "fit_preference", "orpo_loss", "preference_accuracy"]
@@ -354,90 +350,22 @@ def fit_preference(
         if reference is None:
             callbacks.on_log("cancelled before the first step")
             return _cancelled_before_training(truncated, total_steps)
-    loop = _Loop(pairs, val_pairs, reference, val_reference, pad_id, truncated, options or LoopOptions())
-    return _loop(model, loop, cfg, callbacks)
+    options = options or LoopOptions()
 
+    def step(group: list[list[int]], params: list[nn.Parameter]) -> StepFigures:
+        step_pairs = sum(len(batch) for batch in group)
+        stats = StepStats()
+        for indices in options.sync.mine(pair_passes(group, pairs, device, options.micro_batch)):
+            with autocast(device):
+                out = _pair_pass(model, pairs, indices, reference, cfg, pad_id)
+            if options.memory_check is not None:
+                options.memory_check(len(indices))
+            (out.losses.sum() / step_pairs).backward()  # every pair weighs alike, whatever the passes
+            stats.add(out)
+        tokens = stats.synced(options.sync, params)
+        return StepFigures(stats.loss, stats.pairs, tokens, stats.metrics())
 
-@dataclass
-class _Loop:
-    """What the preference loop runs on, besides the model, its settings and callbacks."""
+    def validate() -> float | None:
+        return preference_loss(model, val_pairs, val_reference, cfg, pad_id)
 
-    pairs: list[EncodedPair]
-    val_pairs: list[EncodedPair]
-    reference: Any
-    val_reference: Any
-    pad_id: int
-    truncated: int
-    options: LoopOptions
-
-
-def _loop(model: nn.Module, loop: _Loop, cfg: TrainConfig, callbacks: Callbacks) -> TrainResult:
-    pairs = loop.pairs
-    epoch_steps = steps_per_epoch(len(pairs), cfg)
-    total_steps = epoch_steps * cfg.epochs
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = _optimizer(model, cfg)
-    warmup = math.ceil(cfg.warmup_ratio * total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _linear_schedule(step, warmup, total_steps))
-    device = next(model.parameters()).device
-    counters = _resumed(loop.options, model, optimizer, scheduler, callbacks)
-    callbacks.on_start(total_steps)
-    model.train()
-    status, epoch_loss = SUCCEEDED, None
-    for epoch, groups in epoch_groups(pairs, cfg, counters, epoch_steps):
-        for group in groups:
-            started = time.perf_counter()
-            step_pairs = sum(len(batch) for batch in group)
-            stats = StepStats()
-            for indices in loop.options.sync.mine(pair_passes(group, pairs, device, loop.options.micro_batch)):
-                with autocast(device):
-                    out = _pair_pass(model, pairs, indices, loop.reference, cfg, loop.pad_id)
-                if loop.options.memory_check is not None:
-                    loop.options.memory_check(len(indices))
-                (out.losses.sum() / step_pairs).backward()  # every pair weighs alike, whatever the passes
-                stats.add(out)
-            counters.tokens += stats.synced(loop.options.sync, params)
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm or math.inf)
-            learning_rate = scheduler.get_last_lr()[0]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            counters.seconds += time.perf_counter() - started
-            counters.step += 1
-            counters.epoch_loss_sum += stats.loss
-            counters.epoch_count += stats.pairs
-            epoch_loss = counters.epoch_loss_sum / counters.epoch_count
-            callbacks.on_step(
-                counters.step,
-                {
-                    **stats.metrics(),
-                    "learning_rate": learning_rate,
-                    "grad_norm": float(grad_norm),
-                    "tokens_per_s": counters.tokens / counters.seconds,
-                    "epoch": counters.step / epoch_steps,
-                },
-            )
-            if loop.options.sync.agree(callbacks.should_stop()):
-                status = CANCELLED
-                break
-            if counters.step % epoch_steps:  # an epoch's last step checkpoints after its validation
-                checkpoint_if_due(callbacks, model, optimizer, scheduler, counters)
-        if status == CANCELLED:
-            callbacks.on_log(f"cancelled after step {counters.step} of {total_steps}")
-            break
-        if loop.options.sync.leader:  # the others would only compute the same figure again
-            counters.val_loss = preference_loss(model, loop.val_pairs, loop.val_reference, cfg, loop.pad_id)
-        callbacks.on_epoch(epoch + 1, {"val_loss": counters.val_loss, "train_loss": epoch_loss})
-        callbacks.on_log(
-            f"epoch {epoch + 1}/{cfg.epochs}: train loss {epoch_loss:.4f}"
-            + (f", validation loss {counters.val_loss:.4f}" if counters.val_loss is not None else "")
-        )
-        if epoch + 1 < cfg.epochs:
-            checkpoint_if_due(callbacks, model, optimizer, scheduler, counters)
-    model.eval()
-    return TrainResult(
-        status=status, steps=counters.step, train_tokens=counters.tokens, truncated_count=loop.truncated,
-        final_loss=epoch_loss, val_loss=counters.val_loss,
-        tokens_per_s=counters.tokens / counters.seconds if counters.seconds else 0.0, total_steps=total_steps,
-        train_seconds=counters.seconds,
-    )  # fmt: skip
+    return run_loop(model, pairs, cfg, callbacks, options, Objective(step, validate, truncated))

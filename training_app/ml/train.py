@@ -19,7 +19,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -291,46 +291,86 @@ def fit(
     if not encoded:
         raise ValueError("there is nothing to train on: no example has an answer")
     val_encoded = encode_many(tokenizer, val_set, cfg.max_seq_len)
+    device = next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id
 
-    epoch_steps = steps_per_epoch(len(encoded), cfg)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    everything = sum(p.numel() for p in model.parameters())
+    callbacks.on_log(
+        f"training {len(encoded)} examples ({truncated} truncated to {cfg.max_seq_len} tokens), "
+        f"{cfg.epochs} epochs, {steps_per_epoch(len(encoded), cfg) * cfg.epochs} steps, {cfg.method}, "
+        f"{trainable / 1e6:.2f}M of {everything / 1e6:.1f}M parameters trained, on {device}"
+    )
+
+    def step(group: list[list[int]], params: list[nn.Parameter]) -> StepFigures:
+        step_labels = sum(encoded[i].n_labels for batch in group for i in batch)
+        step_loss, step_tokens = 0.0, 0
+        for batch_indices in options.sync.mine(forward_passes(group, encoded, device, options.micro_batch)):
+            batch = to_device(collate([encoded[i] for i in batch_indices], pad_id), device)
+            with autocast(device):
+                loss = answer_loss_sum(model, batch)
+            if options.memory_check is not None:
+                options.memory_check(len(batch_indices))
+            # Normalised by the answer tokens of the whole optimizer step, so accumulation
+            # weighs every token alike whatever the batch boundaries.
+            (loss / step_labels).backward()
+            step_loss += loss.item()
+            step_tokens += int(batch["attention_mask"].sum())
+        step_loss, step_tokens = options.sync.step_end(params, [step_loss, step_tokens])
+        return StepFigures(step_loss, step_labels, int(step_tokens), {"loss": step_loss / step_labels})
+
+    def validate() -> float | None:
+        return validation_loss(model, tokenizer, val_encoded, cfg.max_seq_len, cfg.batch_size)
+
+    return run_loop(model, encoded, cfg, callbacks, options, Objective(step, validate, truncated))
+
+
+@dataclass
+class StepFigures:
+    """One optimizer step's figures, summed over the processes training together."""
+
+    loss_sum: float  # what the epoch's training loss adds up ...
+    count: int  # ... and divides by (answer tokens, or pairs)
+    tokens: int  # real tokens fed forward
+    metrics: dict[str, float]  # the step's own: its loss, and what else the objective reports
+
+
+@dataclass
+class Objective:
+    """What a loop trains for: one step's forward and backward passes (gradients left summed in the parameters),
+    the validation loss, and how many examples were truncated."""
+
+    step: Callable[[list[list[int]], list[nn.Parameter]], StepFigures]
+    validate: Callable[[], float | None]
+    truncated: int
+
+
+def run_loop(
+    model: nn.Module,
+    items: Sequence[Any],
+    cfg: TrainConfig,
+    callbacks: Callbacks,
+    options: LoopOptions,
+    objective: Objective,
+) -> TrainResult:
+    """The training loop every objective shares: epochs of seeded steps, the optimizer and schedule, progress
+    reports, cancel, checkpoints and resuming from one."""
+    epoch_steps = steps_per_epoch(len(items), cfg)
     total_steps = epoch_steps * cfg.epochs
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = _optimizer(model, cfg)
     warmup = math.ceil(cfg.warmup_ratio * total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _linear_schedule(step, warmup, total_steps))
-    device = next(model.parameters()).device
-    pad_id = tokenizer.pad_token_id
-
-    trainable = sum(p.numel() for p in params)
-    everything = sum(p.numel() for p in model.parameters())
-    callbacks.on_log(
-        f"training {len(encoded)} examples ({truncated} truncated to {cfg.max_seq_len} tokens), "
-        f"{cfg.epochs} epochs, {total_steps} steps, {cfg.method}, "
-        f"{trainable / 1e6:.2f}M of {everything / 1e6:.1f}M parameters trained, on {device}"
-    )
     counters = _resumed(options, model, optimizer, scheduler, callbacks)
     callbacks.on_start(total_steps)
 
     model.train()
     status, epoch_loss = SUCCEEDED, None
-    for epoch, groups in epoch_groups(encoded, cfg, counters, epoch_steps):
+    for epoch, groups in epoch_groups(items, cfg, counters, epoch_steps):
         for group in groups:
             started = time.perf_counter()
-            step_labels = sum(encoded[i].n_labels for batch in group for i in batch)
-            step_loss, step_tokens = 0.0, 0
-            for batch_indices in options.sync.mine(forward_passes(group, encoded, device, options.micro_batch)):
-                batch = to_device(collate([encoded[i] for i in batch_indices], pad_id), device)
-                with autocast(device):
-                    loss = answer_loss_sum(model, batch)
-                if options.memory_check is not None:
-                    options.memory_check(len(batch_indices))
-                # Normalised by the answer tokens of the whole optimizer step, so accumulation
-                # weighs every token alike whatever the batch boundaries.
-                (loss / step_labels).backward()
-                step_loss += loss.item()
-                step_tokens += int(batch["attention_mask"].sum())
-            step_loss, step_tokens = options.sync.step_end(params, [step_loss, step_tokens])
-            counters.tokens += int(step_tokens)
+            figures = objective.step(group, params)
+            counters.tokens += figures.tokens
             grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm or math.inf)
             learning_rate = scheduler.get_last_lr()[0]
             optimizer.step()
@@ -338,13 +378,13 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             counters.seconds += time.perf_counter() - started
             counters.step += 1
-            counters.epoch_loss_sum += step_loss
-            counters.epoch_count += step_labels
+            counters.epoch_loss_sum += figures.loss_sum
+            counters.epoch_count += figures.count
             epoch_loss = counters.epoch_loss_sum / counters.epoch_count
             callbacks.on_step(
                 counters.step,
                 {
-                    "loss": step_loss / step_labels,
+                    **figures.metrics,
                     "learning_rate": learning_rate,
                     "grad_norm": float(grad_norm),
                     "tokens_per_s": counters.tokens / counters.seconds,
@@ -360,7 +400,7 @@ def fit(
             callbacks.on_log(f"cancelled after step {counters.step} of {total_steps}")
             break
         if options.sync.leader:  # the others would only compute the same figure again
-            counters.val_loss = validation_loss(model, tokenizer, val_encoded, cfg.max_seq_len, cfg.batch_size)
+            counters.val_loss = objective.validate()
         callbacks.on_epoch(epoch + 1, {"val_loss": counters.val_loss, "train_loss": epoch_loss})
         callbacks.on_log(
             f"epoch {epoch + 1}/{cfg.epochs}: train loss {epoch_loss:.4f}"
@@ -373,7 +413,7 @@ def fit(
         status=status,
         steps=counters.step,
         train_tokens=counters.tokens,
-        truncated_count=truncated,
+        truncated_count=objective.truncated,
         final_loss=epoch_loss,
         val_loss=counters.val_loss,
         tokens_per_s=counters.tokens / counters.seconds if counters.seconds else 0.0,
