@@ -26,7 +26,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
+from bench.chat_bench import free_port, wait_up  # noqa: E402
 from bench.import_bench import use_bench_database  # noqa: E402
 from bench.ui_bench import _pairs  # noqa: E402
 
@@ -83,10 +83,10 @@ def main() -> None:
     from django.db import connections
 
     connections.close_all()  # gunicorn's workers open their own
-    port = _free_port()
+    port = free_port()
     web = _gunicorn(port, web_cores)
     try:
-        _wait_up(port)
+        wait_up(port)
         if load_cores:
             os.sched_setaffinity(0, load_cores)
         where = f"web on core(s) {_cpus(web_cores)}" if web_cores else "web unpinned"
@@ -241,12 +241,6 @@ def _statistics() -> str:
 # --- the web server
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _gunicorn(port: int, cores: set[int]) -> subprocess.Popen:
     workers = len(cores or os.sched_getaffinity(0))
     command = [sys.executable, "-m", "gunicorn", "project.wsgi", "--bind", f"127.0.0.1:{port}"]
@@ -256,17 +250,6 @@ def _gunicorn(port: int, cores: set[int]) -> subprocess.Popen:
     process = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy())
     atexit.register(lambda: process.poll() is None and process.kill())
     return process
-
-
-def _wait_up(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("gunicorn did not start")
 
 
 # --- the load: annotators as threads, each a logged-in browser session
