@@ -280,7 +280,7 @@ def _execute(run: TrainingRun, heartbeat: Heartbeat, workdir: Path) -> None:
         out_dir,
         init_artifact=init_dir,
     )
-    result = _train_retrying(run, heartbeat, workdir, lambda options: _train(run, heartbeat, inputs, options, workdir))
+    result = _train_retrying(run, heartbeat, inputs, workdir)
     if result.status == "cancelled":
         raise RunCancelled
     summary = {
@@ -347,22 +347,29 @@ def _train(run: TrainingRun, heartbeat: Heartbeat, inputs: TrainInputs, options:
     )  # fmt: skip
 
 
-def _train_retrying(run: TrainingRun, heartbeat: Heartbeat, workdir: Path, train_with: Callable[[Any], Any]) -> Any:
+def _train_retrying(run: TrainingRun, heartbeat: Heartbeat, inputs: TrainInputs, workdir: Path) -> Any:
     """Train from the run's newest checkpoint (if any); out of memory, again from the newest checkpoint with half
     the examples per forward pass (the same steps: the effective batch and the results do not change), down to 1."""
     from training_app.ml.checkpoint import LoopOptions
-    from training_app.ml.memory import MemoryGuard, is_out_of_memory
+    from training_app.ml.memory import is_out_of_memory
 
-    guard = MemoryGuard(max_rss_mb=settings.RUN_MAX_RSS_MB, fail_above=settings.RUN_FAULT_OOM_ABOVE)
+    guard = memory_guard()
     while True:
         resume = _resume_point(run, workdir / f"resume-{len(run.attempts)}")
         options = LoopOptions(resume=resume, micro_batch=run.micro_batch, memory_check=guard)
         try:
-            return train_with(options)
+            return _train(run, heartbeat, inputs, options, workdir)
         except Exception as error:
             if not is_out_of_memory(error):
                 raise
-            _halve_micro_batch(run, str(error))
+            _halve_micro_batch(run, inputs.config, str(error))
+
+
+def memory_guard() -> Any:
+    """The memory check of this worker's training processes (its RSS cap; the injected fault in tests)."""
+    from training_app.ml.memory import MemoryGuard
+
+    return MemoryGuard(max_rss_mb=settings.RUN_MAX_RSS_MB, fail_above=settings.RUN_FAULT_OOM_ABOVE)
 
 
 def _resume_point(run: TrainingRun, folder: Path) -> Path | None:
@@ -381,8 +388,7 @@ def _resume_point(run: TrainingRun, folder: Path) -> Path | None:
     return folder
 
 
-def _halve_micro_batch(run: TrainingRun, error: str) -> None:
-    config = TrainConfig.from_dict({**run.hyperparameters, "method": run.method})
+def _halve_micro_batch(run: TrainingRun, config: TrainConfig, error: str) -> None:
     current = run.micro_batch or config.batch_size
     if current <= 1:
         raise MemoryError(

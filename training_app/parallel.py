@@ -107,18 +107,18 @@ def _rank_main(spec_path: str) -> None:
 
 
 def _rank_train(spec: dict[str, Any], sync: Any) -> None:
-    from training_app.execution import Heartbeat, RunRecorder, RunSuperseded
+    from training_app.execution import Heartbeat, RunRecorder, RunSuperseded, memory_guard
     from training_app.ml.checkpoint import LoopOptions
     from training_app.ml.config import TrainConfig
     from training_app.ml.data import ChatExample
-    from training_app.ml.memory import MemoryGuard, is_out_of_memory
+    from training_app.ml.memory import is_out_of_memory
     from training_app.ml.train import NullCallbacks, train
     from training_app.models import TrainingRun
 
     run = TrainingRun.objects.get(pk=spec["run"])
     heartbeat = Heartbeat(run.pk, run.attempt) if sync.leader else None
     callbacks = RunRecorder(run, heartbeat) if heartbeat else NullCallbacks()
-    guard = MemoryGuard(max_rss_mb=settings.RUN_MAX_RSS_MB, fail_above=settings.RUN_FAULT_OOM_ABOVE)
+    guard = memory_guard()
     resume = Path(spec["resume"]) if spec["resume"] else None
     options = LoopOptions(resume=resume, micro_batch=spec["micro_batch"], memory_check=guard, sync=sync)
     if heartbeat:
