@@ -9,6 +9,7 @@ refreshes the planner's statistics, so the dataset's pages are quick at once.
 """
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ from datasets_app.models import Dataset, Example, ExampleSplit, ExampleStatus, I
 logger = logging.getLogger(__name__)
 MAX_PROBLEMS = 100
 BATCH_SIZE = 5000  # rows a batch: about a quarter of a second of writing on SQLite
+WRITE_TARGET_S = 0.5  # on SQLite, about the longest one write of an import holds the lock other writers wait on
+MIN_WRITE_ROWS = 200
 ANALYZE_MIN_ROWS = 1000  # an import at least this large refreshes the planner's statistics
 TABLE = Example._meta.db_table
 Progress = Callable[[str, float], None]
@@ -208,18 +211,44 @@ def _write_batches(
 ) -> ImportOutcome:  # fmt: skip
     written = skipped = 0
     next_id = stage.first_id
+    pace = WritePace()
     for batch in batches:
         if next_id + len(batch) - 1 > stage.last_id:
             raise ImportRejected([{"field": "", "message": "the file changed while it was being imported"}])
         for row in batch:
             row[0], next_id = next_id, next_id + 1
-        with stage_batch(stage, job), connection.cursor() as cursor:
-            _insert(cursor, batch)
-            if dedupe:
-                skipped += _drop_duplicates(cursor, dataset.pk, batch[0][0], batch[-1][0], stage=stage)
-        written += len(batch)
-        progress("writing", 0.5 + 0.5 * min(written / count, 1.0))
+        for piece in pace.pieces(batch):
+            started = time.monotonic()
+            with stage_batch(stage, job), connection.cursor() as cursor:
+                _insert(cursor, piece)
+                if dedupe:
+                    skipped += _drop_duplicates(cursor, dataset.pk, piece[0][0], piece[-1][0], stage=stage)
+            pace.took(time.monotonic() - started, len(piece))
+            written += len(piece)
+            progress("writing", 0.5 + 0.5 * min(written / count, 1.0))
     return ImportOutcome(created=written - skipped, skipped_duplicates=skipped, format=fmt)
+
+
+class WritePace:
+    """How many rows one transaction of a staged import writes: a write slower than WRITE_TARGET_S (a loaded
+    machine, a slow disk) halves the next ones, fast writes grow them back to BATCH_SIZE, so another writer waits
+    about WRITE_TARGET_S at most whatever the load."""
+
+    def __init__(self) -> None:
+        self.size = BATCH_SIZE
+
+    def pieces(self, batch: list[list]) -> Iterator[list[list]]:
+        start = 0
+        while start < len(batch):
+            piece = batch[start : start + self.size]
+            start += len(piece)
+            yield piece
+
+    def took(self, seconds: float, rows: int) -> None:
+        if seconds > WRITE_TARGET_S:
+            self.size = max(MIN_WRITE_ROWS, min(self.size, int(rows * WRITE_TARGET_S / seconds)))
+        elif seconds < WRITE_TARGET_S / 2:
+            self.size = min(BATCH_SIZE, self.size * 2)
 
 
 def _write_in_one_transaction(
