@@ -278,6 +278,9 @@ JOB_SWEEP_INTERVAL_S = env.float("JOB_SWEEP_INTERVAL_S", default=30.0)
 RUN_SWEEP_INTERVAL_S = env.float("RUN_SWEEP_INTERVAL_S", default=15.0)
 JOB_HEARTBEAT_TIMEOUT_S = env.int("JOB_HEARTBEAT_TIMEOUT_S", default=90)
 RUN_HEARTBEAT_TIMEOUT_S = env.int("RUN_HEARTBEAT_TIMEOUT_S", default=60)
+# Files nothing names (uploads, checkpoints, merged exports a dead process left) are looked for this often and
+# deleted once an hour old. The look lists the storage: on S3 a LIST and a HEAD per file, so not every sweep.
+STRAY_SWEEP_INTERVAL_S = env.float("STRAY_SWEEP_INTERVAL_S", default=600.0)
 # A run saves a checkpoint to storage every RUN_CHECKPOINT_EVERY_STEPS steps and at least every
 # RUN_CHECKPOINT_EVERY_S seconds (keeping the last two); a run whose worker died is queued again and resumes from
 # it, until RUN_MAX_ATTEMPTS attempts have started. Out of memory (CUDA, or the worker's memory past
@@ -310,6 +313,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "training_app.tasks.run_sweep_task",
         "schedule": RUN_SWEEP_INTERVAL_S,
         "options": {"expires": RUN_SWEEP_INTERVAL_S},
+    },
+    "sweep-stray-uploads": {
+        "task": "datasets_app.jobs.tasks.stray_uploads_sweep_task",
+        "schedule": STRAY_SWEEP_INTERVAL_S,
+        "options": {"expires": STRAY_SWEEP_INTERVAL_S},
+    },
+    "sweep-stray-checkpoints": {
+        "task": "training_app.tasks.stray_checkpoints_sweep_task",
+        "schedule": STRAY_SWEEP_INTERVAL_S,
+        "options": {"expires": STRAY_SWEEP_INTERVAL_S},
     },
     "dispatch-jobs": {
         "task": "datasets_app.jobs.tasks.job_dispatch_task",

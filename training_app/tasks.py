@@ -29,15 +29,21 @@ def ab_answer_task(item_id: int) -> None:
 
 @shared_task(queue="default")
 def run_sweep_task() -> None:
-    """Periodic: take runs, playground requests and typed judging prompts from workers that died; delete the
-    checkpoints and exports a dead worker left half-written."""
-    from training_app.checkpoints import stray_checkpoints_sweep
+    """Periodic: take runs, playground requests and typed judging prompts from workers that died."""
     from training_app.judging.services import ab_sweep
     from training_app.services import playground_sweep, run_sweep
 
     run_sweep()
     playground_sweep()
     ab_sweep()
+
+
+@shared_task(queue="default")
+def stray_checkpoints_sweep_task() -> None:
+    """Periodic (less often: it lists the storage): delete the checkpoints and merged exports a dead worker left
+    half-written, once an hour old."""
+    from training_app.checkpoints import stray_checkpoints_sweep
+
     stray_checkpoints_sweep()
 
 

@@ -102,8 +102,8 @@ def job_beating(job: Job) -> Heartbeat:
 
 
 def job_sweep(*, now: datetime | None = None) -> int:
-    """Fail running jobs whose worker stopped sending heartbeats, then delete the uploads no job needs; returns how
-    many jobs failed."""
+    """Fail running jobs whose worker stopped sending heartbeats, then delete the uploads of jobs that ended; returns
+    how many jobs failed."""
     timeout = settings.JOB_HEARTBEAT_TIMEOUT_S
     cutoff = (now or timezone.now()) - timedelta(seconds=timeout)
     stale = Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
@@ -125,18 +125,20 @@ def job_file_discard(job: Job) -> None:
 
 
 def job_uploads_sweep(*, now: datetime | None = None) -> int:
-    """Delete the uploads of jobs that ended (a killed worker never deleted its own) and files under the uploads
-    folder that no job names, once an hour old (their request died before its job was saved); returns how many.
-
-    Only the storage API, so it works on S3-compatible storage as on the file system.
-    """
+    """Delete the uploads of jobs that ended (a killed worker never deleted its own); returns how many."""
     deleted = 0
     for job in Job.objects.filter(status__in=(JobStatus.SUCCEEDED, JobStatus.FAILED)).exclude(file=""):
         job_file_discard(job)
         deleted += 1
+    return deleted
+
+
+def stray_uploads_sweep(*, now: datetime | None = None) -> int:
+    """Delete the files under the uploads folder that no job names, once an hour old (their request died before
+    its job was saved); returns how many. Only the storage API, so it works on S3-compatible storage too."""
     storage = Job._meta.get_field("file").storage
     named = set(Job.objects.exclude(file="").values_list("file", flat=True))
-    return deleted + stray_files_delete(storage, UPLOADS, named, now=now)
+    return stray_files_delete(storage, UPLOADS, named, now=now)
 
 
 def stray_files_delete(storage: Storage, folder: str, named: set[str], *, now: datetime | None = None) -> int:

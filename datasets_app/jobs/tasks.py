@@ -5,10 +5,18 @@ from celery import shared_task
 
 @shared_task(queue="default")
 def job_sweep_task() -> None:
-    """Periodic: fail jobs whose worker died, and delete the uploads no job needs."""
+    """Periodic: fail jobs whose worker died, and delete the uploads of jobs that ended."""
     from datasets_app.jobs.services import job_sweep
 
     job_sweep()
+
+
+@shared_task(queue="default")
+def stray_uploads_sweep_task() -> None:
+    """Periodic (less often: it lists the storage): delete hour-old uploads no job names."""
+    from datasets_app.jobs.services import stray_uploads_sweep
+
+    stray_uploads_sweep()
 
 
 @shared_task(queue="default")

@@ -11,7 +11,7 @@ from django.utils import timezone
 from datasets_app.models import Job, JobStatus
 from tests.training_app.test_playground import succeeded_run
 from training_app.checkpoints import stray_checkpoints_sweep
-from training_app.tasks import run_sweep_task
+from training_app.tasks import stray_checkpoints_sweep_task
 
 pytestmark = pytest.mark.django_db
 
@@ -31,8 +31,7 @@ def test_the_sweep_deletes_old_files_nothing_names_and_keeps_the_rest(guardrail_
     stray_checkpoint = stored(f"checkpoints/run-{run.pk}/attempt-1-step-6.pt")
     stray_export = stored(f"exports/run-{run.pk}-merged-job-2.zip")
 
-    stray_checkpoints_sweep()  # young files may belong to a save still under way: kept
-    run_sweep_task()
+    stray_checkpoints_sweep_task()  # young files may belong to a save still under way: kept
     assert default_storage.exists(stray_checkpoint)
     assert default_storage.exists(stray_export)
 

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from datasets_app.imports.services import import_job_run
 from datasets_app.jobs.services import job_sweep
+from datasets_app.jobs.tasks import stray_uploads_sweep_task
 from datasets_app.models import Job
 
 pytestmark = pytest.mark.django_db
@@ -62,14 +63,16 @@ def test_the_sweeper_deletes_the_uploads_of_jobs_that_ended(dataset):
     assert storage.exists(waiting.file.name)
 
 
-def test_the_sweeper_deletes_hour_old_uploads_no_job_names_and_keeps_fresh_and_named_ones(dataset):
+def test_the_stray_sweep_deletes_hour_old_uploads_no_job_names_and_keeps_fresh_and_named_ones(dataset):
     storage = Job._meta.get_field("file").storage
     orphan = stored("jobs/2026/01/02/orphan.jsonl", age=timedelta(hours=2))  # its request died before saving the job
     fresh = stored("jobs/2026/01/02/fresh.jsonl", age=timedelta(minutes=5))  # its request may be saving the job now
     named = stored("jobs/2026/01/02/named.jsonl", age=timedelta(hours=2))
     Job.objects.create(kind="import", dataset=dataset, file=named)
 
-    job_sweep()
+    job_sweep()  # the frequent sweep leaves storage alone
+    assert storage.exists(orphan)
+    stray_uploads_sweep_task()
 
     assert not storage.exists(orphan)
     assert storage.exists(fresh)
