@@ -78,9 +78,9 @@ def save_checkpoint(
 ) -> Path:
     """Write the checkpoint into ``directory`` (one file); returns its path. A sharded model is gathered whole (every
     process must call this) and written by rank 0 alone, in the format one process writes."""
-    trained = [name for name, p in model.named_parameters() if p.requires_grad]
     if sync.sharded:
         everything, optimizer_state = sync.gather_weights(model), sync.gather_optimizer(model, optimizer)
+        trained = [name for name, p in model.named_parameters() if p.requires_grad]
         weights = {name: everything[name] for name in trained} if sync.leader else {}
     else:
         weights = {name: p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad}

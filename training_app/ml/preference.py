@@ -346,7 +346,10 @@ def fit_preference(
     reference = val_reference = None
     if cfg.objective == "dpo":
         callbacks.on_log("computing the reference model's log-probabilities (one pass over the pairs)")
-        stop = lambda: options.sync.agree(callbacks.should_stop())  # noqa: E731 (every process stops, or none)
+
+        def stop() -> bool:  # every process stops, or none
+            return options.sync.agree(callbacks.should_stop())
+
         reference = summed_logps(model, pairs, pad_id, cfg.batch_size, stop)
         val_reference = summed_logps(model, val_pairs, pad_id, cfg.batch_size)
         if reference is None:
