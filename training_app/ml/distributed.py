@@ -130,7 +130,9 @@ SINGLE = Sync()
 
 def local_numel(model: nn.Module) -> int:
     """How many parameter values this process holds (its shards, when sharded)."""
-    return sum(getattr(p, "to_local", lambda p=p: p)().numel() for p in model.parameters())
+    from torch.distributed.tensor import DTensor
+
+    return sum((p.to_local() if isinstance(p, DTensor) else p).numel() for p in model.parameters())
 
 
 def _whole(**overrides: bool) -> Any:
