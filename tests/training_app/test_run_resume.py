@@ -24,9 +24,9 @@ LONG = {**FAST, "epochs": 8, "batch_size": 2, "seed": 7}
 EVERY_3_STEPS = {"RUN_CHECKPOINT_EVERY_STEPS": "3"}
 
 
-def queued_run(snapshot, lead, **hyperparameters):
+def queued_run(snapshot, lead, method="lora", **hyperparameters):
     return TrainingRun.objects.create(
-        snapshot=snapshot, base_model=TINY, hyperparameters={**LONG, **hyperparameters}, created_by=lead
+        snapshot=snapshot, base_model=TINY, method=method, hyperparameters={**LONG, **hyperparameters}, created_by=lead
     )
 
 
@@ -136,7 +136,7 @@ def test_a_run_that_does_not_fit_one_example_per_pass_fails_saying_so(celery_wor
 def test_a_run_trains_on_two_processes_and_stops_on_cancel(celery_worker, guardrail_dataset, lead):
     api = client_for(lead)
     snapshot = snapshot_create(dataset=guardrail_dataset, user=lead)
-    pair = WorkerProcess("pair-training", env={"INSTRUCTORY_TRAIN_PROCESSES": "2"})
+    pair = WorkerProcess("pair-training", env={"INSTRUCTORY_TRAIN_PROCESSES": "2", **EVERY_3_STEPS})
     try:
         run = queued_run(snapshot, lead, epochs=2)
         run_training_task.apply_async(args=[run.pk], queue="pair-training")
@@ -146,6 +146,15 @@ def test_a_run_trains_on_two_processes_and_stops_on_cancel(celery_worker, guardr
         lines = [line["line"] for line in api.get(f"/api/runs/{run.pk}/logs/").json()]
         assert "training with 2 processes (data parallel); the first one reports" in lines
         assert api.get(body["artifact_url"]).status_code == 200
+
+        full = queued_run(snapshot, lead, epochs=2, method="full")  # sharded over the two (FSDP)
+        run_training_task.apply_async(args=[full.pk], queue="pair-training")
+        _, body = watch(api, full.pk, timeout=240)
+        assert body["status"] == "succeeded", body["error"]
+        lines = [line["line"] for line in api.get(f"/api/runs/{full.pk}/logs/").json()]
+        assert any(line.startswith("sharded over 2 processes (FSDP)") for line in lines)
+        assert "checkpoint of step 3 saved" in lines  # gathered from both processes
+        assert api.get(body["artifact_url"]).status_code == 200  # evaluated after: it loads
 
         long = queued_run(snapshot, lead, epochs=60)
         run_training_task.apply_async(args=[long.pk], queue="pair-training")

@@ -54,13 +54,18 @@ def checkpoint_if_due(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     counters: LoopCounters,
+    sync: Sync = SINGLE,
 ) -> None:
-    """Write a checkpoint when the callbacks want one at this step, and hand it to them (they store it)."""
-    if not callbacks.checkpoint_due(counters.step):
+    """Write a checkpoint when the callbacks want one at this step, and hand it to them (they store it). In a group
+    rank 0's callbacks decide, and rank 0 writes; a sharded model is gathered for it by every process."""
+    if not sync.agree(callbacks.checkpoint_due(counters.step)):
+        return
+    if not (sync.leader or sync.sharded):
         return
     with tempfile.TemporaryDirectory(prefix="instructory-checkpoint-") as tmp:
-        save_checkpoint(Path(tmp), model, optimizer, scheduler, counters)
-        callbacks.on_checkpoint(counters.step, Path(tmp))
+        save_checkpoint(Path(tmp), model, optimizer, scheduler, counters, sync)
+        if sync.leader:
+            callbacks.on_checkpoint(counters.step, Path(tmp))
 
 
 def save_checkpoint(
@@ -69,17 +74,28 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     counters: LoopCounters,
+    sync: Sync = SINGLE,
 ) -> Path:
-    """Write the checkpoint into ``directory`` (one file); returns its path."""
+    """Write the checkpoint into ``directory`` (one file); returns its path. A sharded model is gathered whole (every
+    process must call this) and written by rank 0 alone, in the format one process writes."""
+    if sync.sharded:
+        everything, optimizer_state = sync.gather_weights(model), sync.gather_optimizer(model, optimizer)
+        trained = [name for name, p in model.named_parameters() if p.requires_grad]
+        weights = {name: everything[name] for name in trained} if sync.leader else {}
+    else:
+        weights = {name: p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad}
+        optimizer_state = optimizer.state_dict()
+    path = directory / FILE
+    if not sync.leader:
+        return path
     directory.mkdir(parents=True, exist_ok=True)
     state = {
-        "weights": {name: p.detach().cpu() for name, p in model.named_parameters() if p.requires_grad},
-        "optimizer": optimizer.state_dict(),
+        "weights": weights,
+        "optimizer": optimizer_state,
         "scheduler": scheduler.state_dict(),
         "rng": _rng_state(),
         "counters": asdict(counters),
     }
-    path = directory / FILE
     torch.save(state, path)
     return path
 
@@ -89,16 +105,22 @@ def load_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
+    sync: Sync = SINGLE,
 ) -> LoopCounters:
-    """Restore a checkpoint written by save_checkpoint for the same model and settings; returns its counters."""
-    state = torch.load(Path(directory) / FILE, map_location="cpu", weights_only=True)
+    """Restore a checkpoint written by save_checkpoint for the same model and settings; returns its counters.
+    Whether a group or one process wrote it does not matter: a sharded model takes its shards of rank 0's copy
+    (the others map the file without reading its weights)."""
+    state = torch.load(Path(directory) / FILE, map_location="cpu", weights_only=True, mmap=sync.sharded)
     trained = {name: p for name, p in model.named_parameters() if p.requires_grad}
     if set(trained) != set(state["weights"]):
         raise ValueError("the checkpoint was written for another model or method: its trained weights differ")
-    with torch.no_grad():
-        for name, param in trained.items():
-            param.copy_(state["weights"][name].to(param.device, param.dtype))
-    optimizer.load_state_dict(state["optimizer"])
+    if sync.sharded:
+        sync.scatter(model, optimizer, state["weights"], state["optimizer"])
+    else:
+        with torch.no_grad():
+            for name, param in trained.items():
+                param.copy_(state["weights"][name].to(param.device, param.dtype))
+        optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     _set_rng_state(state["rng"])
     return LoopCounters(**state["counters"])

@@ -342,24 +342,31 @@ def fit_preference(
         f"training {cfg.objective} (beta {cfg.beta:g}) on {len(pairs)} preference pairs ({truncated} truncated to "
         f"{cfg.max_seq_len} tokens), {cfg.epochs} epochs, {total_steps} steps, {cfg.method}, on {device}"
     )
+    options = options or LoopOptions()
     reference = val_reference = None
     if cfg.objective == "dpo":
         callbacks.on_log("computing the reference model's log-probabilities (one pass over the pairs)")
-        reference = summed_logps(model, pairs, pad_id, cfg.batch_size, callbacks.should_stop)
+
+        def stop() -> bool:  # every process stops, or none
+            return options.sync.agree(callbacks.should_stop())
+
+        reference = summed_logps(model, pairs, pad_id, cfg.batch_size, stop)
         val_reference = summed_logps(model, val_pairs, pad_id, cfg.batch_size)
         if reference is None:
             callbacks.on_log("cancelled before the first step")
             return _cancelled_before_training(truncated, total_steps)
-    options = options or LoopOptions()
 
     def step(group: list[list[int]], params: list[nn.Parameter]) -> StepFigures:
         step_pairs = sum(len(batch) for batch in group)
         stats = StepStats()
-        for indices in options.sync.mine(pair_passes(group, pairs, device, options.micro_batch)):
+        for indices, counts in options.sync.mine(pair_passes(group, pairs, device, options.micro_batch)):
             with autocast(device):
                 out = _pair_pass(model, pairs, indices, reference, cfg, pad_id)
             if options.memory_check is not None:
                 options.memory_check(len(indices))
+            if not counts:
+                (out.losses.sum() * 0).backward()  # only to take part in the sharded model's collectives
+                continue
             (out.losses.sum() / step_pairs).backward()  # every pair weighs alike, whatever the passes
             stats.add(out)
         tokens = stats.synced(options.sync, params)

@@ -31,6 +31,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokeni
 from training_app.ml.checkpoint import LoopCounters, LoopOptions, checkpoint_if_due, load_checkpoint
 from training_app.ml.config import ConfigError, TrainConfig, steps_per_epoch, validate_config
 from training_app.ml.data import ChatExample, collate, encode_many, make_batches
+from training_app.ml.distributed import local_numel
 from training_app.ml.loss import answer_loss_sum, autocast, forward_passes, to_device, validation_loss
 from training_app.ml.registry import INIT_DIR, copy_adapter, load_tokenizer, merge_adapter, pick_device, quiet_peft
 
@@ -146,7 +147,7 @@ def train(
     weights, the init adapter merged in. Both add the tokenizer and train_config.json. The directory
     appears only when everything is written; a cancelled run saves nothing.
     """
-    callbacks = callbacks or NullCallbacks()
+    callbacks, options = callbacks or NullCallbacks(), options or LoopOptions()
     problems = validate_config(cfg.to_dict())
     if problems:
         raise ConfigError(problems)
@@ -160,17 +161,29 @@ def train(
     weights_dtype = dtype if cfg.method == "lora" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(
         source_dir, dtype=weights_dtype, use_safetensors=True, trust_remote_code=False
-    ).to(device)
+    )
+    sharded = cfg.method == "full" and options.sync.world > 1
+    if not sharded:  # sharding moves each layer's share to the device, never the whole model
+        model = model.to(device)
     if init_artifact is not None:
         model = merge_adapter(model, Path(init_artifact))
         callbacks.on_log(f"merged the adapter of {init_artifact} into the base; training a fresh one on top")
     tokenizer = load_tokenizer(source_dir)
     model = prepare_model(model, cfg)
-    result = _fit_objective(model, tokenizer, train_set, val_set, cfg, callbacks, options or LoopOptions())
-    if result.status != SUCCEEDED or not (options or LoopOptions()).sync.leader:
+    if sharded:
+        options = replace(options, sync=options.sync.shard(model))
+        callbacks.on_log(
+            f"sharded over {options.sync.world} processes (FSDP): the first holds {local_numel(model) / 1e6:.2f}M of "
+            f"the {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M weights, with their gradients and optimizer state"
+        )
+    result = _fit_objective(model, tokenizer, train_set, val_set, cfg, callbacks, options)
+    if result.status != SUCCEEDED:
+        return result
+    weights = options.sync.gather_weights(model) if sharded else None  # every process takes part
+    if not options.sync.leader:
         return result  # in data-parallel training rank 0 alone saves
     init = Path(init_artifact) if init_artifact is not None and cfg.method == "lora" else None
-    save_trained(model, tokenizer, cfg, out_dir, base=source_dir, result=result, init_artifact=init)
+    save_trained(model, tokenizer, cfg, out_dir, base=source_dir, result=result, init_artifact=init, weights=weights)
     callbacks.on_log(f"saved to {out_dir}")
     return replace(result, out_dir=out_dir)
 
@@ -240,15 +253,20 @@ def save_trained(
     base: Path,
     result: TrainResult,
     init_artifact: Path | None = None,
+    weights: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Write the artifact to ``out_dir`` at once (a temporary sibling renamed into place); with ``init_artifact``
-    (LoRA only) a copy of its adapter goes in init/, so the artifact loads alone."""
+    (LoRA only) a copy of its adapter goes in init/, so the artifact loads alone. ``weights``: the whole state of a
+    sharded model, gathered, saved instead of the model's own."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.saving-", dir=out_dir.parent))
     try:
         tmp.chmod(0o755)
-        model.save_pretrained(tmp)  # peft writes only the adapter; both write safetensors
+        if weights is None:
+            model.save_pretrained(tmp)  # peft writes only the adapter; both write safetensors
+        else:
+            model.save_pretrained(tmp, state_dict=weights)
         tokenizer.save_pretrained(tmp)
         if init_artifact is not None:
             copy_adapter(init_artifact, tmp / INIT_DIR)
@@ -305,12 +323,15 @@ def fit(
     def step(group: list[list[int]], params: list[nn.Parameter]) -> StepFigures:
         step_labels = sum(encoded[i].n_labels for batch in group for i in batch)
         step_loss, step_tokens = 0.0, 0
-        for batch_indices in options.sync.mine(forward_passes(group, encoded, device, options.micro_batch)):
+        for batch_indices, counts in options.sync.mine(forward_passes(group, encoded, device, options.micro_batch)):
             batch = to_device(collate([encoded[i] for i in batch_indices], pad_id), device)
             with autocast(device):
                 loss = answer_loss_sum(model, batch)
             if options.memory_check is not None:
                 options.memory_check(len(batch_indices))
+            if not counts:
+                (loss * 0).backward()  # only to take part in the sharded model's collectives: adds nothing
+                continue
             # Normalised by the answer tokens of the whole optimizer step, so accumulation
             # weighs every token alike whatever the batch boundaries.
             (loss / step_labels).backward()
@@ -395,11 +416,12 @@ def run_loop(
                 status = CANCELLED
                 break
             if counters.step % epoch_steps:  # an epoch's last step checkpoints after its validation
-                checkpoint_if_due(callbacks, model, optimizer, scheduler, counters)
+                checkpoint_if_due(callbacks, model, optimizer, scheduler, counters, options.sync)
         if status == CANCELLED:
             callbacks.on_log(f"cancelled after step {counters.step} of {total_steps}")
             break
-        if options.sync.leader:  # the others would only compute the same figure again
+        # Sharded, every process takes part in each forward pass; else the others would only compute the same figure.
+        if options.sync.leader or options.sync.sharded:
             counters.val_loss = objective.validate()
         callbacks.on_epoch(epoch + 1, {"val_loss": counters.val_loss, "train_loss": epoch_loss})
         callbacks.on_log(
@@ -407,7 +429,7 @@ def run_loop(
             + (f", validation loss {counters.val_loss:.4f}" if counters.val_loss is not None else "")
         )
         if epoch + 1 < cfg.epochs:
-            checkpoint_if_due(callbacks, model, optimizer, scheduler, counters)
+            checkpoint_if_due(callbacks, model, optimizer, scheduler, counters, options.sync)
     model.eval()
     return TrainResult(
         status=status,
@@ -432,7 +454,7 @@ def _resumed(
     """The loop's counters: fresh, or those of the checkpoint it resumes from (whose state is restored)."""
     if options.resume is None:
         return LoopCounters()
-    counters = load_checkpoint(options.resume, model, optimizer, scheduler)
+    counters = load_checkpoint(options.resume, model, optimizer, scheduler, options.sync)
     callbacks.on_log(f"resumed from the checkpoint of step {counters.step}")
     return counters
 
