@@ -42,6 +42,9 @@ from transformers import (
 from training_app.ml.tokenizer import MARKER
 
 logger = logging.getLogger(__name__)
+# On import (peft imports it too) bitsandbytes warns, on CPUs with AVX512-BF16, that the optional `kernels` package
+# (fetched from the Hub) is missing; it then computes with torch's own operations, which is fine.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 SOURCES = ("gguf", "local", "hub", "tiny")
 # Written last into a finished build; holds the spec so a changed settings entry is rebuilt.
@@ -166,20 +169,11 @@ def load_base(source_dir: Path, *, device: str, dtype: torch.dtype, quantized: b
 
 
 def import_bitsandbytes() -> None:
-    """Import bitsandbytes, or raise QuantizationUnavailable saying QLoRA needs it.
-
-    On CPU it warns that the optional `kernels` package (fetched from the Hub) is missing; it then computes with
-    torch's own operations, which is fine, so the warning is kept out of the logs.
-    """
-    cpu_ops = logging.getLogger("bitsandbytes.backends.cpu.ops")
-    level = cpu_ops.level
-    cpu_ops.setLevel(logging.ERROR)
+    """Import bitsandbytes, or raise QuantizationUnavailable saying QLoRA needs it."""
     try:
         import bitsandbytes  # noqa: F401
     except ImportError as error:
         raise QuantizationUnavailable(f"QLoRA needs bitsandbytes, which cannot be imported here: {error}") from error
-    finally:
-        cpu_ops.setLevel(level)
 
 
 def _placed(device: str) -> str | int:

@@ -233,6 +233,7 @@ def prepare_model(model: PreTrainedModel, cfg: TrainConfig) -> nn.Module:
         # Freezes the 4-bit base and keeps its other weights in float32; checkpointing is switched on below, as for
         # the other methods (non-reentrant, so the inputs need no gradient).
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        _keep_trainable_4bit_layout(model)
     if cfg.gradient_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if cfg.method == "full":
@@ -497,6 +498,15 @@ def _use_available_cores() -> None:
 
 def _is_linear(module: nn.Module) -> bool:
     return isinstance(module, nn.Linear) or type(module).__name__ in ("Conv1D", "Linear8bitLt")
+
+
+def _keep_trainable_4bit_layout(model: nn.Module) -> None:
+    # On CPUs with AVX512-BF16, bitsandbytes repacks a 4-bit layer's weights for a faster kernel the first time the
+    # layer runs in eval mode (validation), and keeps using that kernel, which has no backward: the gradients that
+    # pass through the base would be silently lost for the rest of training.
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
