@@ -1,13 +1,21 @@
 """QLoRA on the tiny model: a LoRA adapter trained over the base loaded in 4-bit NF4 (bitsandbytes, CPU backend)."""
 
+import json
+import os
 import shutil
+import subprocess
 import sys
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
 
 from tests.training_app.conftest import guardrail_pairs
 from tests.training_app.test_ml_checkpoint import Keeper, losses
+from tests.training_app.test_ml_parallel import CONFIG as PARALLEL_CONFIG
+from tests.training_app.test_ml_parallel import PAIRS as PARALLEL_PAIRS
+from tests.training_app.test_ml_parallel import Losses
 from tests.training_app.test_ml_train import Recorder
 from training_app.ml.checkpoint import LoopOptions
 from training_app.ml.config import ConfigError, TrainConfig, qlora_problem
@@ -133,3 +141,26 @@ def test_without_bitsandbytes_qlora_is_refused_saying_it_needs_it(tiny_source, m
     assert qlora_problem("lora") is None
     with pytest.raises(QuantizationUnavailable, match="QLoRA needs bitsandbytes"):
         load_base(tiny_source, device="cpu", dtype=torch.float32, quantized=True)
+
+
+def test_two_gloo_processes_train_the_qlora_steps_one_process_trains(tiny_source, tmp_path):
+    out = tmp_path / "rank0.json"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    root = Path(__file__).parents[2]
+    env = {key: value for key, value in os.environ.items() if key not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    done = subprocess.run(  # noqa: S603
+        [*command, str(Path(__file__).with_name("parallel_fit.py")), str(out), str(tiny_source)],
+        cwd=root, env={**env, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    parallel = json.loads(out.read_text())
+
+    cfg = replace(PARALLEL_CONFIG, method="qlora")
+    model = quantized_model(tiny_source, cfg)
+    single = Losses()
+    fit(model, tokenizer_of(tiny_source), PARALLEL_PAIRS, [], cfg, single)
+    assert len(parallel["losses"]) == len(single.losses) == 4
+    assert parallel["losses"] == pytest.approx(single.losses, rel=1e-4)
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            torch.testing.assert_close(torch.tensor(parallel["weights"][name]), param.detach(), rtol=1e-4, atol=1e-6)
