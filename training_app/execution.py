@@ -393,7 +393,7 @@ def _halve_micro_batch(run: TrainingRun, config: TrainConfig, error: str) -> Non
     if current <= 1:
         raise MemoryError(
             f"out of memory with one example per forward pass ({error}): the run does not fit on this worker. "
-            "Lower max_seq_len, train with LoRA, or use a worker with more memory."
+            "Lower max_seq_len, train with LoRA or QLoRA (the base in 4-bit), or use a worker with more memory."
         )
     smaller = max(1, current // 2)
     with transaction.atomic():
