@@ -28,7 +28,7 @@ PROMPT = "What dose of medicine number 2 should I take?"
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
 def test_a_qlora_run_trains_over_the_4bit_base_is_scored_answers_as_trained_and_exports_merged(
-    celery_worker, guardrail_dataset, lead, tmp_path
+    celery_worker, guardrail_dataset, lead, tmp_path, client
 ):
     api = client_for(lead)
     body = {"dataset": guardrail_dataset.pk, "base_model": TINY, "method": "qlora", "hyperparameters": FAST}
@@ -45,6 +45,10 @@ def test_a_qlora_run_trains_over_the_4bit_base_is_scored_answers_as_trained_and_
     assert losses[-1] < losses[0]
     after = run["evaluation"]["after"]
     assert len(run["eval_items"]) == after["blocked"] + after["allowed"] > 0  # scored, pair by pair
+    client.force_login(lead)
+    page = client.get(f"/training/runs/{run['id']}/").content.decode()
+    assert "<th>Base model (4-bit)</th>" in page  # scored against the base it trained over
+    assert "Continue from this run" in page  # its adapter can be built on
 
     archive = zipfile.ZipFile(io.BytesIO(b"".join(api.get(f"/api/runs/{run['id']}/artifact/").streaming_content)))
     assert {"adapter_model.safetensors", "adapter_config.json"} <= set(archive.namelist())
