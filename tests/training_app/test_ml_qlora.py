@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -20,7 +19,7 @@ from tests.training_app.test_ml_train import Recorder
 from training_app.ml.checkpoint import LoopOptions
 from training_app.ml.config import ConfigError, TrainConfig, qlora_problem
 from training_app.ml.data import ChatExample
-from training_app.ml.registry import QuantizationUnavailable, load_base, load_model
+from training_app.ml.registry import QuantizationUnavailable, load_base, load_model, load_tokenizer
 from training_app.ml.train import fit, prepare_model, train
 
 from bitsandbytes.nn import Linear4bit  # isort: skip (after training_app.ml.registry, which quiets its import)
@@ -34,6 +33,10 @@ QLORA = {"method": "qlora", "epochs": 3, "batch_size": 4, "learning_rate": 5e-3,
 def quantized_model(source, cfg):
     model = load_base(source, device="cpu", dtype=torch.float32, quantized=True)
     return prepare_model(model, cfg)
+
+
+def tokenizer_of(source):
+    return load_tokenizer(source)
 
 
 def four_bit_layers(model):
@@ -62,12 +65,6 @@ def test_qlora_trains_an_adapter_over_a_frozen_4bit_base_and_the_loss_falls(tiny
     val_losses = [metrics["val_loss"] for _, metrics in recorder.epochs]
     assert val_losses[-1] < val_losses[0]
     assert any("qlora (base in 4-bit NF4)" in line for line in recorder.lines)
-
-
-def tokenizer_of(source):
-    from training_app.ml.registry import load_tokenizer
-
-    return load_tokenizer(source)
 
 
 def test_a_saved_qlora_adapter_answers_over_the_4bit_base_as_it_did_in_training(tiny_source, tmp_path):
@@ -109,7 +106,6 @@ def test_a_resumed_qlora_loop_ends_where_the_uninterrupted_one_does(tiny_source,
     for name, param in whole_model.named_parameters():
         if param.requires_grad:
             torch.testing.assert_close(resumed_weights[name], param, rtol=1e-4, atol=1e-6)
-    shutil.rmtree(tmp_path / "kept")
 
 
 def test_smaller_forward_passes_and_gradient_checkpointing_train_the_same_qlora_steps(tiny_source):
