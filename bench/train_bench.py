@@ -9,6 +9,7 @@ time. The ratio is ours over TRL's.
     python bench/train_bench.py            # SmolLM2-135M-Instruct, a few minutes on 2 CPU cores
     python bench/train_bench.py --tiny     # the tiny random model, seconds
     python bench/train_bench.py --guardrail  # end to end: refusals before and after LoRA
+    python bench/train_bench.py --guardrail --method qlora  # the same with QLoRA (the base in 4-bit)
     python bench/train_bench.py --first-step # only the time from POST /api/runs/ to the first step
     python bench/train_bench.py --smoke      # --tiny --quick on 4 pairs: the same code, about a minute
     python bench/train_bench.py --dpo        # DPO against TRL's DPOTrainer: tokens/s and peak memory (bench/_dpo.py)
@@ -320,7 +321,8 @@ def guardrail(args: argparse.Namespace, source: Path) -> None:
     train_set = [ChatExample(prompt=p, response=r) for p, r in GUARDRAIL_TRAIN]
     held_out = [ChatExample(prompt=p, ref=i) for i, (p, _) in enumerate(GUARDRAIL_HELD_OUT)]
     blocked = [b for _, b in GUARDRAIL_HELD_OUT]
-    cfg = TrainConfig(seed=args.seed)
+    cfg = TrainConfig(seed=args.seed, method=args.method)
+    quantized = cfg.method == "qlora"  # before and after: the base as trained, in 4-bit
     print(f"{load()}\n{cfg}")
 
     def report(label: str, model, tokenizer) -> None:
@@ -336,7 +338,7 @@ def guardrail(args: argparse.Namespace, source: Path) -> None:
             verdict = "refused " if item["refused"] else "answered"
             print(f"    {'blocked' if item['blocked'] else 'allowed'} {verdict} {item['output'][:80]!r}")
 
-    report("before", *load_model(source))
+    report("before", *load_model(source, quantized=quantized))
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         result = train(source, train_set, [], cfg, Path(out) / "adapter", None)
@@ -347,7 +349,7 @@ def guardrail(args: argparse.Namespace, source: Path) -> None:
             f"| {result.steps} | {result.train_seconds:.1f} s | {wall:.1f} s | {result.tokens_per_s:.0f} tokens/s "
             f"| {result.final_loss:.3f} |"
         )
-        report("after", *load_model(source, adapter_dir=result.out_dir))
+        report("after", *load_model(source, adapter_dir=result.out_dir, quantized=quantized))
     print(load())
 
 
@@ -438,6 +440,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip the extra runs on mixed data")
     parser.add_argument("--repeats", type=int, default=1, help="run each contender N times, keep the fastest")
     parser.add_argument("--seed", type=int, default=42, help="training seed for --guardrail")
+    parser.add_argument("--method", choices=["lora", "qlora"], default="lora", help="the method --guardrail trains")
     parser.add_argument("--dpo", action="store_true", help="DPO against TRL's DPOTrainer instead (tokens/s, memory)")
     parser.add_argument("--smoke", action="store_true", help="a quick run of the same code: --tiny --quick, 4 pairs")
     parser.add_argument(

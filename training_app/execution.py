@@ -37,7 +37,7 @@ from training_app.checkpoints import (
     checkpoint_store,
     checkpoints_forget,
 )
-from training_app.ml.config import TrainConfig
+from training_app.ml.config import TrainConfig, is_adapter_method, is_quantized_method
 from training_app.ml.data import ChatExample
 from training_app.models import (
     DatasetVersion,
@@ -297,7 +297,7 @@ def _execute(run: TrainingRun, heartbeat: Heartbeat, workdir: Path) -> None:
     kind = task_kind(snapshot.kind, eval_rows)
     validate = mcq_validator(snapshot.dataset)
     _set_phase(run, "evaluating the base model" if init_dir is None else "evaluating the starting model", heartbeat)
-    model, tokenizer = load_starting_model(model_dir, init_dir)
+    model, tokenizer = load_starting_model(model_dir, init_dir, quantized=is_quantized_method(run.method))
     before = _evaluate(model, tokenizer, eval_rows, kind, config.max_seq_len, validate)
     before_prefs = preference_scores(model, tokenizer, eval_rows, config.max_seq_len) if preference else None
     del model
@@ -393,7 +393,7 @@ def _halve_micro_batch(run: TrainingRun, config: TrainConfig, error: str) -> Non
     if current <= 1:
         raise MemoryError(
             f"out of memory with one example per forward pass ({error}): the run does not fit on this worker. "
-            "Lower max_seq_len, train with LoRA, or use a worker with more memory."
+            "Lower max_seq_len, train with LoRA or QLoRA (the base in 4-bit), or use a worker with more memory."
         )
     smaller = max(1, current // 2)
     with transaction.atomic():
@@ -423,9 +423,12 @@ def evaluation_rows(rows: list[SnapshotRow]) -> tuple[str, list[SnapshotRow]]:
 
 
 def _load_tuned(source: Path, out_dir: Path, method: str):  # type: ignore[no-untyped-def]
+    """A run's model as it was trained: its adapter over the base (in 4-bit for qlora), or its own weights."""
     from training_app.ml.registry import load_model
 
-    return load_model(source, adapter_dir=out_dir) if method == "lora" else load_model(out_dir)
+    if is_adapter_method(method):
+        return load_model(source, adapter_dir=out_dir, quantized=is_quantized_method(method))
+    return load_model(out_dir)
 
 
 def _chat(row: SnapshotRow) -> ChatExample:
@@ -526,12 +529,14 @@ def _cached_model(key: str, loader) -> tuple[Any, Any]:  # type: ignore[no-untyp
     return _loaded[key]
 
 
-def loaded_base_model(name: str) -> tuple[Any, Any]:
-    """The registry's base model ``name`` and its tokenizer, loaded once per worker process."""
+def loaded_base_model(name: str, *, quantized: bool = False) -> tuple[Any, Any]:
+    """The registry's base model ``name`` (``quantized``: in 4-bit, as a qlora run trains over it) and its
+    tokenizer, loaded once per worker process."""
     from training_app.ml.registry import load_model
 
     source = base_model_dir(name)
-    return _cached_model(f"base:{name}", lambda: load_model(source))
+    key = f"base-4bit:{name}" if quantized else f"base:{name}"
+    return _cached_model(key, lambda: load_model(source, quantized=quantized))
 
 
 def tuned_model_dir(run: TrainingRun) -> Path:
@@ -596,7 +601,7 @@ def playground_answer(*, request_id: int) -> None:
         return
     run = request.run
     try:
-        base = loaded_base_model(run.base_model)
+        base = loaded_base_model(run.base_model, quantized=is_quantized_method(run.method))
         tuned = tuned_model(run)
         system, limit = usual_system_prompt(run), request.max_new_tokens
         base_output = answer_prompt(base, request.prompt, system=system, max_new_tokens=limit)

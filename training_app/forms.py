@@ -16,7 +16,11 @@ from training_app.ml.config import METHODS, validate_config
 from training_app.models import PREFERENCE_OBJECTIVES, Objective, TrainingRun
 from training_app.services import default_hyperparameters
 
-METHOD_LABELS = {"lora": "LoRA (adapter, fast, small artifact)", "full": "Full fine-tune (all weights)"}
+METHOD_LABELS = {
+    "lora": "LoRA (adapter, fast, small artifact)",
+    "full": "Full fine-tune (all weights)",
+    "qlora": "QLoRA (4-bit base, LoRA adapter: least memory)",
+}
 
 # (field, label, help) in the order the form shows them; the type comes from the default value.
 TRAINING_FIELDS = [
@@ -84,7 +88,7 @@ class RunForm(forms.Form):
         required=False,
         label="Start from",
         empty_label="The base model",
-        help_text="A succeeded LoRA run of the same workspace and base model: its adapter is merged and a new one "
+        help_text="A succeeded LoRA or QLoRA run of the same workspace and base model: its adapter is merged and a new one "
         "trained over it (supervised first, then preferences).",
     )
 

@@ -71,7 +71,10 @@ class TrainingRun(TimeStamped, Dispatched):
 
     snapshot = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="runs")
     base_model = models.CharField(max_length=100)
-    method = models.CharField(max_length=10, default="lora", choices=[("lora", "LoRA"), ("full", "Full fine-tune")])
+    method = models.CharField(
+        max_length=10, default="lora",
+        choices=[("lora", "LoRA"), ("full", "Full fine-tune"), ("qlora", "QLoRA (4-bit base)")],
+    )  # fmt: skip
     objective = models.CharField(
         max_length=10, choices=Objective.choices, default=Objective.SFT,
         help_text="sft: supervised pairs; dpo or orpo: chosen over rejected answers of a preference snapshot.",

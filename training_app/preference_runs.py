@@ -48,11 +48,12 @@ def init_artifact(run: TrainingRun) -> Path | None:
     return tuned_model_dir(run.init_run)
 
 
-def load_starting_model(source: Path, init_dir: Path | None):  # type: ignore[no-untyped-def]
-    """What training starts from: the base model, or the earlier run's model (its adapter over the base)."""
+def load_starting_model(source: Path, init_dir: Path | None, *, quantized: bool = False):  # type: ignore[no-untyped-def]
+    """What training starts from: the base model (in 4-bit for qlora), or the earlier run's model (its adapter merged
+    into the full-precision base)."""
     from training_app.ml.registry import load_model
 
-    return load_model(source, adapter_dir=init_dir) if init_dir is not None else load_model(source)
+    return load_model(source, adapter_dir=init_dir) if init_dir is not None else load_model(source, quantized=quantized)
 
 
 def preference_scores(model, tokenizer, rows: list[SnapshotRow], max_len: int) -> dict[str, Any]:  # type: ignore[no-untyped-def]

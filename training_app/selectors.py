@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404
 
 from datasets_app.curation.selectors import dataset_list, workspace_list
 from datasets_app.models import ROLE_RANK, Dataset, Role
+from training_app.ml.config import ADAPTER_METHODS
 from training_app.models import DatasetVersion, EvalItem, PlaygroundRequest, RunLog, RunMetric, RunStatus, TrainingRun
 
 User = AbstractBaseUser | AnonymousUser
@@ -81,9 +82,9 @@ def playground_list(*, run: TrainingRun, user: User, limit: int = 5) -> QuerySet
 
 
 def startable_run_list(*, user: User) -> QuerySet[TrainingRun]:
-    """Runs a new run may start from (init_run), for the new-run form: succeeded LoRA runs with their model, in
+    """Runs a new run may start from (init_run), for the new-run form: succeeded LoRA or QLoRA runs with their model, in
     workspaces where the user may start runs."""
     runs = TrainingRun.objects.filter(
-        snapshot__dataset__in=trainable_dataset_list(user=user), status=RunStatus.SUCCEEDED, method="lora"
+        snapshot__dataset__in=trainable_dataset_list(user=user), status=RunStatus.SUCCEEDED, method__in=ADAPTER_METHODS
     )
     return runs.exclude(artifact="").select_related("snapshot__dataset__workspace").order_by("-id")

@@ -78,7 +78,7 @@ class RunSettingsSerializer(JsonTypes, serializers.Serializer):
     )  # fmt: skip
     init_run = serializers.IntegerField(
         min_value=1, max_value=ID_MAX, required=False, allow_null=True, default=None,
-        help_text="Start from this run's model instead of the base model: a succeeded LoRA run of the same "
+        help_text="Start from this run's model instead of the base model: a succeeded LoRA or QLoRA run of the same "
         "workspace and base model (its adapter is merged, a new one trained over it).",
     )  # fmt: skip
     hyperparameters = HyperparametersField(required=False, default=dict)

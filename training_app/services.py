@@ -15,7 +15,15 @@ from datasets_app.models import Dataset, DatasetKind, Role, Workspace
 from training_app.checkpoints import attempt_end, attempts_text, checkpoints_forget
 from training_app.exports import merged_export_forget
 from training_app.judging.services import AB_TASK
-from training_app.ml.config import METHODS, TrainConfig, objective_defaults, validate_config
+from training_app.ml.config import (
+    METHODS,
+    TrainConfig,
+    is_adapter_method,
+    is_quantized_method,
+    objective_defaults,
+    qlora_problem,
+    validate_config,
+)
 from training_app.models import (
     PREFERENCE_OBJECTIVES,
     ABItem,
@@ -59,6 +67,8 @@ def _check(base_model: str, method: str, objective: str, hyperparameters: dict) 
         problems["base_model"] = f"unknown base model {base_model!r}; expected one of {', '.join(settings.BASE_MODELS)}"
     if method not in METHODS:
         problems["method"] = f"must be one of {', '.join(METHODS)}"
+    elif (problem := qlora_problem(method)) is not None:
+        problems["method"] = problem
     if objective not in Objective.values:
         problems["objective"] = f"must be one of {', '.join(Objective.values)}"
     for name in ("method", "objective"):
@@ -97,12 +107,14 @@ def _init_run_problem(init_run: TrainingRun, *, workspace: Workspace, base_model
         return f"run {init_run.pk} belongs to another workspace; start from a run of {workspace.name}"
     if init_run.status != RunStatus.SUCCEEDED:
         return f"run {init_run.pk} has not succeeded (it is {init_run.status}): only a trained model can be built on"
-    if init_run.method != "lora":
+    if not is_adapter_method(init_run.method):
         return f"run {init_run.pk} is a full fine-tune; a run can start only from a LoRA run (its adapter is merged)"
     if not init_run.artifact:
         return f"run {init_run.pk} has no trained model any more (it was deleted)"
     if init_run.base_model != base_model:
         return f"run {init_run.pk} was trained on {init_run.base_model}, this run uses {base_model}: they must match"
+    if is_quantized_method(method):
+        return "qlora cannot start from a run (an adapter cannot be merged into a 4-bit base): use method lora"
     if method != "lora":
         return "starting from a run needs method lora (a new adapter over the run's merged one)"
     return None

@@ -268,7 +268,7 @@ def test_the_default_config_is_valid():
         ({"epochs": 0}, "epochs"),
         ({"epochs": 2.5}, "epochs"),
         ({"batch_size": True}, "batch_size"),
-        ({"method": "qlora"}, "method"),
+        ({"method": "dora"}, "method"),
         ({"lora_dropout": 1.0}, "lora_dropout"),
         ({"lora_target_modules": []}, "lora_target_modules"),
         ({"lora_target_modules": ["q_proj; rm -rf"]}, "lora_target_modules"),

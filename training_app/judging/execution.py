@@ -10,6 +10,7 @@ from training_app.execution import (
     tuned_model,
     usual_system_prompt,
 )
+from training_app.ml.config import is_quantized_method
 from training_app.models import ABItem, ABStatus, TrainingRun
 
 logger = logging.getLogger(__name__)
@@ -46,12 +47,13 @@ def ab_answer(*, item_id: int) -> None:
 
 
 def _answer(item: ABItem, name: str, max_new_tokens: int) -> str:
-    """`run:<id>`: that run's fine-tuned model; `base:<name>`: the base model."""
+    """`run:<id>`: that run's fine-tuned model; `base:<name>`: the base model (in 4-bit against a qlora run: the
+    model it was trained from)."""
     kind, _, value = name.partition(":")
     if kind == "run":
         run = TrainingRun.objects.select_related("snapshot").get(pk=int(value))
         model = tuned_model(run)
     else:
         run = item.run
-        model = loaded_base_model(value)
+        model = loaded_base_model(value, quantized=is_quantized_method(run.method))
     return answer_prompt(model, item.prompt, system=usual_system_prompt(run), max_new_tokens=max_new_tokens)

@@ -6,12 +6,15 @@ loading the ML stack. ``training_app.ml.train`` re-exports these names.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-METHODS = ("lora", "full")
+METHODS = ("lora", "full", "qlora")
+# Methods whose artifact is a LoRA adapter over the base (qlora trains it over the base loaded in 4-bit).
+ADAPTER_METHODS = ("lora", "qlora")
 # What a run learns from: supervised answers, or preference pairs (DPO against the starting model, or ORPO,
 # which needs no reference).
 OBJECTIVES = ("sft", "dpo", "orpo")
@@ -80,6 +83,28 @@ def objective_defaults(objective: str) -> dict[str, Any]:
     if objective not in _OBJECTIVE_DEFAULTS:
         raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}")
     return dict(_OBJECTIVE_DEFAULTS[objective])
+
+
+def is_adapter_method(method: str) -> bool:
+    return method in ADAPTER_METHODS
+
+
+def is_quantized_method(method: str) -> bool:
+    """The base of a qlora run is loaded in 4-bit, for training and for every later use of its model."""
+    return method == "qlora"
+
+
+def method_description(method: str) -> str:
+    """The method as a run's log names it."""
+    return "qlora (base in 4-bit NF4)" if is_quantized_method(method) else method
+
+
+def qlora_problem(method: str) -> str | None:
+    """Why a run of ``method`` cannot train on this server (QLoRA without bitsandbytes), else None; looks the package
+    up without importing it (and torch)."""
+    if is_quantized_method(method) and importlib.util.find_spec("bitsandbytes") is None:
+        return "QLoRA needs bitsandbytes, which is not installed here (pip install bitsandbytes); use lora or full"
+    return None
 
 
 def steps_per_epoch(pairs: int, cfg: TrainConfig) -> int:

@@ -1,6 +1,7 @@
-"""A run's model as one Hugging Face folder: a LoRA adapter merged into the base weights, saved as safetensors with
-the tokenizer, its chat template and the generation config, so `from_pretrained`, vLLM or llama.cpp's converter take
-it without peft or Instructory."""
+"""A run's model as one Hugging Face folder: a LoRA adapter merged into the base weights (a QLoRA adapter into the
+full-precision base, as QLoRA models are usually shipped), saved as safetensors with the tokenizer, its chat
+template and the generation config, so `from_pretrained`, vLLM or llama.cpp's converter take it without peft or
+Instructory."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from training_app.ml.config import is_adapter_method
 from training_app.ml.registry import load_model
 
 # Files of a model folder the export copies as they are when the merged model did not write its own.
@@ -17,12 +19,12 @@ KEPT_FROM_SOURCE = ("generation_config.json",)
 
 
 def export_merged(source_dir: Path, tuned_dir: Path, method: str, out_dir: Path) -> Path:
-    """Write the merged model of a run (LoRA: base + adapter; full: its own weights) to ``out_dir``.
+    """Write the merged model of a run (LoRA, QLoRA: base + adapter; full: its own weights) to ``out_dir``.
 
     Merged on the CPU in float32, then saved in the base model's own dtype.
     """
     out_dir = Path(out_dir)
-    if method == "lora":
+    if is_adapter_method(method):
         model, tokenizer = load_model(Path(source_dir), adapter_dir=Path(tuned_dir), device="cpu")
         model = model.merge_and_unload()
     else:

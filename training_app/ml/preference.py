@@ -24,7 +24,7 @@ from torch.nn import functional as F  # noqa: N812
 from transformers import PreTrainedTokenizerBase
 
 from training_app.ml.checkpoint import LoopOptions
-from training_app.ml.config import TrainConfig, steps_per_epoch
+from training_app.ml.config import TrainConfig, method_description, steps_per_epoch
 from training_app.ml.data import IGNORE_INDEX, ChatExample, Encoded, collate, encode_many, make_batches
 from training_app.ml.distributed import Sync
 from training_app.ml.loss import autocast, forward_passes, to_device
@@ -340,7 +340,7 @@ def fit_preference(
     device = next(model.parameters()).device
     callbacks.on_log(
         f"training {cfg.objective} (beta {cfg.beta:g}) on {len(pairs)} preference pairs ({truncated} truncated to "
-        f"{cfg.max_seq_len} tokens), {cfg.epochs} epochs, {total_steps} steps, {cfg.method}, on {device}"
+        f"{cfg.max_seq_len} tokens), {cfg.epochs} epochs, {total_steps} steps, {method_description(cfg.method)}, on {device}"
     )
     options = options or LoopOptions()
     reference = val_reference = None

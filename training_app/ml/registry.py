@@ -42,6 +42,9 @@ from transformers import (
 from training_app.ml.tokenizer import MARKER
 
 logger = logging.getLogger(__name__)
+# On import (peft imports it too) bitsandbytes warns, on CPUs with AVX512-BF16, that the optional `kernels` package
+# (fetched from the Hub) is missing; it then computes with torch's own operations, which is fine.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 SOURCES = ("gguf", "local", "hub", "tiny")
 # Written last into a finished build; holds the spec so a changed settings entry is rebuilt.
@@ -108,30 +111,76 @@ def load_model(
     *,
     adapter_dir: Path | None = None,
     device: str | None = None,
+    quantized: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a base model (optionally with a LoRA adapter on top) in eval mode, plus its tokenizer.
 
-    ``source_dir`` may also be the output of a full fine-tune, which holds complete weights.
+    ``source_dir`` may also be the output of a full fine-tune, which holds complete weights. ``quantized`` loads the
+    base in 4-bit NF4, as a qlora run trained over it, so its adapter answers as it was trained.
     """
     if device is None:
         device, dtype = pick_device()
     else:
         dtype = dtype_for(device)
-    model = AutoModelForCausalLM.from_pretrained(source_dir, dtype=dtype, use_safetensors=True, trust_remote_code=False)
+    model = load_base(source_dir, device=device, dtype=dtype, quantized=quantized)
     tokenizer_dir = source_dir
     if adapter_dir is not None:
         from peft import PeftModel
 
         if is_adapter(Path(adapter_dir) / INIT_DIR):  # a run stacked on an earlier one: that one first, merged
+            if quantized:
+                raise ModelSourceError("an adapter trained over another run's cannot be merged into a 4-bit base")
             model = merge_adapter(model, Path(adapter_dir) / INIT_DIR)
         with quiet_peft():
             model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False)
         if (Path(adapter_dir) / "tokenizer_config.json").exists():
             tokenizer_dir = adapter_dir
     tokenizer = load_tokenizer(tokenizer_dir)
-    model.to(device)
+    if not quantized:  # a 4-bit model is placed while it loads
+        model.to(device)
     model.eval()
     return model, tokenizer
+
+
+class QuantizationUnavailable(RuntimeError):
+    """bitsandbytes, which loads a base in 4-bit for QLoRA, cannot be imported here."""
+
+
+def load_base(source_dir: Path, *, device: str, dtype: torch.dtype, quantized: bool = False) -> PreTrainedModel:
+    """The weights in ``source_dir`` on ``device`` in ``dtype``; ``quantized``: the linear layers of the transformer
+    blocks in 4-bit NF4 with double quantization, computing in ``dtype`` (bitsandbytes, as QLoRA does)."""
+    if not quantized:
+        return AutoModelForCausalLM.from_pretrained(
+            source_dir, dtype=dtype, use_safetensors=True, trust_remote_code=False
+        ).to(device)
+    from transformers import BitsAndBytesConfig
+
+    import_bitsandbytes()
+    config = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=dtype,
+    )
+    return AutoModelForCausalLM.from_pretrained(
+        source_dir, dtype=dtype, quantization_config=config, device_map={"": _placed(device)},
+        use_safetensors=True, trust_remote_code=False,
+    )  # fmt: skip
+
+
+def import_bitsandbytes() -> None:
+    """Import bitsandbytes, or raise QuantizationUnavailable saying QLoRA needs it."""
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as error:
+        raise QuantizationUnavailable(f"QLoRA needs bitsandbytes, which cannot be imported here: {error}") from error
+
+
+def _placed(device: str) -> str | int:
+    """Where a 4-bit model loads: the process's current GPU (each data-parallel process set its own), or the CPU."""
+    if device == "cuda":
+        return torch.cuda.current_device()
+    return device
 
 
 # Inside a LoRA artifact trained on top of an earlier one: a copy of that one's adapter (with its own init/, if any).

@@ -1,6 +1,6 @@
-"""Fine-tuning: our own loop on transformers + peft (LoRA or full), with cooperative cancel.
+"""Fine-tuning: our own loop on transformers + peft (LoRA, QLoRA or full), with cooperative cancel.
 
-``train`` is the entry point the app calls: load the base, attach LoRA (or not), ``fit``, save.
+``train`` is the entry point the app calls: load the base (in 4-bit for QLoRA), attach LoRA (or not), ``fit``, save.
 ``fit`` trains a model already in memory and is public so tests and benchmarks can reuse it.
 
 Speed on CPU comes from not computing what the loss ignores: examples are batched by length and
@@ -26,14 +26,30 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from training_app.ml.checkpoint import LoopCounters, LoopOptions, checkpoint_if_due, load_checkpoint
-from training_app.ml.config import ConfigError, TrainConfig, steps_per_epoch, validate_config
+from training_app.ml.config import (
+    ConfigError,
+    TrainConfig,
+    is_adapter_method,
+    is_quantized_method,
+    method_description,
+    steps_per_epoch,
+    validate_config,
+)
 from training_app.ml.data import ChatExample, collate, encode_many, make_batches
 from training_app.ml.distributed import local_numel
 from training_app.ml.loss import answer_loss_sum, autocast, forward_passes, to_device, validation_loss
-from training_app.ml.registry import INIT_DIR, copy_adapter, load_tokenizer, merge_adapter, pick_device, quiet_peft
+from training_app.ml.registry import (
+    INIT_DIR,
+    copy_adapter,
+    load_base,
+    load_tokenizer,
+    merge_adapter,
+    pick_device,
+    quiet_peft,
+)
 
 __all__ = [
     "Callbacks",
@@ -146,9 +162,14 @@ def train(
     artifact's adapter, which ``registry.load_model`` merges first); full saves complete safetensors
     weights, the init adapter merged in. Both add the tokenizer and train_config.json. The directory
     appears only when everything is written; a cancelled run saves nothing.
+
+    QLoRA trains a LoRA adapter over the base loaded in 4-bit NF4 and saves what LoRA saves; it takes no
+    ``init_artifact`` (an adapter cannot be merged into 4-bit weights).
     """
     callbacks, options = callbacks or NullCallbacks(), options or LoopOptions()
     problems = validate_config(cfg.to_dict())
+    if init_artifact is not None and is_quantized_method(cfg.method):
+        problems.append(("method", "qlora cannot start from another run's adapter: its base is in 4-bit"))
     if problems:
         raise ConfigError(problems)
     out_dir = Path(out_dir)
@@ -158,13 +179,12 @@ def train(
     if device == "cpu":
         _use_available_cores()
     # Full fine-tuning keeps float32 master weights; bf16 then only runs inside autocast.
-    weights_dtype = dtype if cfg.method == "lora" else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(
-        source_dir, dtype=weights_dtype, use_safetensors=True, trust_remote_code=False
-    )
+    weights_dtype = dtype if is_adapter_method(cfg.method) else torch.float32
     sharded = cfg.method == "full" and options.sync.world > 1
-    if not sharded:  # sharding moves each layer's share to the device, never the whole model
-        model = model.to(device)
+    # Sharding moves each layer's share to the device, never the whole model.
+    model = load_base(
+        source_dir, device="cpu" if sharded else device, dtype=weights_dtype, quantized=is_quantized_method(cfg.method)
+    )
     if init_artifact is not None:
         model = merge_adapter(model, Path(init_artifact))
         callbacks.on_log(f"merged the adapter of {init_artifact} into the base; training a fresh one on top")
@@ -182,7 +202,7 @@ def train(
     weights = options.sync.gather_weights(model) if sharded else None  # every process takes part
     if not options.sync.leader:
         return result  # in data-parallel training rank 0 alone saves
-    init = Path(init_artifact) if init_artifact is not None and cfg.method == "lora" else None
+    init = Path(init_artifact) if init_artifact is not None and is_adapter_method(cfg.method) else None
     save_trained(model, tokenizer, cfg, out_dir, base=source_dir, result=result, init_artifact=init, weights=weights)
     callbacks.on_log(f"saved to {out_dir}")
     return replace(result, out_dir=out_dir)
@@ -221,6 +241,13 @@ def lora_config(cfg: TrainConfig) -> LoraConfig:
 def prepare_model(model: PreTrainedModel, cfg: TrainConfig) -> nn.Module:
     """Make ``model`` trainable per ``cfg``: wrap it with a fresh LoRA adapter, or unfreeze all."""
     _seed(cfg.seed)  # the adapter's initial weights come from the RNG
+    if is_quantized_method(cfg.method):
+        from peft import prepare_model_for_kbit_training
+
+        # Freezes the 4-bit base and keeps its other weights in float32; checkpointing is switched on below, as for
+        # the other methods (non-reentrant, so the inputs need no gradient).
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        _keep_trainable_4bit_layout(model)
     if cfg.gradient_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if cfg.method == "full":
@@ -316,7 +343,7 @@ def fit(
     everything = sum(p.numel() for p in model.parameters())
     callbacks.on_log(
         f"training {len(encoded)} examples ({truncated} truncated to {cfg.max_seq_len} tokens), "
-        f"{cfg.epochs} epochs, {steps_per_epoch(len(encoded), cfg) * cfg.epochs} steps, {cfg.method}, "
+        f"{cfg.epochs} epochs, {steps_per_epoch(len(encoded), cfg) * cfg.epochs} steps, {method_description(cfg.method)}, "
         f"{trainable / 1e6:.2f}M of {everything / 1e6:.1f}M parameters trained, on {device}"
     )
 
@@ -494,6 +521,15 @@ def _use_available_cores() -> None:
 
 def _is_linear(module: nn.Module) -> bool:
     return isinstance(module, nn.Linear) or type(module).__name__ in ("Conv1D", "Linear8bitLt")
+
+
+def _keep_trainable_4bit_layout(model: nn.Module) -> None:
+    # On CPUs with AVX512-BF16, bitsandbytes repacks a 4-bit layer's weights for a faster kernel the first time the
+    # layer runs in eval mode (validation), and keeps using that kernel, which has no backward: the gradients that
+    # pass through the base would be silently lost for the rest of training.
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -19,6 +19,7 @@ from training_app import selectors, services
 from training_app.exports import NoModel, merged_export_start
 from training_app.failures import SendOutcome, failure_drafts_sent, failures_send
 from training_app.forms import AS_IS, RunForm, SendFailuresForm
+from training_app.ml.config import is_adapter_method, is_quantized_method
 from training_app.models import PREFERENCE_OBJECTIVES, RunStatus, TrainingRun
 from training_app.views import display
 from training_app.views.judge import run_votes_context
@@ -205,11 +206,16 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "summary": run.summary,
         "train_duration": display.duration(run.summary.get("train_seconds")),
         "preference": run.objective in PREFERENCE_OBJECTIVES,
-        "before_label": "Starting model" if run.init_run_id else "Base model",
-        "can_continue": run.status == RunStatus.SUCCEEDED and run.method == "lora" and bool(run.artifact),
+        "before_label": "Starting model" if run.init_run_id else _base_label(run),
+        "can_continue": run.status == RunStatus.SUCCEEDED and is_adapter_method(run.method) and bool(run.artifact),
         **run_votes_context(user=request.user, run=run),
     }
     return render(request, "training_app/run_detail.html", context)
+
+
+def _base_label(run: TrainingRun) -> str:
+    # A qlora run is scored against the base it trained over: the 4-bit one.
+    return "Base model (4-bit)" if is_quantized_method(run.method) else "Base model"
 
 
 def _send_targets(request: HttpRequest, run: TrainingRun) -> QuerySet[Dataset]:
