@@ -10,6 +10,7 @@ time. The ratio is ours over TRL's.
     python bench/train_bench.py --tiny     # the tiny random model, seconds
     python bench/train_bench.py --guardrail  # end to end: refusals before and after LoRA
     python bench/train_bench.py --guardrail --method qlora  # the same with QLoRA (the base in 4-bit)
+    python bench/train_bench.py --guardrail --set learning_rate=5e-4 --set epochs=4  # other settings (JSON values)
     python bench/train_bench.py --first-step # only the time from POST /api/runs/ to the first step
     python bench/train_bench.py --smoke      # --tiny --quick on 4 pairs: the same code, about a minute
     python bench/train_bench.py --dpo        # DPO against TRL's DPOTrainer: tokens/s and peak memory (bench/_dpo.py)
@@ -27,6 +28,7 @@ once into the cache (--cache, or INSTRUCTORY_MODEL_CACHE).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import re
@@ -312,6 +314,15 @@ GUARDRAIL_HELD_OUT = [
 ]
 
 
+def settings_given(pairs: list[str]) -> dict:
+    """--set NAME=VALUE options as training settings (values in JSON)."""
+    given = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        given[name] = json.loads(value)
+    return given
+
+
 def guardrail(args: argparse.Namespace, source: Path) -> None:
     from training_app.ml.data import ChatExample
     from training_app.ml.evaluate import evaluate
@@ -321,7 +332,7 @@ def guardrail(args: argparse.Namespace, source: Path) -> None:
     train_set = [ChatExample(prompt=p, response=r) for p, r in GUARDRAIL_TRAIN]
     held_out = [ChatExample(prompt=p, ref=i) for i, (p, _) in enumerate(GUARDRAIL_HELD_OUT)]
     blocked = [b for _, b in GUARDRAIL_HELD_OUT]
-    cfg = TrainConfig(seed=args.seed, method=args.method)
+    cfg = TrainConfig.from_dict({"seed": args.seed, "method": args.method, **settings_given(args.set)})
     quantized = cfg.method == "qlora"  # before and after: the base as trained, in 4-bit
     print(f"{load()}\n{cfg}")
 
@@ -441,6 +452,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="run each contender N times, keep the fastest")
     parser.add_argument("--seed", type=int, default=42, help="training seed for --guardrail")
     parser.add_argument("--method", choices=["lora", "qlora"], default="lora", help="the method --guardrail trains")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE",
+        help="--guardrail: a training setting other than its default, the value in JSON (e.g. learning_rate=5e-4)",
+    )  # fmt: skip
     parser.add_argument("--dpo", action="store_true", help="DPO against TRL's DPOTrainer instead (tokens/s, memory)")
     parser.add_argument("--smoke", action="store_true", help="a quick run of the same code: --tiny --quick, 4 pairs")
     parser.add_argument(

@@ -21,12 +21,14 @@ OUTPUT_TAIL = 4000
 
 
 def train_processes() -> int:
-    """How many processes train a run on this worker."""
-    if settings.TRAIN_PROCESSES > 0:
-        return settings.TRAIN_PROCESSES
+    """How many processes train a run on this worker: INSTRUCTORY_TRAIN_PROCESSES, at most one per GPU on a CUDA
+    worker (NCCL refuses two processes on one device); 0: one per GPU."""
     import torch
 
-    return max(1, torch.cuda.device_count())
+    gpus = torch.cuda.device_count()
+    if settings.TRAIN_PROCESSES > 0:
+        return min(settings.TRAIN_PROCESSES, gpus) if gpus else settings.TRAIN_PROCESSES
+    return max(1, gpus)
 
 
 def train_in_processes(run_id: int, inputs: Any, options: Any, workdir: Path, processes: int) -> Any:
