@@ -9,6 +9,7 @@ refreshes the planner's statistics, so the dataset's pages are quick at once.
 """
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,7 +51,7 @@ from datasets_app.models import Dataset, Example, ExampleSplit, ExampleStatus, I
 logger = logging.getLogger(__name__)
 MAX_PROBLEMS = 100
 BATCH_SIZE = 5000  # rows a batch: about a quarter of a second of writing on SQLite
-WRITE_TARGET_S = 0.5  # on SQLite, about the longest one write of an import holds the lock other writers wait on
+WRITE_TARGET_S = 1.0  # on SQLite, about the longest one write of an import holds the lock other writers wait on
 MIN_WRITE_ROWS = 200
 ANALYZE_MIN_ROWS = 1000  # an import at least this large refreshes the planner's statistics
 TABLE = Example._meta.db_table
@@ -238,11 +239,13 @@ class WritePace:
         self.size = BATCH_SIZE
 
     def pieces(self, batch: list[list]) -> Iterator[list[list]]:
+        """The batch in pieces of about equal length, none longer than the size: no sliver of a piece at the end."""
         start = 0
         while start < len(batch):
-            piece = batch[start : start + self.size]
-            start += len(piece)
-            yield piece
+            left = len(batch) - start
+            length = math.ceil(left / math.ceil(left / self.size))
+            yield batch[start : start + length]
+            start += length
 
     def took(self, seconds: float, rows: int) -> None:
         if seconds > WRITE_TARGET_S:

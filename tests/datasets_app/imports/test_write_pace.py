@@ -21,6 +21,12 @@ def test_a_slow_write_makes_the_next_ones_short_enough_to_keep_the_wait_near_the
     assert pace.size == MIN_WRITE_ROWS
 
 
+def test_a_batch_a_little_over_the_size_is_written_in_even_pieces_not_a_piece_and_a_sliver():
+    pace = WritePace()
+    pace.took(WRITE_TARGET_S * 1.1, BATCH_SIZE)
+    assert sizes(pace, BATCH_SIZE) == [BATCH_SIZE // 2] * 2
+
+
 def test_quick_writes_grow_the_pieces_back_to_a_whole_batch():
     pace = WritePace()
     pace.took(WRITE_TARGET_S * 10, BATCH_SIZE)
